@@ -1,0 +1,107 @@
+//! Building the service from its configuration: connect every dependency, wire the services
+//! together, and serve. `traceledger serve`, the tests and the benchmarks all start it here.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, Authenticator, NewApiKey};
+use crate::bus::{BusError, Publisher, Topology};
+use crate::cache::{Cache, CacheError};
+use crate::config::Config;
+use crate::graphql::{build_schema, Services};
+use crate::http::{self, AppState};
+use crate::ingest::Recorder;
+use crate::live::LiveFeed;
+use crate::store::{Store, StoreError};
+use crate::worker::{self, WorkerSettings};
+
+/// The tenant of the key created for a newcomer when a deployment has none.
+pub const BOOTSTRAP_TENANT: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("PostgreSQL: {0}")]
+    Store(#[from] StoreError),
+    #[error("Redis: {0}")]
+    Cache(#[from] CacheError),
+    #[error("RabbitMQ: {0}")]
+    Bus(#[from] BusError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A fully connected service, ready to serve.
+pub struct App {
+    config: Config,
+    store: Store,
+    router: axum::Router,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Connects to PostgreSQL (creating and migrating the database), Redis and RabbitMQ.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        store.migrate().await?;
+        let cache = Cache::connect(
+            &config.redis_url,
+            &config.cache_prefix,
+            config.cache_ttl(),
+            config.idempotency_ttl(),
+        )
+        .await?;
+        let topology = Topology::from_config(&config);
+        let publisher =
+            Publisher::connect(&config.amqp_url, topology.clone(), config.publish_timeout()).await?;
+        let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await?;
+        let services = Arc::new(Services {
+            store: store.clone(),
+            cache: cache.clone(),
+            recorder: Recorder::new(publisher, cache, store.clone()),
+            live,
+        });
+        let state = AppState {
+            schema: build_schema(Arc::clone(&services)),
+            services,
+            auth: Arc::new(Authenticator::new(store.clone(), config.key_cache_ttl())),
+        };
+        Ok(Self {
+            router: http::router(state),
+            config,
+            store,
+            shutdown,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs the worker inside this process until shutdown.
+    pub fn spawn_worker(&self) -> JoinHandle<()> {
+        tokio::spawn(worker::run(
+            WorkerSettings::from_config(&self.config),
+            self.store.clone(),
+            self.shutdown.clone(),
+        ))
+    }
+
+    /// Serves HTTP on `listener` until shutdown.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), StartupError> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(self.shutdown.cancelled_owned())
+            .await?;
+        Ok(())
+    }
+}
+
+/// A newcomer's first key: created for tenant `default` when the deployment has no key at all.
+pub async fn bootstrap_key(store: &Store) -> Result<Option<NewApiKey>, StoreError> {
+    if store.count_api_keys().await? > 0 {
+        return Ok(None);
+    }
+    auth::create_api_key(store, BOOTSTRAP_TENANT, "bootstrap").await.map(Some)
+}

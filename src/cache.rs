@@ -1,0 +1,175 @@
+//! Redis: the cache-aside copy of stored events, and the fast path for idempotency keys.
+//!
+//! Nothing here is the source of truth. Events are immutable, so a cached one is never stale;
+//! an idempotency key claimed here is still guarded by PostgreSQL's unique constraint.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use uuid::Uuid;
+
+use crate::domain::AuditEvent;
+
+/// Redis calls that take longer than this count as failures; callers then go without the cache.
+const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache error: {0}")]
+pub struct CacheError(#[from] redis::RedisError);
+
+#[derive(Clone)]
+pub struct Cache {
+    conn: ConnectionManager,
+    prefix: String,
+    event_ttl: Duration,
+    idempotency_ttl: Duration,
+}
+
+impl Cache {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        event_ttl: Duration,
+        idempotency_ttl: Duration,
+    ) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(RESPONSE_TIMEOUT)
+            .set_connection_timeout(CONNECT_TIMEOUT);
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+            event_ttl,
+            idempotency_ttl,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The cached events for these (tenant, id) keys, in the same order; `None` for a miss.
+    pub async fn get_events(
+        &self,
+        keys: &[(String, Uuid)],
+    ) -> Result<Vec<Option<AuditEvent>>, CacheError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys
+            .iter()
+            .map(|(tenant, id)| self.event_key(tenant, id))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        // An entry that does not decode (written by another version) is just a miss.
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+            .collect())
+    }
+
+    pub async fn put_events(&self, events: &[AuditEvent]) -> Result<(), CacheError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for event in events {
+            let Ok(body) = serde_json::to_vec(event) else {
+                continue;
+            };
+            pipe.cmd("SET")
+                .arg(self.event_key(&event.tenant, &event.id))
+                .arg(body)
+                .arg("EX")
+                .arg(self.event_ttl.as_secs().max(1))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Claims each idempotency key for the given new event id, in order, in one round trip.
+    /// Returns, per claim, `None` if it is now ours or the id that holds it already (so a second
+    /// claim of the same key in one batch sees the first).
+    pub async fn claim_idempotency_keys(
+        &self,
+        tenant: &str,
+        claims: &[(&str, Uuid)],
+    ) -> Result<Vec<Option<Uuid>>, CacheError> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (key, id) in claims {
+            pipe.cmd("SET")
+                .arg(self.idempotency_key(tenant, key))
+                .arg(id.to_string())
+                .arg("NX")
+                .arg("GET")
+                .arg("EX")
+                .arg(self.idempotency_ttl.as_secs().max(1));
+        }
+        let previous: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(previous
+            .into_iter()
+            .map(|p| p.and_then(|id| Uuid::try_parse(&id).ok()))
+            .collect())
+    }
+
+    /// Records which event holds each key (after PostgreSQL said so), overwriting claims.
+    pub async fn remember_idempotency_keys(
+        &self,
+        tenant: &str,
+        holders: &[(&str, Uuid)],
+    ) -> Result<(), CacheError> {
+        if holders.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, id) in holders {
+            pipe.cmd("SET")
+                .arg(self.idempotency_key(tenant, key))
+                .arg(id.to_string())
+                .arg("EX")
+                .arg(self.idempotency_ttl.as_secs().max(1))
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    /// Gives up claims whose events were never published, so a retry is not told DUPLICATE.
+    pub async fn release_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[&str],
+    ) -> Result<(), CacheError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.idempotency_key(tenant, k)).collect();
+        redis::cmd("DEL")
+            .arg(&names)
+            .query_async::<()>(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    fn event_key(&self, tenant: &str, id: &Uuid) -> String {
+        // The id has a fixed length, so the key is unambiguous whatever the tenant holds.
+        format!("{}:ev:{}:{}", self.prefix, tenant, id.simple())
+    }
+
+    fn idempotency_key(&self, tenant: &str, key: &str) -> String {
+        // Length-prefixed so tenant "a:b" with key "c" never collides with tenant "a", key "b:c".
+        format!("{}:idem:{}:{}:{}", self.prefix, tenant.len(), tenant, key)
+    }
+}

@@ -1,0 +1,129 @@
+//! One typed configuration, parsed once at the edge and passed down. Every setting has a default
+//! that points at the local services, and a `TRACELEDGER_*` environment variable that overrides it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, ValueEnum};
+
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "TRACELEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL, the source of truth. The database is created if it does not exist.
+    #[arg(
+        long,
+        env = "TRACELEDGER_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/traceledger"
+    )]
+    pub database_url: String,
+
+    #[arg(long, env = "TRACELEDGER_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    pub database_max_connections: u32,
+
+    /// Redis, for the event cache and the idempotency fast path.
+    #[arg(long, env = "TRACELEDGER_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key this deployment writes.
+    #[arg(long, env = "TRACELEDGER_CACHE_PREFIX", default_value = "tl")]
+    pub cache_prefix: String,
+
+    /// How long a loaded event stays cached (events are immutable; this only bounds memory).
+    #[arg(long, env = "TRACELEDGER_CACHE_TTL_SECS", default_value_t = 3600)]
+    pub cache_ttl_secs: u64,
+
+    /// How long Redis remembers an idempotency key (PostgreSQL remembers it for good).
+    #[arg(long, env = "TRACELEDGER_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    pub idempotency_ttl_secs: u64,
+
+    /// RabbitMQ.
+    #[arg(
+        long,
+        env = "TRACELEDGER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: String,
+
+    /// Durable fanout exchange every accepted batch is published to.
+    #[arg(long, env = "TRACELEDGER_EXCHANGE", default_value = "traceledger.events")]
+    pub exchange: String,
+
+    /// Durable queue the workers consume.
+    #[arg(long, env = "TRACELEDGER_WORKER_QUEUE", default_value = "traceledger.worker")]
+    pub worker_queue: String,
+
+    /// Where undecodable or invalid messages go instead of looping.
+    #[arg(
+        long,
+        env = "TRACELEDGER_DEAD_LETTER_QUEUE",
+        default_value = "traceledger.dead-letter"
+    )]
+    pub dead_letter_queue: String,
+
+    /// How long `recordEvent` waits for the broker's confirm before answering UNAVAILABLE.
+    #[arg(long, env = "TRACELEDGER_PUBLISH_TIMEOUT_MS", default_value_t = 5000)]
+    pub publish_timeout_ms: u64,
+
+    /// The worker commits a batch after this many messages…
+    #[arg(long, env = "TRACELEDGER_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+
+    /// …or this long after the batch's first message, whichever comes first.
+    #[arg(long, env = "TRACELEDGER_BATCH_TIMEOUT_MS", default_value_t = 50)]
+    pub batch_timeout_ms: u64,
+
+    /// Unacknowledged messages the broker hands one worker at a time.
+    #[arg(long, env = "TRACELEDGER_PREFETCH", default_value_t = 1000)]
+    pub prefetch: u16,
+
+    /// How long a verified API key is trusted before it is looked up again.
+    #[arg(long, env = "TRACELEDGER_KEY_CACHE_SECS", default_value_t = 5)]
+    pub key_cache_secs: u64,
+
+    /// Log format.
+    #[arg(long, env = "TRACELEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Parses nothing but the environment, for callers that build a config in code (tests, benches).
+#[derive(Parser)]
+struct EnvOnly {
+    #[command(flatten)]
+    config: Config,
+}
+
+impl Config {
+    /// Local defaults with `TRACELEDGER_*` overrides applied.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        EnvOnly::try_parse_from(["traceledger"]).map(|e| e.config)
+    }
+
+    pub fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.cache_ttl_secs)
+    }
+
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs(self.idempotency_ttl_secs)
+    }
+
+    pub fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms)
+    }
+
+    pub fn batch_timeout(&self) -> Duration {
+        Duration::from_millis(self.batch_timeout_ms)
+    }
+
+    pub fn key_cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.key_cache_secs)
+    }
+}

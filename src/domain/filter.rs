@@ -1,0 +1,90 @@
+//! Which events a query or a subscription wants, and in what order.
+
+use chrono::{DateTime, Utc};
+
+use super::event::{AuditEvent, Outcome, Severity};
+
+/// One entry of `actions`: an exact name, or `prefix.*` for every action under `prefix.`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionPattern {
+    Exact(String),
+    /// Holds the prefix with its trailing dot, e.g. `invoice.` for `invoice.*`.
+    Prefix(String),
+}
+
+impl ActionPattern {
+    pub fn parse(pattern: &str) -> Self {
+        match pattern.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('.') => Self::Prefix(prefix.to_owned()),
+            _ => Self::Exact(pattern.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, action: &str) -> bool {
+        match self {
+            Self::Exact(name) => name == action,
+            Self::Prefix(prefix) => action.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// Every list is "any of"; an empty list, like a missing one, does not filter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EventFilter {
+    pub actions: Vec<ActionPattern>,
+    pub services: Vec<String>,
+    pub actor_ids: Vec<String>,
+    pub actor_types: Vec<String>,
+    pub target_ids: Vec<String>,
+    pub target_types: Vec<String>,
+    pub outcomes: Vec<Outcome>,
+    pub min_severity: Option<Severity>,
+    /// Inclusive.
+    pub occurred_after: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub occurred_before: Option<DateTime<Utc>>,
+}
+
+impl EventFilter {
+    /// The same predicate the store evaluates in SQL, for events that never touch it (live feed).
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        fn any_of(list: &[String], value: Option<&str>) -> bool {
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
+        }
+        let target = event.target.as_ref();
+        (self.actions.is_empty() || self.actions.iter().any(|p| p.matches(&event.action)))
+            && any_of(&self.services, Some(&event.service))
+            && any_of(&self.actor_ids, Some(&event.actor.id))
+            && any_of(&self.actor_types, Some(&event.actor.kind))
+            && any_of(&self.target_ids, target.map(|t| t.id.as_str()))
+            && any_of(&self.target_types, target.map(|t| t.kind.as_str()))
+            && (self.outcomes.is_empty() || self.outcomes.contains(&event.outcome))
+            && self.min_severity.is_none_or(|min| event.severity >= min)
+            && self.occurred_after.is_none_or(|t| event.occurred_at >= t)
+            && self.occurred_before.is_none_or(|t| event.occurred_at < t)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventOrder {
+    #[default]
+    OccurredAtDesc,
+    OccurredAtAsc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_patterns() {
+        let prefix = ActionPattern::parse("invoice.*");
+        assert!(prefix.matches("invoice.update"));
+        assert!(prefix.matches("invoice.line.add"));
+        assert!(!prefix.matches("invoice"));
+        assert!(!prefix.matches("invoices.update"));
+        let exact = ActionPattern::parse("user.login");
+        assert!(exact.matches("user.login"));
+        assert!(!exact.matches("user.login.failed"));
+    }
+}

@@ -1,0 +1,417 @@
+//! Parsing raw input into a [`NewEvent`]: every rule of the contract in one place, each failure
+//! naming the offending field. The worker runs the same checks on what it consumes, so a message
+//! that did not come through the API cannot poison a batch.
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+use super::event::{Actor, AuditEvent, Outcome, Severity, Target};
+
+pub const MAX_ACTION_LEN: usize = 128;
+/// Service names, ids, types, names and keys.
+pub const MAX_ID_LEN: usize = 256;
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// How far ahead of the server's clock a producer's `occurredAt` may be.
+pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+/// Inputs per `recordEvents` call.
+pub const MAX_BATCH: usize = 1000;
+
+/// A rejected input: which field (a dotted path relative to the event input) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An event as a producer sent it, not yet trusted.
+#[derive(Clone, Debug, Default)]
+pub struct EventDraft {
+    pub action: String,
+    pub service: String,
+    pub actor: ActorDraft,
+    pub target: Option<TargetDraft>,
+    pub outcome: Option<Outcome>,
+    pub severity: Option<Severity>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub idempotency_key: Option<String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ActorDraft {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TargetDraft {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+}
+
+/// A validated event that has not been accepted yet (no id, tenant or receive time).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    occurred_at: Option<DateTime<Utc>>,
+    action: String,
+    outcome: Outcome,
+    severity: Severity,
+    service: String,
+    actor: Actor,
+    target: Option<Target>,
+    message: Option<String>,
+    metadata: Option<serde_json::Value>,
+    idempotency_key: Option<String>,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+}
+
+impl NewEvent {
+    /// Applies every input rule; `now` is the server's clock, for the future-skew check.
+    pub fn parse(draft: EventDraft, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let event = Self {
+            occurred_at: draft.occurred_at.map(|t| t.trunc_subsecs(6)),
+            action: draft.action,
+            outcome: draft.outcome.unwrap_or(Outcome::Success),
+            severity: draft.severity.unwrap_or(Severity::Info),
+            service: draft.service,
+            actor: Actor {
+                id: draft.actor.id,
+                kind: draft.actor.kind,
+                name: draft.actor.name,
+                ip: draft.actor.ip,
+            },
+            target: draft.target.map(|t| Target {
+                id: t.id,
+                kind: t.kind,
+                name: t.name,
+            }),
+            message: draft.message,
+            metadata: draft.metadata,
+            idempotency_key: draft.idempotency_key,
+            request_id: draft.request_id,
+            trace_id: draft.trace_id,
+        };
+        check_fields(Fields {
+            action: &event.action,
+            service: &event.service,
+            actor: &event.actor,
+            target: event.target.as_ref(),
+            message: event.message.as_deref(),
+            metadata: event.metadata.as_ref(),
+            keys: [
+                ("idempotencyKey", event.idempotency_key.as_deref()),
+                ("requestId", event.request_id.as_deref()),
+                ("traceId", event.trace_id.as_deref()),
+            ],
+        })?;
+        if event.occurred_at.is_some_and(|at| at > now + MAX_FUTURE_SKEW) {
+            return Err(FieldError::new(
+                "occurredAt",
+                "must not be more than 5 minutes in the future",
+            ));
+        }
+        Ok(event)
+    }
+
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.idempotency_key.as_deref()
+    }
+
+    /// Accepts the event for `tenant`: `occurredAt` defaults to the time it was received.
+    pub fn accept(self, tenant: &str, id: Uuid, received_at: DateTime<Utc>) -> AuditEvent {
+        let received_at = received_at.trunc_subsecs(6);
+        AuditEvent {
+            id,
+            tenant: tenant.to_owned(),
+            occurred_at: self.occurred_at.unwrap_or(received_at),
+            received_at,
+            action: self.action,
+            outcome: self.outcome,
+            severity: self.severity,
+            service: self.service,
+            actor: self.actor,
+            target: self.target,
+            message: self.message,
+            metadata: self.metadata,
+            idempotency_key: self.idempotency_key,
+            request_id: self.request_id,
+            trace_id: self.trace_id,
+        }
+    }
+}
+
+impl AuditEvent {
+    /// Checks an event that arrives from outside the API (the bus) against the same rules as
+    /// input, except the clock-dependent one: it was accepted in the past.
+    pub fn check(&self) -> Result<(), FieldError> {
+        check_text("tenant", &self.tenant, MAX_ID_LEN)?;
+        check_fields(Fields {
+            action: &self.action,
+            service: &self.service,
+            actor: &self.actor,
+            target: self.target.as_ref(),
+            message: self.message.as_deref(),
+            metadata: self.metadata.as_ref(),
+            keys: [
+                ("idempotencyKey", self.idempotency_key.as_deref()),
+                ("requestId", self.request_id.as_deref()),
+                ("traceId", self.trace_id.as_deref()),
+            ],
+        })
+    }
+}
+
+/// The checked fields, borrowed from either a new or an accepted event.
+struct Fields<'a> {
+    action: &'a str,
+    service: &'a str,
+    actor: &'a Actor,
+    target: Option<&'a Target>,
+    message: Option<&'a str>,
+    metadata: Option<&'a serde_json::Value>,
+    keys: [(&'static str, Option<&'a str>); 3],
+}
+
+fn check_fields(f: Fields<'_>) -> Result<(), FieldError> {
+    check_action(f.action)?;
+    check_text("service", f.service, MAX_ID_LEN)?;
+    check_text("actor.id", &f.actor.id, MAX_ID_LEN)?;
+    check_text("actor.type", &f.actor.kind, MAX_ID_LEN)?;
+    check_optional("actor.name", f.actor.name.as_deref(), MAX_ID_LEN)?;
+    if let Some(ip) = &f.actor.ip {
+        check_ip(ip)?;
+    }
+    if let Some(target) = f.target {
+        check_text("target.id", &target.id, MAX_ID_LEN)?;
+        check_text("target.type", &target.kind, MAX_ID_LEN)?;
+        check_optional("target.name", target.name.as_deref(), MAX_ID_LEN)?;
+    }
+    if let Some(message) = f.message {
+        check_message(message)?;
+    }
+    if let Some(metadata) = f.metadata {
+        check_metadata(metadata)?;
+    }
+    for (field, value) in f.keys {
+        check_optional(field, value, MAX_ID_LEN)?;
+    }
+    Ok(())
+}
+
+/// `^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`, at most 128 characters.
+fn check_action(action: &str) -> Result<(), FieldError> {
+    const FIELD: &str = "action";
+    if action.len() > MAX_ACTION_LEN {
+        return Err(FieldError::new(FIELD, "must be at most 128 characters"));
+    }
+    let well_formed = action.starts_with(|c: char| c.is_ascii_lowercase())
+        && action.split('.').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+    if !well_formed {
+        return Err(FieldError::new(
+            FIELD,
+            "must be dotted lowercase words, e.g. \"invoice.update\" (letters, digits, '_')",
+        ));
+    }
+    Ok(())
+}
+
+/// A required, non-blank string of at most `max` characters.
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    check_optional(field, Some(value), max)
+}
+
+fn check_optional(field: &str, value: Option<&str>, max: usize) -> Result<(), FieldError> {
+    let Some(value) = value else { return Ok(()) };
+    if value.chars().count() > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_ip(ip: &str) -> Result<(), FieldError> {
+    ip.parse::<std::net::IpAddr>()
+        .map(|_| ())
+        .map_err(|_| FieldError::new("actor.ip", "must be an IPv4 or IPv6 address"))
+}
+
+fn check_message(message: &str) -> Result<(), FieldError> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(FieldError::new("message", "must be at most 8 KiB"));
+    }
+    // PostgreSQL text cannot hold NUL; other control characters (newlines, tabs) are fine here.
+    if message.contains('\0') {
+        return Err(FieldError::new("message", "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+fn check_metadata(metadata: &serde_json::Value) -> Result<(), FieldError> {
+    const FIELD: &str = "metadata";
+    if !metadata.is_object() {
+        return Err(FieldError::new(FIELD, "must be a JSON object"));
+    }
+    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_METADATA_BYTES {
+        return Err(FieldError::new(FIELD, "must be at most 16 KiB serialized"));
+    }
+    if contains_nul(metadata) {
+        return Err(FieldError::new(
+            FIELD,
+            "must not contain NUL characters (\\u0000)",
+        ));
+    }
+    Ok(())
+}
+
+/// PostgreSQL's jsonb rejects `\u0000` in keys and strings.
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn draft() -> EventDraft {
+        EventDraft {
+            action: "invoice.update".into(),
+            service: "billing".into(),
+            actor: ActorDraft {
+                id: "alice".into(),
+                kind: "user".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn field_of(d: EventDraft) -> String {
+        NewEvent::parse(d, Utc::now()).unwrap_err().field
+    }
+
+    #[test]
+    fn accepts_a_minimal_event_with_defaults() {
+        let now = Utc::now();
+        let event = NewEvent::parse(draft(), now)
+            .unwrap()
+            .accept("acme", Uuid::now_v7(), now);
+        assert_eq!(event.outcome, Outcome::Success);
+        assert_eq!(event.severity, Severity::Info);
+        assert_eq!(event.occurred_at, event.received_at);
+        assert_eq!(event.tenant, "acme");
+    }
+
+    #[test]
+    fn action_grammar() {
+        for ok in ["user.login", "a", "invoice_v2.update_all", "x.1"] {
+            let mut d = draft();
+            d.action = ok.into();
+            assert!(NewEvent::parse(d, Utc::now()).is_ok(), "{ok}");
+        }
+        for bad in ["", "User.login", "1abc", "a..b", "a.", ".a", "a-b", "a b", "é"] {
+            let mut d = draft();
+            d.action = bad.into();
+            assert_eq!(field_of(d), "action", "{bad:?}");
+        }
+        let mut d = draft();
+        d.action = "a".repeat(129);
+        assert_eq!(field_of(d), "action");
+    }
+
+    #[test]
+    fn lengths_and_shapes_name_their_field() {
+        let mut d = draft();
+        d.service = "s".repeat(257);
+        assert_eq!(field_of(d), "service");
+        let mut d = draft();
+        d.actor.id = " ".into();
+        assert_eq!(field_of(d), "actor.id");
+        let mut d = draft();
+        d.actor.ip = Some("not-an-ip".into());
+        assert_eq!(field_of(d), "actor.ip");
+        let mut d = draft();
+        d.target = Some(TargetDraft {
+            id: "t".into(),
+            kind: String::new(),
+            name: None,
+        });
+        assert_eq!(field_of(d), "target.type");
+        let mut d = draft();
+        d.message = Some("m".repeat(MAX_MESSAGE_BYTES + 1));
+        assert_eq!(field_of(d), "message");
+        let mut d = draft();
+        d.metadata = Some(json!([1, 2]));
+        assert_eq!(field_of(d), "metadata");
+        let mut d = draft();
+        d.metadata = Some(json!({ "big": "x".repeat(MAX_METADATA_BYTES) }));
+        assert_eq!(field_of(d), "metadata");
+        let mut d = draft();
+        d.metadata = Some(json!({ "k": "a\u{0}b" }));
+        assert_eq!(field_of(d), "metadata");
+        let mut d = draft();
+        d.idempotency_key = Some("k".repeat(257));
+        assert_eq!(field_of(d), "idempotencyKey");
+    }
+
+    #[test]
+    fn occurred_at_may_not_be_far_in_the_future() {
+        let now = Utc::now();
+        let mut d = draft();
+        d.occurred_at = Some(now + Duration::minutes(4));
+        assert!(NewEvent::parse(d, now).is_ok());
+        let mut d = draft();
+        d.occurred_at = Some(now + Duration::minutes(6));
+        assert_eq!(NewEvent::parse(d, now).unwrap_err().field, "occurredAt");
+    }
+
+    #[test]
+    fn check_rejects_what_parse_rejects() {
+        let now = Utc::now();
+        let mut event = NewEvent::parse(draft(), now)
+            .unwrap()
+            .accept("acme", Uuid::now_v7(), now);
+        assert!(event.check().is_ok());
+        event.message = Some("nul\0".into());
+        assert_eq!(event.check().unwrap_err().field, "message");
+    }
+}

@@ -1,0 +1,149 @@
+//! Errors as clients see them: every error carries `extensions.code` from the contract, and
+//! `extensions.field` for bad input where there is one. Internal details are logged, not sent.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::{ErrorExtensions, Response, ServerError};
+
+use crate::ingest::IngestError;
+use crate::store::StoreError;
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadInput { field: String, message: String },
+    #[error("missing or unknown API key")]
+    Unauthenticated,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadInput { .. } => "BAD_USER_INPUT",
+            ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl ErrorExtensions for ApiError {
+    fn extend(&self) -> async_graphql::Error {
+        async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            if let ApiError::BadInput { field, .. } = self {
+                ext.set("field", field.as_str());
+            }
+        })
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable("the event store is unavailable; try again shortly".into())
+        } else {
+            tracing::error!(error = %e, "database error");
+            ApiError::Internal
+        }
+    }
+}
+
+impl From<Arc<ApiError>> for ApiError {
+    fn from(e: Arc<ApiError>) -> Self {
+        (*e).clone()
+    }
+}
+
+/// Maps an ingest failure for the argument `argument` (`input` or `inputs`).
+pub fn ingest_error(argument: &str, e: IngestError) -> ApiError {
+    match e {
+        IngestError::Invalid { index, error } => {
+            let field = if argument == "inputs" {
+                format!("inputs.{index}.{}", error.field)
+            } else {
+                format!("input.{}", error.field)
+            };
+            ApiError::bad_input(field, error.message)
+        }
+        IngestError::TooMany => ApiError::bad_input(argument, e.to_string()),
+        IngestError::Unavailable(bus) => {
+            tracing::warn!(error = %bus, "broker unavailable while recording");
+            ApiError::Unavailable("the event bus is unavailable; retry shortly".into())
+        }
+    }
+}
+
+/// Gives the errors async-graphql raises itself (syntax, validation, unparsable arguments) the
+/// contract's `BAD_USER_INPUT` code and, where the message names one, the offending argument.
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodesExtension)
+    }
+}
+
+struct ErrorCodesExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ErrorCodesExtension {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            add_missing_code(error);
+        }
+        response
+    }
+}
+
+fn add_missing_code(error: &mut ServerError) {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_some() {
+        return;
+    }
+    // An error with a path came from a resolver without a code of ours: a bug, not bad input,
+    // unless it is an argument that failed to parse.
+    if !error.path.is_empty() && !error.message.starts_with("Failed to parse") {
+        tracing::error!(message = %error.message, "uncoded resolver error");
+        extensions.set("code", "INTERNAL");
+        return;
+    }
+    extensions.set("code", "BAD_USER_INPUT");
+    if let Some(field) = argument_named_in(&error.message) {
+        extensions.set("field", field);
+    }
+}
+
+/// `Invalid value for argument "input.occurredAt", …` names the argument path in quotes.
+fn argument_named_in(message: &str) -> Option<String> {
+    let rest = message.split_once("argument \"")?.1;
+    Some(rest.split_once('"')?.0.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_argument_path() {
+        assert_eq!(
+            argument_named_in(r#"Invalid value for argument "input.occurredAt", must be"#),
+            Some("input.occurredAt".to_owned())
+        );
+        assert_eq!(argument_named_in("Unknown field \"x\""), None);
+    }
+}

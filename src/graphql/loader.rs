@@ -1,0 +1,74 @@
+//! The event loader every event-returning resolver goes through: Redis first (one MGET), then
+//! PostgreSQL for the misses (one query), which are written back to Redis. Keys carry the tenant,
+//! so neither the loader nor the cache can hand one tenant another's event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use uuid::Uuid;
+
+use super::error::ApiError;
+use crate::cache::Cache;
+use crate::domain::AuditEvent;
+use crate::store::Store;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EventKey {
+    pub tenant: Arc<str>,
+    pub id: Uuid,
+}
+
+pub struct EventLoader {
+    store: Store,
+    cache: Cache,
+}
+
+impl EventLoader {
+    pub fn new(store: Store, cache: Cache) -> Self {
+        Self { store, cache }
+    }
+}
+
+impl Loader<EventKey> for EventLoader {
+    type Value = AuditEvent;
+    type Error = Arc<ApiError>;
+
+    async fn load(&self, keys: &[EventKey]) -> Result<HashMap<EventKey, AuditEvent>, Self::Error> {
+        let cache_keys: Vec<(String, Uuid)> =
+            keys.iter().map(|k| (k.tenant.to_string(), k.id)).collect();
+        let cached = self.cache.get_events(&cache_keys).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "event cache unavailable; reading from the store");
+            vec![None; keys.len()]
+        });
+
+        let mut found = HashMap::with_capacity(keys.len());
+        let mut misses: HashMap<Arc<str>, Vec<Uuid>> = HashMap::new();
+        for (key, hit) in keys.iter().zip(cached) {
+            match hit {
+                Some(event) => {
+                    found.insert(key.clone(), event);
+                }
+                None => misses.entry(Arc::clone(&key.tenant)).or_default().push(key.id),
+            }
+        }
+        for (tenant, ids) in misses {
+            let loaded = self
+                .store
+                .events_by_ids(&tenant, &ids)
+                .await
+                .map_err(|e| Arc::new(ApiError::from(e)))?;
+            if let Err(e) = self.cache.put_events(&loaded).await {
+                tracing::warn!(error = %e, "could not fill the event cache");
+            }
+            for event in loaded {
+                let key = EventKey {
+                    tenant: Arc::clone(&tenant),
+                    id: event.id,
+                };
+                found.insert(key, event);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,65 @@
+//! The GraphQL API: schema, resolvers, the event loader and the live subscription. Resolvers
+//! translate between GraphQL and domain types and call the services; they hold no SQL.
+
+mod error;
+mod inputs;
+mod loader;
+mod mutation;
+mod query;
+mod scalars;
+mod subscription;
+mod types;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::Schema;
+
+pub use error::{ApiError, ErrorCodes};
+pub use loader::EventLoader;
+
+use crate::auth::Principal;
+use crate::cache::Cache;
+use crate::ingest::Recorder;
+use crate::live::LiveFeed;
+use crate::store::Store;
+
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+
+/// What resolvers reach through the context, shared by every request.
+pub struct Services {
+    pub store: Store,
+    pub cache: Cache,
+    pub recorder: Recorder,
+    pub live: Arc<LiveFeed>,
+}
+
+pub fn build_schema(services: Arc<Services>) -> AppSchema {
+    schema_builder().data(services).finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}
+
+fn schema_builder(
+) -> async_graphql::SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
+    Schema::build(
+        query::Query,
+        mutation::Mutation,
+        subscription::Subscription,
+    )
+    .extension(ErrorCodes)
+}
+
+/// Per-request data: who is calling, and a loader scoped to this request.
+pub fn request_data(services: &Arc<Services>, principal: Principal) -> async_graphql::Data {
+    let mut data = async_graphql::Data::default();
+    data.insert(DataLoader::new(
+        EventLoader::new(services.store.clone(), services.cache.clone()),
+        tokio::spawn,
+    ));
+    data.insert(principal);
+    data
+}

@@ -1,0 +1,53 @@
+//! Recording events.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ErrorExtensions, Object};
+
+use super::error::{ingest_error, ApiError};
+use super::inputs::RecordEventInput;
+use super::query::tenant;
+use super::types::RecordEventPayload;
+use super::Services;
+
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Records one event. Answers once the event is durably on the bus.
+    async fn record_event(
+        &self,
+        ctx: &Context<'_>,
+        input: RecordEventInput,
+    ) -> async_graphql::Result<RecordEventPayload> {
+        let mut receipts = record(ctx, "input", vec![input]).await.map_err(|e| e.extend())?;
+        receipts
+            .pop()
+            .ok_or_else(|| ApiError::Internal.extend())
+    }
+
+    /// Records up to 1000 events at once: all of them, or none if any input is invalid.
+    async fn record_events(
+        &self,
+        ctx: &Context<'_>,
+        inputs: Vec<RecordEventInput>,
+    ) -> async_graphql::Result<Vec<RecordEventPayload>> {
+        record(ctx, "inputs", inputs).await.map_err(|e| e.extend())
+    }
+}
+
+async fn record(
+    ctx: &Context<'_>,
+    argument: &str,
+    inputs: Vec<RecordEventInput>,
+) -> Result<Vec<RecordEventPayload>, ApiError> {
+    let tenant = tenant(ctx)?;
+    let services = ctx.data_unchecked::<Arc<Services>>();
+    let drafts = inputs.into_iter().map(Into::into).collect();
+    let receipts = services
+        .recorder
+        .record(&tenant, drafts)
+        .await
+        .map_err(|e| ingest_error(argument, e))?;
+    Ok(receipts.into_iter().map(Into::into).collect())
+}

@@ -1,0 +1,151 @@
+//! Reading events: one by id, or a filtered, keyset-paginated list.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ErrorExtensions, Object, ID};
+use uuid::Uuid;
+
+use super::error::ApiError;
+use super::inputs::AuditEventFilter;
+use super::loader::{EventKey, EventLoader};
+use super::types::{
+    AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo, SearchConnection,
+};
+use super::Services;
+use crate::auth::Principal;
+use crate::domain::{self, Cursor};
+
+/// The largest page a client may ask for.
+pub const MAX_PAGE: i32 = 100;
+/// Values one filter list may hold.
+const MAX_FILTER_VALUES: usize = 100;
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The caller's events matching `filter`, newest first by default.
+    async fn audit_events(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<AuditEventFilter>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        #[graphql(default_with = "EventOrder::OccurredAtDesc")] order_by: EventOrder,
+    ) -> async_graphql::Result<AuditEventConnection> {
+        list_events(ctx, filter, first, after, order_by)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// One of the caller's events, or null if it has none with that id.
+    async fn audit_event(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<Option<AuditEvent>> {
+        let load = async {
+            let id = Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not an event id"))?;
+            let key = EventKey {
+                tenant: tenant(ctx)?,
+                id,
+            };
+            let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+            let event = loader.load_one(key).await.map_err(ApiError::from)?;
+            Ok::<_, ApiError>(event.map(AuditEvent))
+        };
+        load.await.map_err(|e| e.extend())
+    }
+
+    /// Full-text search over the caller's events.
+    async fn search(
+        &self,
+        query: String,
+        filter: Option<AuditEventFilter>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> async_graphql::Result<SearchConnection> {
+        let _ = (query, filter, first, after);
+        Err(ApiError::Unavailable("full-text search is not available in this version".into()).extend())
+    }
+}
+
+/// The tenant every read of this request is scoped to.
+pub(super) fn tenant(ctx: &Context<'_>) -> Result<Arc<str>, ApiError> {
+    ctx.data_opt::<Principal>()
+        .map(|p| Arc::from(p.tenant.as_str()))
+        .ok_or(ApiError::Unauthenticated)
+}
+
+pub(super) fn parse_filter(filter: Option<AuditEventFilter>) -> Result<domain::EventFilter, ApiError> {
+    let filter: domain::EventFilter = filter.unwrap_or_default().into();
+    let lists = [
+        ("filter.actions", filter.actions.len()),
+        ("filter.services", filter.services.len()),
+        ("filter.actorIds", filter.actor_ids.len()),
+        ("filter.actorTypes", filter.actor_types.len()),
+        ("filter.targetIds", filter.target_ids.len()),
+        ("filter.targetTypes", filter.target_types.len()),
+    ];
+    if let Some((field, _)) = lists.iter().find(|(_, n)| *n > MAX_FILTER_VALUES) {
+        return Err(ApiError::bad_input(
+            *field,
+            format!("at most {MAX_FILTER_VALUES} values"),
+        ));
+    }
+    Ok(filter)
+}
+
+async fn list_events(
+    ctx: &Context<'_>,
+    filter: Option<AuditEventFilter>,
+    first: i32,
+    after: Option<String>,
+    order: EventOrder,
+) -> Result<AuditEventConnection, ApiError> {
+    let tenant = tenant(ctx)?;
+    if !(0..=MAX_PAGE).contains(&first) {
+        return Err(ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")));
+    }
+    let filter = parse_filter(filter)?;
+    let after = after
+        .map(|c| Cursor::decode(&c))
+        .transpose()
+        .map_err(|e| ApiError::bad_input("after", e.to_string()))?;
+    let services = ctx.data_unchecked::<Arc<Services>>();
+    let page = usize::try_from(first).unwrap_or_default();
+    let mut positions = services
+        .store
+        .page_event_positions(&tenant, &filter, order.into(), after, i64::from(first) + 1)
+        .await?;
+    let has_next_page = positions.len() > page;
+    positions.truncate(page);
+
+    let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+    let keys = positions.iter().map(|p| EventKey {
+        tenant: Arc::clone(&tenant),
+        id: p.id,
+    });
+    let mut events = loader.load_many(keys).await.map_err(ApiError::from)?;
+    let edges: Vec<AuditEventEdge> = positions
+        .iter()
+        .filter_map(|p| {
+            let key = EventKey {
+                tenant: Arc::clone(&tenant),
+                id: p.id,
+            };
+            events.remove(&key).map(|event| AuditEventEdge {
+                cursor: p.encode(),
+                node: AuditEvent(event),
+            })
+        })
+        .collect();
+    Ok(AuditEventConnection {
+        page_info: PageInfo {
+            has_next_page,
+            end_cursor: positions.last().map(Cursor::encode),
+        },
+        edges,
+    })
+}

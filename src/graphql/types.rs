@@ -1,0 +1,191 @@
+//! The output types of the contract.
+
+use async_graphql::{Enum, Object, SimpleObject, ID};
+
+use super::scalars::DateTime;
+use crate::domain;
+use crate::ingest;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::Outcome")]
+pub enum Outcome {
+    Success,
+    Failure,
+    Unknown,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::Severity")]
+pub enum Severity {
+    Debug,
+    Info,
+    Notice,
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::EventOrder")]
+pub enum EventOrder {
+    OccurredAtDesc,
+    OccurredAtAsc,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "ingest::RecordStatus")]
+pub enum RecordStatus {
+    Accepted,
+    Duplicate,
+}
+
+#[derive(SimpleObject)]
+pub struct Actor {
+    id: String,
+    #[graphql(name = "type")]
+    kind: String,
+    name: Option<String>,
+    ip: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct Target {
+    id: String,
+    #[graphql(name = "type")]
+    kind: String,
+    name: Option<String>,
+}
+
+/// An immutable record of who did what to which resource, when, and with what outcome.
+pub struct AuditEvent(pub domain::AuditEvent);
+
+/// An immutable record of who did what to which resource, when, and with what outcome.
+#[Object(name = "AuditEvent")]
+impl AuditEvent {
+    /// UUIDv7, assigned when the API accepted the event.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The tenant of the credentials that recorded it.
+    async fn tenant(&self) -> &str {
+        &self.0.tenant
+    }
+
+    /// When it happened, by the producer's clock (defaults to `receivedAt`).
+    async fn occurred_at(&self) -> DateTime {
+        DateTime(self.0.occurred_at)
+    }
+
+    /// When the API accepted it.
+    async fn received_at(&self) -> DateTime {
+        DateTime(self.0.received_at)
+    }
+
+    async fn action(&self) -> &str {
+        &self.0.action
+    }
+
+    async fn outcome(&self) -> Outcome {
+        self.0.outcome.into()
+    }
+
+    async fn severity(&self) -> Severity {
+        self.0.severity.into()
+    }
+
+    async fn service(&self) -> &str {
+        &self.0.service
+    }
+
+    async fn actor(&self) -> Actor {
+        let a = &self.0.actor;
+        Actor {
+            id: a.id.clone(),
+            kind: a.kind.clone(),
+            name: a.name.clone(),
+            ip: a.ip.clone(),
+        }
+    }
+
+    async fn target(&self) -> Option<Target> {
+        self.0.target.as_ref().map(|t| Target {
+            id: t.id.clone(),
+            kind: t.kind.clone(),
+            name: t.name.clone(),
+        })
+    }
+
+    async fn message(&self) -> Option<&str> {
+        self.0.message.as_deref()
+    }
+
+    async fn metadata(&self) -> Option<&serde_json::Value> {
+        self.0.metadata.as_ref()
+    }
+
+    async fn idempotency_key(&self) -> Option<&str> {
+        self.0.idempotency_key.as_deref()
+    }
+
+    async fn request_id(&self) -> Option<&str> {
+        self.0.request_id.as_deref()
+    }
+
+    async fn trace_id(&self) -> Option<&str> {
+        self.0.trace_id.as_deref()
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct RecordEventPayload {
+    /// The new event's id; for DUPLICATE, the id of the event first recorded with that key.
+    pub id: ID,
+    pub status: RecordStatus,
+    /// When this call was received.
+    pub received_at: DateTime,
+}
+
+impl From<ingest::Receipt> for RecordEventPayload {
+    fn from(r: ingest::Receipt) -> Self {
+        Self {
+            id: ID(r.id.to_string()),
+            status: r.status.into(),
+            received_at: DateTime(r.received_at),
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventEdge {
+    pub cursor: String,
+    pub node: AuditEvent,
+}
+
+#[derive(SimpleObject)]
+pub struct AuditEventConnection {
+    pub edges: Vec<AuditEventEdge>,
+    pub page_info: PageInfo,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchHit {
+    pub cursor: String,
+    pub score: Option<f64>,
+    pub event: AuditEvent,
+    /// Message fragments with the matches wrapped in `<em>…</em>`.
+    pub highlights: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchConnection {
+    pub hits: Vec<SearchHit>,
+    pub page_info: PageInfo,
+    pub total: i32,
+}

@@ -1,0 +1,123 @@
+//! The `/graphql` handlers: credentials first, then the schema.
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{error_response, AppState};
+use crate::auth::{AuthError, Principal};
+use crate::graphql::request_data;
+
+/// The offline playground: one self-contained page, no network access needed.
+const PLAYGROUND_HTML: &str = include_str!("../../web-playground/basic/index.html");
+
+pub(super) async fn execute(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
+) -> Response {
+    let principal = match authenticate(&state, presented_key(&headers)).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let request = match request {
+        Ok(request) => request.into_inner(),
+        Err(rejection) => {
+            let message = format!("unreadable GraphQL request: {}", rejection.0);
+            return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message);
+        }
+    };
+    let mut request = request;
+    request.data = request_data(&state.services, principal);
+    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+}
+
+/// GET: a websocket upgrade runs subscriptions (graphql-transport-ws); anything else gets the
+/// playground page.
+pub(super) async fn playground_or_websocket(
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if !parts.headers.contains_key(header::UPGRADE) {
+        return Html(PLAYGROUND_HTML).into_response();
+    }
+    let (upgrade, protocol) = match (
+        WebSocketUpgrade::from_request_parts(&mut parts, &state).await,
+        GraphQLProtocol::from_request_parts(&mut parts, &state).await,
+    ) {
+        (Ok(upgrade), Ok(protocol)) => (upgrade, protocol),
+        (Err(rejection), _) => return rejection.into_response(),
+        (_, Err(status)) => return status.into_response(),
+    };
+    // Credentials may come with the upgrade request or, as browsers must, in connection_init.
+    let header_key = presented_key(&parts.headers).map(str::to_owned);
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let schema = state.schema.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let key = connection_init_key(&payload).or(header_key);
+                    let principal = state
+                        .auth
+                        .verify(key.as_deref().unwrap_or_default())
+                        .await
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    Ok(request_data(&state.services, principal))
+                })
+                .serve()
+        })
+}
+
+/// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return value.strip_prefix("Bearer ").map(str::trim);
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// `{"apiKey": "<key>"}` or `{"Authorization": "Bearer <key>"}` in connection_init.
+fn connection_init_key(payload: &serde_json::Value) -> Option<String> {
+    if let Some(key) = payload.get("apiKey").and_then(|v| v.as_str()) {
+        return Some(key.to_owned());
+    }
+    payload
+        .get("Authorization")
+        .or_else(|| payload.get("authorization"))
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_owned())
+}
+
+async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Principal, Response> {
+    let Some(key) = key else {
+        return Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "missing API key: send \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"",
+        ));
+    };
+    match state.auth.verify(key).await {
+        Ok(principal) => Ok(principal),
+        Err(AuthError::Unauthenticated) => Err(error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "unknown or revoked API key",
+        )),
+        Err(AuthError::Store(e)) => {
+            tracing::warn!(error = %e, "cannot verify credentials");
+            Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "credentials cannot be verified right now; retry shortly",
+            ))
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Accepting events: validate every input, settle idempotency keys, publish the accepted ones as
+//! one confirmed broker message, and hand back a receipt per input.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::bus::{BusError, Publisher};
+use crate::cache::Cache;
+use crate::domain::{AuditEvent, EventDraft, FieldError, NewEvent, MAX_BATCH};
+use crate::store::Store;
+
+/// A PostgreSQL idempotency look-up slower than this is skipped: the unique constraint still
+/// keeps a duplicate from being stored, and recording keeps working while the database is down.
+const IDEMPOTENCY_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordStatus {
+    Accepted,
+    Duplicate,
+}
+
+/// What the caller is told about one input.
+#[derive(Clone, Debug)]
+pub struct Receipt {
+    /// The new event's id, or for a duplicate the id first recorded under its key.
+    pub id: Uuid,
+    pub status: RecordStatus,
+    /// When this call was received.
+    pub received_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Nothing of the call was accepted.
+    #[error("input {index} is invalid: {error}")]
+    Invalid { index: usize, error: FieldError },
+    #[error("at most {MAX_BATCH} events per call")]
+    TooMany,
+    #[error("the broker could not take the events: {0}")]
+    Unavailable(#[from] BusError),
+}
+
+pub struct Recorder {
+    publisher: Publisher,
+    cache: Cache,
+    store: Store,
+}
+
+impl Recorder {
+    pub fn new(publisher: Publisher, cache: Cache, store: Store) -> Self {
+        Self {
+            publisher,
+            cache,
+            store,
+        }
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    /// Records a call's inputs for `tenant`: all of them or, if any is invalid, none.
+    pub async fn record(
+        &self,
+        tenant: &str,
+        drafts: Vec<EventDraft>,
+    ) -> Result<Vec<Receipt>, IngestError> {
+        if drafts.len() > MAX_BATCH {
+            return Err(IngestError::TooMany);
+        }
+        let received_at = Utc::now();
+        let events = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(index, draft)| {
+                NewEvent::parse(draft, received_at)
+                    .map(|new| new.accept(tenant, Uuid::now_v7(), received_at))
+                    .map_err(|error| IngestError::Invalid { index, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let duplicate_of = self.settle_idempotency(tenant, &events).await;
+        let (fresh, receipts): (Vec<AuditEvent>, Vec<Receipt>) = {
+            let mut fresh = Vec::with_capacity(events.len());
+            let mut receipts = Vec::with_capacity(events.len());
+            for (index, event) in events.into_iter().enumerate() {
+                match duplicate_of.get(&index) {
+                    Some(&first) => receipts.push(Receipt {
+                        id: first,
+                        status: RecordStatus::Duplicate,
+                        received_at,
+                    }),
+                    None => {
+                        receipts.push(Receipt {
+                            id: event.id,
+                            status: RecordStatus::Accepted,
+                            received_at,
+                        });
+                        fresh.push(event);
+                    }
+                }
+            }
+            (fresh, receipts)
+        };
+
+        if fresh.is_empty() {
+            return Ok(receipts);
+        }
+        if let Err(error) = self.publisher.publish_confirmed(&fresh).await {
+            let claimed: Vec<&str> = fresh.iter().filter_map(|e| e.idempotency_key.as_deref()).collect();
+            if let Err(e) = self.cache.release_idempotency_keys(tenant, &claimed).await {
+                tracing::warn!(error = %e, "could not release idempotency claims");
+            }
+            return Err(error.into());
+        }
+        Ok(receipts)
+    }
+
+    /// Which inputs (by index) repeat a key already recorded, and the id recorded under it.
+    /// Redis answers for keys it has seen; PostgreSQL for the ones Redis did not know.
+    async fn settle_idempotency(&self, tenant: &str, events: &[AuditEvent]) -> HashMap<usize, Uuid> {
+        let claims: Vec<(usize, &str, Uuid)> = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.idempotency_key.as_deref().map(|k| (i, k, e.id)))
+            .collect();
+        let mut duplicate_of = HashMap::new();
+        if claims.is_empty() {
+            return duplicate_of;
+        }
+        let pairs: Vec<(&str, Uuid)> = claims.iter().map(|&(_, k, id)| (k, id)).collect();
+        match self.cache.claim_idempotency_keys(tenant, &pairs).await {
+            Ok(previous) => {
+                for (&(index, _, _), holder) in claims.iter().zip(previous) {
+                    if let Some(first) = holder {
+                        duplicate_of.insert(index, first);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "idempotency fast path unavailable");
+                // Without Redis, still answer repeats within this call.
+                let mut first_by_key: HashMap<&str, Uuid> = HashMap::new();
+                for &(index, key, id) in &claims {
+                    if let Some(&first) = first_by_key.get(key) {
+                        duplicate_of.insert(index, first);
+                    } else {
+                        first_by_key.insert(key, id);
+                    }
+                }
+            }
+        }
+
+        // Keys Redis did not know may still be stored (Redis restarted, or the claim expired).
+        let unknown: Vec<String> = claims
+            .iter()
+            .filter(|(index, _, _)| !duplicate_of.contains_key(index))
+            .map(|&(_, key, _)| key.to_owned())
+            .collect();
+        if unknown.is_empty() {
+            return duplicate_of;
+        }
+        let lookup = self.store.ids_by_idempotency_keys(tenant, &unknown);
+        match tokio::time::timeout(IDEMPOTENCY_LOOKUP_TIMEOUT, lookup).await {
+            Ok(Ok(stored)) if !stored.is_empty() => {
+                for &(index, key, _) in &claims {
+                    if let Some(&first) = stored.get(key) {
+                        duplicate_of.insert(index, first);
+                    }
+                }
+                let holders: Vec<(&str, Uuid)> = stored.iter().map(|(k, id)| (k.as_str(), *id)).collect();
+                if let Err(e) = self.cache.remember_idempotency_keys(tenant, &holders).await {
+                    tracing::warn!(error = %e, "could not cache idempotency keys");
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency look-up failed; relying on the unique key"),
+            Err(_) => tracing::warn!("idempotency look-up timed out; relying on the unique key"),
+        }
+        duplicate_of
+    }
+}

@@ -1,0 +1,127 @@
+//! The live feed behind `eventRecorded`: this instance's own exclusive queue on the events
+//! exchange, fanned out in-process to every subscriber.
+//!
+//! Subscribers read from a broadcast channel, so a slow one falls behind (and skips what it
+//! missed) without holding up the others or the feed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, Consumer};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{self, decode_batch, BusError, Topology};
+use crate::domain::AuditEvent;
+
+/// Events a subscriber may fall behind by before it starts skipping.
+const SUBSCRIBER_BUFFER: usize = 4096;
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+pub struct LiveFeed {
+    events: broadcast::Sender<Arc<AuditEvent>>,
+}
+
+impl LiveFeed {
+    /// Binds this instance's queue before returning, so a subscription made afterwards misses
+    /// nothing published afterwards; then keeps the feed running (reconnecting) until `shutdown`.
+    pub async fn start(
+        url: &str,
+        topology: &Topology,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, BusError> {
+        let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
+        let feed = Arc::new(Self { events });
+        let (connection, consumer) = open(url, topology).await?;
+        let (url, topology, pump) = (url.to_owned(), topology.clone(), Arc::clone(&feed));
+        tokio::spawn(async move {
+            let mut current = Some((connection, consumer));
+            while !shutdown.is_cancelled() {
+                let (_connection, consumer) = match current.take() {
+                    Some(link) => link,
+                    None => match open(&url, &topology).await {
+                        Ok(link) => link,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live feed cannot reach the broker; retrying");
+                            tokio::time::sleep(RECONNECT_DELAY).await;
+                            continue;
+                        }
+                    },
+                };
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = pump.forward(consumer) => {
+                        tracing::warn!("live feed lost its queue; reconnecting");
+                        tokio::time::sleep(RECONNECT_DELAY).await;
+                    }
+                }
+            }
+        });
+        Ok(feed)
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {
+        self.events.subscribe()
+    }
+
+    pub fn subscriber_count(&self) -> usize {
+        self.events.receiver_count()
+    }
+
+    async fn forward(&self, mut consumer: Consumer) {
+        while let Some(Ok(delivery)) = consumer.next().await {
+            match decode_batch(&delivery.data) {
+                Ok(events) => {
+                    for event in events {
+                        // An error only means nobody is subscribed right now.
+                        let _ = self.events.send(Arc::new(event));
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "live feed skipped a message"),
+            }
+        }
+    }
+}
+
+/// A server-named, exclusive, auto-delete queue bound to the exchange: it lives exactly as long
+/// as this instance's connection. Acknowledged on delivery: the feed is live, not durable.
+async fn open(url: &str, topology: &Topology) -> Result<(Connection, Consumer), BusError> {
+    let connection = bus::connect(url, "traceledger-live").await?;
+    let channel = connection.create_channel().await?;
+    topology.declare_exchange(&channel).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            topology.exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((connection, consumer))
+}

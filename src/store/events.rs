@@ -1,0 +1,270 @@
+//! Writing and reading audit events.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::domain::{
+    ActionPattern, Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
+};
+
+const COLUMNS: &str = "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
+    actor_id, actor_type, actor_name, actor_ip, target_id, target_type, target_name, message, \
+    metadata, idempotency_key, request_id, trace_id";
+
+/// An event as one flat row: serialized into `jsonb_to_recordset` on the way in, read back
+/// with `FromRow` on the way out.
+#[derive(Serialize, FromRow)]
+struct EventRow {
+    id: Uuid,
+    tenant: String,
+    occurred_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    action: String,
+    outcome: String,
+    severity: i16,
+    service: String,
+    actor_id: String,
+    actor_type: String,
+    actor_name: Option<String>,
+    actor_ip: Option<String>,
+    target_id: Option<String>,
+    target_type: Option<String>,
+    target_name: Option<String>,
+    message: Option<String>,
+    metadata: Option<serde_json::Value>,
+    idempotency_key: Option<String>,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+}
+
+impl From<&AuditEvent> for EventRow {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            tenant: e.tenant.clone(),
+            occurred_at: e.occurred_at,
+            received_at: e.received_at,
+            action: e.action.clone(),
+            outcome: e.outcome.as_str().to_owned(),
+            severity: e.severity.rank(),
+            service: e.service.clone(),
+            actor_id: e.actor.id.clone(),
+            actor_type: e.actor.kind.clone(),
+            actor_name: e.actor.name.clone(),
+            actor_ip: e.actor.ip.clone(),
+            target_id: e.target.as_ref().map(|t| t.id.clone()),
+            target_type: e.target.as_ref().map(|t| t.kind.clone()),
+            target_name: e.target.as_ref().and_then(|t| t.name.clone()),
+            message: e.message.clone(),
+            metadata: e.metadata.clone(),
+            idempotency_key: e.idempotency_key.clone(),
+            request_id: e.request_id.clone(),
+            trace_id: e.trace_id.clone(),
+        }
+    }
+}
+
+impl TryFrom<EventRow> for AuditEvent {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        let corrupt = |reason: &str| StoreError::Corrupt {
+            id: r.id,
+            reason: reason.to_owned(),
+        };
+        let outcome = Outcome::parse(&r.outcome).ok_or_else(|| corrupt("unknown outcome"))?;
+        let severity = Severity::from_rank(r.severity).ok_or_else(|| corrupt("unknown severity"))?;
+        let target = match (r.target_id, r.target_type) {
+            (Some(id), Some(kind)) => Some(Target {
+                id,
+                kind,
+                name: r.target_name,
+            }),
+            _ => None,
+        };
+        Ok(AuditEvent {
+            id: r.id,
+            tenant: r.tenant,
+            occurred_at: r.occurred_at,
+            received_at: r.received_at,
+            action: r.action,
+            outcome,
+            severity,
+            service: r.service,
+            actor: Actor {
+                id: r.actor_id,
+                kind: r.actor_type,
+                name: r.actor_name,
+                ip: r.actor_ip,
+            },
+            target,
+            message: r.message,
+            metadata: r.metadata,
+            idempotency_key: r.idempotency_key,
+            request_id: r.request_id,
+            trace_id: r.trace_id,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts a batch in one statement and one transaction. Rows whose id or
+    /// (tenant, idempotency key) is already stored are skipped, so a redelivered message never
+    /// makes a second row. Returns how many rows were new.
+    pub async fn insert_events(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
+        let rows = serde_json::to_value(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let sql = format!(
+            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM jsonb_to_recordset($1) AS x(
+                id uuid, tenant text, occurred_at timestamptz, received_at timestamptz,
+                action text, outcome text, severity smallint, service text,
+                actor_id text, actor_type text, actor_name text, actor_ip text,
+                target_id text, target_type text, target_name text, message text,
+                metadata jsonb, idempotency_key text, request_id text, trace_id text)
+             ON CONFLICT DO NOTHING"
+        );
+        let done = sqlx::query(&sql).bind(rows).execute(self.pool()).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The tenant's events with these ids, in no particular order; unknown ids are left out.
+    pub async fn events_by_ids(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE tenant = $1 AND id = ANY($2)");
+        let rows: Vec<EventRow> = sqlx::query_as(&sql)
+            .bind(tenant)
+            .bind(ids)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+
+    /// The ids of events already stored under these idempotency keys.
+    pub async fn ids_by_idempotency_keys(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, Uuid>, StoreError> {
+        let rows: Vec<(String, Uuid)> = sqlx::query_as(
+            "SELECT idempotency_key, id FROM audit_events \
+             WHERE tenant = $1 AND idempotency_key = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(keys)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// One page of positions of the tenant's events that match `filter`, in `order`, strictly
+    /// after `after`. Keyset pagination on (occurred_at, id): stable while events arrive.
+    pub async fn page_event_positions(
+        &self,
+        tenant: &str,
+        filter: &EventFilter,
+        order: EventOrder,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Vec<Cursor>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT occurred_at, id FROM audit_events WHERE tenant = ",
+        );
+        q.push_bind(tenant);
+        push_filter(&mut q, filter);
+        let (cmp, dir) = match order {
+            EventOrder::OccurredAtDesc => ("<", "DESC"),
+            EventOrder::OccurredAtAsc => (">", "ASC"),
+        };
+        if let Some(after) = after {
+            q.push(format!(" AND (occurred_at, id) {cmp} ("));
+            q.push_bind(after.occurred_at);
+            q.push(", ");
+            q.push_bind(after.id);
+            q.push(")");
+        }
+        q.push(format!(" ORDER BY occurred_at {dir}, id {dir} LIMIT "));
+        q.push_bind(limit);
+        let rows: Vec<(DateTime<Utc>, Uuid)> = q.build_query_as().fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(occurred_at, id)| Cursor { occurred_at, id })
+            .collect())
+    }
+}
+
+/// Appends the filter's conditions, each an `AND`, all values bound.
+fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &EventFilter) {
+    if !f.actions.is_empty() {
+        let mut exact = Vec::new();
+        let mut prefixes = Vec::new();
+        for pattern in &f.actions {
+            match pattern {
+                ActionPattern::Exact(name) => exact.push(name.clone()),
+                ActionPattern::Prefix(prefix) => prefixes.push(format!("{}%", escape_like(prefix))),
+            }
+        }
+        q.push(" AND (action = ANY(");
+        q.push_bind(exact);
+        q.push(")");
+        for prefix in prefixes {
+            q.push(" OR action LIKE ");
+            q.push_bind(prefix);
+        }
+        q.push(")");
+    }
+    let lists = [
+        ("service", &f.services),
+        ("actor_id", &f.actor_ids),
+        ("actor_type", &f.actor_types),
+        ("target_id", &f.target_ids),
+        ("target_type", &f.target_types),
+    ];
+    for (column, values) in lists {
+        if !values.is_empty() {
+            q.push(format!(" AND {column} = ANY("));
+            q.push_bind(values.clone());
+            q.push(")");
+        }
+    }
+    if !f.outcomes.is_empty() {
+        let outcomes: Vec<&str> = f.outcomes.iter().map(|o| o.as_str()).collect();
+        q.push(" AND outcome = ANY(");
+        q.push_bind(outcomes);
+        q.push(")");
+    }
+    if let Some(min) = f.min_severity {
+        q.push(" AND severity >= ");
+        q.push_bind(min.rank());
+    }
+    if let Some(after) = f.occurred_after {
+        q.push(" AND occurred_at >= ");
+        q.push_bind(after);
+    }
+    if let Some(before) = f.occurred_before {
+        q.push(" AND occurred_at < ");
+        q.push_bind(before);
+    }
+}
+
+/// Escapes LIKE's wildcards (`_` is common in action names) with the default escape, `\`.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,109 @@
+//! PostgreSQL, the source of truth: connecting (creating the database if needed), migrations,
+//! and the queries for events and API keys. Speaks domain types only.
+
+mod api_keys;
+mod events;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+pub use api_keys::ApiKeyRecord;
+
+/// How long a caller waits for a pooled connection before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLSTATE for "database already exists", from a concurrent creator.
+const DUPLICATE_DATABASE: &str = "42P04";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row {id} is not a valid event: {reason}")]
+    Corrupt { id: uuid::Uuid, reason: String },
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (the database is down, busy or restarting), as
+    /// opposed to a row the database will never accept.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code();
+                let class = code.as_deref().map(|c| &c[..2.min(c.len())]);
+                // 08 connection, 40 rollback (serialization, deadlock), 53 resources,
+                // 57 operator intervention (shutdown), 58 system errors.
+                matches!(class, Some("08" | "40" | "53" | "57" | "58"))
+            }
+            StoreError::Database(_) => true,
+            StoreError::Migrate(_) | StoreError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// A pool of connections to the events database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects, creating the database first if the server does not have it.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        ensure_database(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Applies the migrations in `migrations/` that this database has not seen.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+async fn ensure_database(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let mut admin = options.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if exists {
+        return Ok(());
+    }
+    let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match sqlx::query(&create).execute(&mut admin).await {
+        Ok(_) => {
+            tracing::info!(database = %name, "created database");
+            Ok(())
+        }
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(DUPLICATE_DATABASE) => {
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,30 @@
+//! `traceledger-worker`: the worker on its own, to scale consumers apart from the API.
+//! The pipeline itself lives in the traceledger library, which `traceledger serve` also embeds.
+
+use anyhow::Context;
+use clap::Parser;
+
+use traceledger::config::Config;
+use traceledger::store::Store;
+use traceledger::worker::{self, WorkerSettings};
+use traceledger::{shutdown, telemetry};
+
+#[derive(Parser)]
+#[command(name = "traceledger-worker", version, about = "The traceledger worker")]
+struct Cli {
+    #[command(flatten)]
+    config: Config,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Cli::parse().config;
+    telemetry::init(config.log_format);
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL")?;
+    store.migrate().await.context("migrating")?;
+    let shutdown = shutdown::on_signal();
+    worker::run(WorkerSettings::from_config(&config), store, shutdown).await;
+    Ok(())
+}
