@@ -55,7 +55,8 @@ impl App {
         .await?;
         let topology = Topology::from_config(&config);
         let publisher =
-            Publisher::connect(&config.amqp_url, topology.clone(), config.publish_timeout()).await?;
+            Publisher::connect(&config.amqp_url, topology.clone(), config.publish_timeout())
+                .await?;
         let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await?;
         let services = Arc::new(Services {
             store: store.clone(),
@@ -103,5 +104,7 @@ pub async fn bootstrap_key(store: &Store) -> Result<Option<NewApiKey>, StoreErro
     if store.count_api_keys().await? > 0 {
         return Ok(None);
     }
-    auth::create_api_key(store, BOOTSTRAP_TENANT, "bootstrap").await.map(Some)
+    auth::create_api_key(store, BOOTSTRAP_TENANT, "bootstrap")
+        .await
+        .map(Some)
 }

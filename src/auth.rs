@@ -93,13 +93,23 @@ impl Authenticator {
 }
 
 /// Mints a key for `tenant` and stores its hash.
-pub async fn create_api_key(store: &Store, tenant: &str, name: &str) -> Result<NewApiKey, StoreError> {
+pub async fn create_api_key(
+    store: &Store,
+    tenant: &str,
+    name: &str,
+) -> Result<NewApiKey, StoreError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = format!("{KEY_PREFIX}{}", hex::encode(bytes));
     let id = Uuid::now_v7();
     store
-        .insert_api_key(id, tenant, name, &secret[..SHOWN_PREFIX_LEN], &hash_key(&secret))
+        .insert_api_key(
+            id,
+            tenant,
+            name,
+            &secret[..SHOWN_PREFIX_LEN],
+            &hash_key(&secret),
+        )
         .await?;
     Ok(NewApiKey { id, secret })
 }

@@ -155,7 +155,10 @@ impl Cache {
         if keys.is_empty() {
             return Ok(());
         }
-        let names: Vec<String> = keys.iter().map(|k| self.idempotency_key(tenant, k)).collect();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| self.idempotency_key(tenant, k))
+            .collect();
         redis::cmd("DEL")
             .arg(&names)
             .query_async::<()>(&mut self.conn.clone())

@@ -20,11 +20,19 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    #[arg(long, env = "TRACELEDGER_DATABASE_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "TRACELEDGER_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub database_max_connections: u32,
 
     /// Redis, for the event cache and the idempotency fast path.
-    #[arg(long, env = "TRACELEDGER_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "TRACELEDGER_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
 
     /// Prefix of every Redis key this deployment writes.
@@ -36,7 +44,11 @@ pub struct Config {
     pub cache_ttl_secs: u64,
 
     /// How long Redis remembers an idempotency key (PostgreSQL remembers it for good).
-    #[arg(long, env = "TRACELEDGER_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "TRACELEDGER_IDEMPOTENCY_TTL_SECS",
+        default_value_t = 86_400
+    )]
     pub idempotency_ttl_secs: u64,
 
     /// RabbitMQ.
@@ -48,11 +60,19 @@ pub struct Config {
     pub amqp_url: String,
 
     /// Durable fanout exchange every accepted batch is published to.
-    #[arg(long, env = "TRACELEDGER_EXCHANGE", default_value = "traceledger.events")]
+    #[arg(
+        long,
+        env = "TRACELEDGER_EXCHANGE",
+        default_value = "traceledger.events"
+    )]
     pub exchange: String,
 
     /// Durable queue the workers consume.
-    #[arg(long, env = "TRACELEDGER_WORKER_QUEUE", default_value = "traceledger.worker")]
+    #[arg(
+        long,
+        env = "TRACELEDGER_WORKER_QUEUE",
+        default_value = "traceledger.worker"
+    )]
     pub worker_queue: String,
 
     /// Where undecodable or invalid messages go instead of looping.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use uuid::Uuid;
 
 use crate::bus::{BusError, Publisher};
@@ -71,7 +71,8 @@ impl Recorder {
         if drafts.len() > MAX_BATCH {
             return Err(IngestError::TooMany);
         }
-        let received_at = Utc::now();
+        // Microseconds: what PostgreSQL keeps, so the receipt matches the stored event.
+        let received_at = Utc::now().trunc_subsecs(6);
         let events = drafts
             .into_iter()
             .enumerate()
@@ -110,7 +111,10 @@ impl Recorder {
             return Ok(receipts);
         }
         if let Err(error) = self.publisher.publish_confirmed(&fresh).await {
-            let claimed: Vec<&str> = fresh.iter().filter_map(|e| e.idempotency_key.as_deref()).collect();
+            let claimed: Vec<&str> = fresh
+                .iter()
+                .filter_map(|e| e.idempotency_key.as_deref())
+                .collect();
             if let Err(e) = self.cache.release_idempotency_keys(tenant, &claimed).await {
                 tracing::warn!(error = %e, "could not release idempotency claims");
             }
@@ -121,7 +125,11 @@ impl Recorder {
 
     /// Which inputs (by index) repeat a key already recorded, and the id recorded under it.
     /// Redis answers for keys it has seen; PostgreSQL for the ones Redis did not know.
-    async fn settle_idempotency(&self, tenant: &str, events: &[AuditEvent]) -> HashMap<usize, Uuid> {
+    async fn settle_idempotency(
+        &self,
+        tenant: &str,
+        events: &[AuditEvent],
+    ) -> HashMap<usize, Uuid> {
         let claims: Vec<(usize, &str, Uuid)> = events
             .iter()
             .enumerate()
@@ -171,13 +179,16 @@ impl Recorder {
                         duplicate_of.insert(index, first);
                     }
                 }
-                let holders: Vec<(&str, Uuid)> = stored.iter().map(|(k, id)| (k.as_str(), *id)).collect();
+                let holders: Vec<(&str, Uuid)> =
+                    stored.iter().map(|(k, id)| (k.as_str(), *id)).collect();
                 if let Err(e) = self.cache.remember_idempotency_keys(tenant, &holders).await {
                     tracing::warn!(error = %e, "could not cache idempotency keys");
                 }
             }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "idempotency look-up failed; relying on the unique key"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "idempotency look-up failed; relying on the unique key")
+            }
             Err(_) => tracing::warn!("idempotency look-up timed out; relying on the unique key"),
         }
         duplicate_of

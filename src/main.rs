@@ -65,14 +65,22 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys {
-            command: KeysCommand::Create { config, tenant, name },
+            command:
+                KeysCommand::Create {
+                    config,
+                    tenant,
+                    name,
+                },
         } => {
             telemetry::init(config.log_format);
             let store = connect(&config).await?;
             store.migrate().await.context("migrating")?;
             let key = auth::create_api_key(&store, &tenant, &name).await?;
             println!("{}", key.secret);
-            eprintln!("key {} for tenant {tenant:?}: store it now, it is not shown again", key.id);
+            eprintln!(
+                "key {} for tenant {tenant:?}: store it now, it is not shown again",
+                key.id
+            );
             Ok(())
         }
         Command::Schema => {
@@ -86,14 +94,23 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     let shutdown = shutdown::on_signal();
     let listen = config.listen;
-    let app = App::build(config, shutdown).await.context("starting traceledger")?;
+    let app = App::build(config, shutdown)
+        .await
+        .context("starting traceledger")?;
     if let Some(key) = bootstrap_key(app.store()).await? {
-        println!("No API keys existed, so one was created for tenant \"default\":\n\n    {}\n", key.secret);
+        println!(
+            "No API keys existed, so one was created for tenant \"default\":\n\n    {}\n",
+            key.secret
+        );
     }
     let worker = with_worker.then(|| app.spawn_worker());
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     let path = http::GRAPHQL_PATH;
-    tracing::info!("GraphQL and playground on http://{listen}{path}, subscriptions on ws://{listen}{path}");
+    tracing::info!(
+        "GraphQL and playground on http://{listen}{path}, subscriptions on ws://{listen}{path}"
+    );
     tracing::info!(worker = with_worker, "health on http://{listen}/health");
     app.serve(listener).await?;
     if let Some(worker) = worker {

@@ -171,10 +171,18 @@ impl Batcher<'_> {
         let Some((last, _)) = decoded.last() else {
             return Ok(());
         };
-        let events: Vec<AuditEvent> = decoded.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+        let events: Vec<AuditEvent> = decoded
+            .iter()
+            .flat_map(|(_, e)| e.iter().cloned())
+            .collect();
         match self.insert_with_retry(&events).await {
             Some(Ok(stored)) => {
-                tracing::debug!(messages = decoded.len(), events = events.len(), stored, "batch committed");
+                tracing::debug!(
+                    messages = decoded.len(),
+                    events = events.len(),
+                    stored,
+                    "batch committed"
+                );
                 // One ack for the whole batch: it covers every earlier delivery on this channel,
                 // all of which belong to this batch.
                 last.acker.ack(BasicAckOptions { multiple: true }).await?;
@@ -221,11 +229,7 @@ impl Batcher<'_> {
     /// Moves a message to the dead-letter queue (confirmed) and only then acknowledges it.
     async fn dead_letter(&self, delivery: Delivery, reason: &str) -> Result<(), WorkerError> {
         tracing::warn!(reason, "dead-lettering a message");
-        let mut headers = delivery
-            .properties
-            .headers()
-            .clone()
-            .unwrap_or_default();
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
         let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
         let confirm = self

@@ -31,7 +31,11 @@ struct Link {
 
 impl Publisher {
     /// Connects and declares the topology, so the first publish has somewhere to go.
-    pub async fn connect(url: &str, topology: Topology, timeout: Duration) -> Result<Self, BusError> {
+    pub async fn connect(
+        url: &str,
+        topology: Topology,
+        timeout: Duration,
+    ) -> Result<Self, BusError> {
         let publisher = Self {
             url: url.to_owned(),
             topology,
@@ -101,7 +105,9 @@ impl Publisher {
         }
         let connection = connect(&self.url, "traceledger-publisher").await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         self.topology.declare(&channel).await?;
         *link = Some(Link {
             _connection: connection,

@@ -17,7 +17,11 @@ pub struct CursorError;
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        let raw = format!("{}:{}", self.occurred_at.timestamp_micros(), self.id.simple());
+        let raw = format!(
+            "{}:{}",
+            self.occurred_at.timestamp_micros(),
+            self.id.simple()
+        );
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -44,7 +48,12 @@ mod tests {
             id: Uuid::now_v7(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
-        for bad in ["", "%%%", "bm90LWEtY3Vyc29y", &URL_SAFE_NO_PAD.encode("12:zz")] {
+        for bad in [
+            "",
+            "%%%",
+            "bm90LWEtY3Vyc29y",
+            &URL_SAFE_NO_PAD.encode("12:zz"),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

@@ -122,7 +122,10 @@ impl NewEvent {
                 ("traceId", event.trace_id.as_deref()),
             ],
         })?;
-        if event.occurred_at.is_some_and(|at| at > now + MAX_FUTURE_SKEW) {
+        if event
+            .occurred_at
+            .is_some_and(|at| at > now + MAX_FUTURE_SKEW)
+        {
             return Err(FieldError::new(
                 "occurredAt",
                 "must not be more than 5 minutes in the future",
@@ -255,7 +258,10 @@ fn check_optional(field: &str, value: Option<&str>, max: usize) -> Result<(), Fi
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(FieldError::new(field, "must not contain control characters"));
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }
@@ -272,7 +278,10 @@ fn check_message(message: &str) -> Result<(), FieldError> {
     }
     // PostgreSQL text cannot hold NUL; other control characters (newlines, tabs) are fine here.
     if message.contains('\0') {
-        return Err(FieldError::new("message", "must not contain NUL characters"));
+        return Err(FieldError::new(
+            "message",
+            "must not contain NUL characters",
+        ));
     }
     Ok(())
 }
@@ -282,7 +291,9 @@ fn check_metadata(metadata: &serde_json::Value) -> Result<(), FieldError> {
     if !metadata.is_object() {
         return Err(FieldError::new(FIELD, "must be a JSON object"));
     }
-    let size = serde_json::to_vec(metadata).map(|v| v.len()).unwrap_or(usize::MAX);
+    let size = serde_json::to_vec(metadata)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
         return Err(FieldError::new(FIELD, "must be at most 16 KiB serialized"));
     }
@@ -300,9 +311,9 @@ fn contains_nul(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(s) => s.contains('\0'),
         serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        serde_json::Value::Object(map) => {
+            map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v))
+        }
         _ => false,
     }
 }
@@ -348,7 +359,17 @@ mod tests {
             d.action = ok.into();
             assert!(NewEvent::parse(d, Utc::now()).is_ok(), "{ok}");
         }
-        for bad in ["", "User.login", "1abc", "a..b", "a.", ".a", "a-b", "a b", "é"] {
+        for bad in [
+            "",
+            "User.login",
+            "1abc",
+            "a..b",
+            "a.",
+            ".a",
+            "a-b",
+            "a b",
+            "é",
+        ] {
             let mut d = draft();
             d.action = bad.into();
             assert_eq!(field_of(d), "action", "{bad:?}");

@@ -37,10 +37,14 @@ impl Loader<EventKey> for EventLoader {
     async fn load(&self, keys: &[EventKey]) -> Result<HashMap<EventKey, AuditEvent>, Self::Error> {
         let cache_keys: Vec<(String, Uuid)> =
             keys.iter().map(|k| (k.tenant.to_string(), k.id)).collect();
-        let cached = self.cache.get_events(&cache_keys).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "event cache unavailable; reading from the store");
-            vec![None; keys.len()]
-        });
+        let cached = self
+            .cache
+            .get_events(&cache_keys)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "event cache unavailable; reading from the store");
+                vec![None; keys.len()]
+            });
 
         let mut found = HashMap::with_capacity(keys.len());
         let mut misses: HashMap<Arc<str>, Vec<Uuid>> = HashMap::new();
@@ -49,7 +53,10 @@ impl Loader<EventKey> for EventLoader {
                 Some(event) => {
                     found.insert(key.clone(), event);
                 }
-                None => misses.entry(Arc::clone(&key.tenant)).or_default().push(key.id),
+                None => misses
+                    .entry(Arc::clone(&key.tenant))
+                    .or_default()
+                    .push(key.id),
             }
         }
         for (tenant, ids) in misses {

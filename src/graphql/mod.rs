@@ -45,12 +45,8 @@ pub fn sdl() -> String {
 
 fn schema_builder(
 ) -> async_graphql::SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
-    Schema::build(
-        query::Query,
-        mutation::Mutation,
-        subscription::Subscription,
-    )
-    .extension(ErrorCodes)
+    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
+        .extension(ErrorCodes)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

@@ -20,10 +20,10 @@ impl Mutation {
         ctx: &Context<'_>,
         input: RecordEventInput,
     ) -> async_graphql::Result<RecordEventPayload> {
-        let mut receipts = record(ctx, "input", vec![input]).await.map_err(|e| e.extend())?;
-        receipts
-            .pop()
-            .ok_or_else(|| ApiError::Internal.extend())
+        let mut receipts = record(ctx, "input", vec![input])
+            .await
+            .map_err(|e| e.extend())?;
+        receipts.pop().ok_or_else(|| ApiError::Internal.extend())
     }
 
     /// Records up to 1000 events at once: all of them, or none if any input is invalid.

@@ -46,7 +46,8 @@ impl Query {
         id: ID,
     ) -> async_graphql::Result<Option<AuditEvent>> {
         let load = async {
-            let id = Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not an event id"))?;
+            let id =
+                Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not an event id"))?;
             let key = EventKey {
                 tenant: tenant(ctx)?,
                 id,
@@ -67,7 +68,10 @@ impl Query {
         after: Option<String>,
     ) -> async_graphql::Result<SearchConnection> {
         let _ = (query, filter, first, after);
-        Err(ApiError::Unavailable("full-text search is not available in this version".into()).extend())
+        Err(
+            ApiError::Unavailable("full-text search is not available in this version".into())
+                .extend(),
+        )
     }
 }
 
@@ -78,7 +82,9 @@ pub(super) fn tenant(ctx: &Context<'_>) -> Result<Arc<str>, ApiError> {
         .ok_or(ApiError::Unauthenticated)
 }
 
-pub(super) fn parse_filter(filter: Option<AuditEventFilter>) -> Result<domain::EventFilter, ApiError> {
+pub(super) fn parse_filter(
+    filter: Option<AuditEventFilter>,
+) -> Result<domain::EventFilter, ApiError> {
     let filter: domain::EventFilter = filter.unwrap_or_default().into();
     let lists = [
         ("filter.actions", filter.actions.len()),
@@ -106,7 +112,10 @@ async fn list_events(
 ) -> Result<AuditEventConnection, ApiError> {
     let tenant = tenant(ctx)?;
     if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")));
+        return Err(ApiError::bad_input(
+            "first",
+            format!("must be between 0 and {MAX_PAGE}"),
+        ));
     }
     let filter = parse_filter(filter)?;
     let after = after

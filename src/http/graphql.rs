@@ -74,7 +74,10 @@ pub(super) async fn playground_or_websocket(
 
 /// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         return value.strip_prefix("Bearer ").map(str::trim);
     }
     headers

@@ -40,7 +40,10 @@ impl Store {
     }
 
     /// The live (not revoked) key with this hash.
-    pub async fn api_key_by_hash(&self, key_hash: &[u8]) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub async fn api_key_by_hash(
+        &self,
+        key_hash: &[u8],
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, tenant, name, prefix, created_at, revoked_at FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL",

@@ -78,7 +78,8 @@ impl TryFrom<EventRow> for AuditEvent {
             reason: reason.to_owned(),
         };
         let outcome = Outcome::parse(&r.outcome).ok_or_else(|| corrupt("unknown outcome"))?;
-        let severity = Severity::from_rank(r.severity).ok_or_else(|| corrupt("unknown severity"))?;
+        let severity =
+            Severity::from_rank(r.severity).ok_or_else(|| corrupt("unknown severity"))?;
         let target = match (r.target_id, r.target_type) {
             (Some(id), Some(kind)) => Some(Target {
                 id,

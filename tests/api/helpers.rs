@@ -1,0 +1,215 @@
+//! One way to start the app for a test, and the client calls the tests share.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use traceledger::app::App;
+use traceledger::auth::create_api_key;
+use traceledger::config::Config;
+use traceledger::store::Store;
+
+pub const TENANT: &str = "acme";
+pub const OTHER_TENANT: &str = "globex";
+/// How long a test waits for the worker to store what was accepted.
+const STORE_WAIT: Duration = Duration::from_secs(15);
+
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub config: Config,
+    pub store: Store,
+    /// A key for `TENANT`.
+    pub key: String,
+    /// A key for `OTHER_TENANT`.
+    pub other_key: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl TestApp {
+    /// Starts the API with its embedded worker on a random port, isolated from other tests.
+    pub async fn spawn() -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let mut config = Config::from_env().expect("configuration");
+        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
+        config.exchange = format!("tl.test.{id}.events");
+        config.worker_queue = format!("tl.test.{id}.worker");
+        config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
+        config.cache_prefix = format!("tl-test-{id}");
+        config.batch_timeout_ms = 20;
+        let shutdown = CancellationToken::new();
+        let app = App::build(config.clone(), shutdown.clone())
+            .await
+            .expect("the app starts against the local services");
+        let store = app.store().clone();
+        app.spawn_worker();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(app.serve(listener));
+        let key = create_api_key(&store, TENANT, "test")
+            .await
+            .expect("key")
+            .secret;
+        let other_key = create_api_key(&store, OTHER_TENANT, "test")
+            .await
+            .expect("key")
+            .secret;
+        Self {
+            addr,
+            config,
+            store,
+            key,
+            other_key,
+            http: reqwest::Client::new(),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a GraphQL request with `key` and returns the status and JSON body.
+    pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// A GraphQL request as `TENANT`; asserts HTTP 200.
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.gql_as(&self.key, query, variables).await
+    }
+
+    pub async fn gql_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(key), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Records one event as `key`'s tenant and returns the payload; asserts no errors.
+    pub async fn record_as(&self, key: &str, input: Value) -> Value {
+        let body = self
+            .gql_as(
+                key,
+                "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status receivedAt } }",
+                json!({ "input": input }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"]["recordEvent"].clone()
+    }
+
+    pub async fn record(&self, input: Value) -> Value {
+        self.record_as(&self.key, input).await
+    }
+
+    /// Waits until the worker has stored `count` events for `tenant`, and fails if it stores
+    /// more.
+    pub async fn wait_stored(&self, tenant: &str, count: i64) {
+        let deadline = tokio::time::Instant::now() + STORE_WAIT;
+        loop {
+            let stored = self.stored_count(tenant).await;
+            assert!(
+                stored <= count,
+                "{stored} events stored for {tenant}, expected {count}"
+            );
+            if stored == count {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {stored} of {count} events stored for {tenant}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn stored_count(&self, tenant: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("count")
+    }
+
+    /// A channel on the test's broker connection, for tests that talk to RabbitMQ directly.
+    pub async fn broker(&self) -> (lapin::Connection, lapin::Channel) {
+        let connection = traceledger::bus::connect(&self.config.amqp_url, "traceledger-test")
+            .await
+            .expect("broker");
+        let channel = connection.create_channel().await.expect("channel");
+        (connection, channel)
+    }
+}
+
+/// A minimal valid event input.
+pub fn event(action: &str) -> Value {
+    json!({
+        "action": action,
+        "service": "billing",
+        "actor": { "id": "alice" },
+    })
+}
+
+impl Drop for TestApp {
+    /// Stops the app and removes its database, queues and exchange, even when the test failed.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let config = self.config.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(connection) = traceledger::bus::connect(&config.amqp_url, "cleanup").await
+                {
+                    if let Ok(channel) = connection.create_channel().await {
+                        for queue in [&config.worker_queue, &config.dead_letter_queue] {
+                            let _ = channel
+                                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                                .await;
+                        }
+                        let _ = channel
+                            .exchange_delete(
+                                config.exchange.as_str().into(),
+                                ExchangeDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                }
+                let database = config
+                    .database_url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if let Ok(mut admin) =
+                    sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await
+                {
+                    let _ = sqlx::query(&format!(
+                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut admin)
+                    .await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests against the real PostgreSQL, Redis and RabbitMQ, through the real server over
+//! HTTP and websocket. Each test starts its own app with its own database, exchange, queues and
+//! cache prefix (see `helpers`), so tests run in parallel.
+
+mod helpers;
+
+mod auth;
+mod query;
+mod record;
+mod schema;
+mod subscription;
+mod worker;

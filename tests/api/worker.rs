@@ -1,0 +1,128 @@
+//! The worker against the real broker: a redelivered message is stored once, and a poison message
+//! goes to the dead-letter queue without stopping the events behind it.
+
+use std::time::Duration;
+
+use lapin::options::{BasicGetOptions, BasicPublishOptions};
+use lapin::types::AMQPValue;
+use lapin::BasicProperties;
+use serde_json::json;
+
+use crate::helpers::{event, TestApp, TENANT};
+use traceledger::domain::{ActorDraft, EventDraft, NewEvent};
+
+async fn publish(app: &TestApp, channel: &lapin::Channel, payload: &[u8]) {
+    channel
+        .basic_publish(
+            app.config.exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            payload,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now();
+    let draft = EventDraft {
+        action: "twice.delivered".into(),
+        service: "billing".into(),
+        actor: ActorDraft {
+            id: "alice".into(),
+            kind: "user".into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let accepted = NewEvent::parse(draft, now)
+        .unwrap()
+        .accept(TENANT, uuid::Uuid::now_v7(), now);
+    let payload = traceledger::bus::encode_batch(std::slice::from_ref(&accepted)).unwrap();
+    let (_connection, channel) = app.broker().await;
+    publish(&app, &channel, &payload).await;
+    publish(&app, &channel, &payload).await;
+    // A marker behind both copies: once it is stored, both copies have been processed.
+    app.record(event("marker.after")).await;
+    app.wait_stored(TENANT, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let body = app
+        .gql(
+            "{ auditEvents { edges { node { id action } } } }",
+            json!({}),
+        )
+        .await;
+    let edges = body["data"]["auditEvents"]["edges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let twice: Vec<_> = edges
+        .iter()
+        .filter(|e| e["node"]["action"] == "twice.delivered")
+        .collect();
+    assert_eq!(twice.len(), 1, "{body}");
+    assert_eq!(twice[0]["node"]["id"], accepted.id.to_string());
+}
+
+#[tokio::test]
+async fn a_poison_message_is_dead_lettered_and_the_pipeline_goes_on() {
+    let app = TestApp::spawn().await;
+    let (_connection, channel) = app.broker().await;
+    publish(&app, &channel, b"{ this is not an event batch").await;
+    // Well-formed JSON carrying an event no database row may hold (NUL in the message).
+    let invalid = json!({ "v": 1, "events": [{
+        "id": uuid::Uuid::now_v7(), "tenant": TENANT, "occurredAt": "2026-11-01T00:00:00Z",
+        "receivedAt": "2026-11-01T00:00:00Z", "action": "bad.event", "outcome": "SUCCESS",
+        "severity": "INFO", "service": "s", "actor": { "id": "a", "type": "user" },
+        "message": "nul \u{0} inside",
+    }]});
+    publish(&app, &channel, invalid.to_string().as_bytes()).await;
+    app.record(event("after.poison")).await;
+    app.wait_stored(TENANT, 1).await;
+
+    let mut reasons = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reasons.len() < 2 && tokio::time::Instant::now() < deadline {
+        let got = channel
+            .basic_get(
+                app.config.dead_letter_queue.as_str().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap();
+        match got {
+            Some(message) => {
+                let headers = message
+                    .delivery
+                    .properties
+                    .headers()
+                    .clone()
+                    .unwrap_or_default();
+                let reason = match headers.inner().get(traceledger::worker::REASON_HEADER) {
+                    Some(AMQPValue::LongString(s)) => s.to_string(),
+                    other => panic!("dead letter without a reason: {other:?}"),
+                };
+                reasons.push(reason);
+            }
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("not a traceledger batch"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("message"), "{reasons:?}");
+    let body = app
+        .gql("{ auditEvents { edges { node { action } } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["auditEvents"]["edges"],
+        json!([{ "node": { "action": "after.poison" } }])
+    );
+}
