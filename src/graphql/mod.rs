@@ -7,13 +7,14 @@ mod loader;
 mod mutation;
 mod query;
 mod scalars;
+mod search;
 mod subscription;
 mod types;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::Schema;
+use async_graphql::{MergedObject, Schema};
 
 pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
@@ -24,7 +25,16 @@ use crate::ingest::Recorder;
 use crate::live::LiveFeed;
 use crate::store::Store;
 
-pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subscription>;
+pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
+
+// Every query field, one object per capability (plain comments: doc comments would become the
+// schema description).
+#[derive(MergedObject, Default)]
+pub struct Query(query::EventQuery, search::SearchQuery);
+
+// Every mutation field, one object per capability.
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::RecordMutation);
 
 /// What resolvers reach through the context, shared by every request.
 pub struct Services {
@@ -43,10 +53,13 @@ pub fn sdl() -> String {
     schema_builder().finish().sdl()
 }
 
-fn schema_builder(
-) -> async_graphql::SchemaBuilder<query::Query, mutation::Mutation, subscription::Subscription> {
-    Schema::build(query::Query, mutation::Mutation, subscription::Subscription)
-        .extension(ErrorCodes)
+fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscription::Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        subscription::Subscription,
+    )
+    .extension(ErrorCodes)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

@@ -10,10 +10,11 @@ use super::query::tenant;
 use super::types::RecordEventPayload;
 use super::Services;
 
-pub struct Mutation;
+#[derive(Default)]
+pub struct RecordMutation;
 
 #[Object]
-impl Mutation {
+impl RecordMutation {
     /// Records one event. Answers once the event is durably on the bus.
     async fn record_event(
         &self,

@@ -9,9 +9,7 @@ use uuid::Uuid;
 use super::error::ApiError;
 use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
-use super::types::{
-    AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo, SearchConnection,
-};
+use super::types::{AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo};
 use super::Services;
 use crate::auth::Principal;
 use crate::domain::{self, Cursor};
@@ -21,10 +19,11 @@ pub const MAX_PAGE: i32 = 100;
 /// Values one filter list may hold.
 const MAX_FILTER_VALUES: usize = 100;
 
-pub struct Query;
+#[derive(Default)]
+pub struct EventQuery;
 
 #[Object]
-impl Query {
+impl EventQuery {
     /// The caller's events matching `filter`, newest first by default.
     async fn audit_events(
         &self,
@@ -57,21 +56,6 @@ impl Query {
             Ok::<_, ApiError>(event.map(AuditEvent))
         };
         load.await.map_err(|e| e.extend())
-    }
-
-    /// Full-text search over the caller's events.
-    async fn search(
-        &self,
-        query: String,
-        filter: Option<AuditEventFilter>,
-        #[graphql(default = 20)] first: i32,
-        after: Option<String>,
-    ) -> async_graphql::Result<SearchConnection> {
-        let _ = (query, filter, first, after);
-        Err(
-            ApiError::Unavailable("full-text search is not available in this version".into())
-                .extend(),
-        )
     }
 }
 
