@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -15,6 +16,7 @@ use crate::graphql::{build_schema, Services};
 use crate::http::{self, AppState};
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::outbox;
 use crate::store::{Store, StoreError};
 use crate::worker::{self, WorkerSettings};
 
@@ -44,6 +46,8 @@ pub struct App {
 impl App {
     /// Connects to PostgreSQL (creating and migrating the database), Redis and RabbitMQ.
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
+        // Before anything records a metric.
+        crate::telemetry::metrics();
         let store = Store::connect(&config.database_url, config.database_max_connections).await?;
         store.migrate().await?;
         let cache = Cache::connect(
@@ -51,23 +55,41 @@ impl App {
             &config.cache_prefix,
             config.cache_ttl(),
             config.idempotency_ttl(),
+            config.breaker(),
         )
         .await?;
         let topology = Topology::from_config(&config);
-        let publisher =
-            Publisher::connect(&config.amqp_url, topology.clone(), config.publish_timeout())
-                .await?;
+        let publisher = Arc::new(
+            Publisher::connect(
+                &config.amqp_url,
+                topology.clone(),
+                config.publish_timeout(),
+                config.breaker(),
+            )
+            .await,
+        );
+        let outbox_parked = Arc::new(Notify::new());
+        outbox::spawn_relay(
+            store.clone(),
+            Arc::clone(&publisher),
+            Arc::clone(&outbox_parked),
+            config.outbox_poll(),
+            shutdown.clone(),
+        );
         let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await?;
         let services = Arc::new(Services {
             store: store.clone(),
             cache: cache.clone(),
-            recorder: Recorder::new(publisher, cache, store.clone()),
+            publisher: Arc::clone(&publisher),
+            recorder: Recorder::new(publisher, cache, store.clone(), outbox_parked),
             live,
         });
         let state = AppState {
             schema: build_schema(Arc::clone(&services)),
             services,
             auth: Arc::new(Authenticator::new(store.clone(), config.key_cache_ttl())),
+            amqp_url: config.amqp_url.clone(),
+            topology,
         };
         Ok(Self {
             router: http::router(state),

@@ -18,6 +18,9 @@ pub const KEY_PREFIX: &str = "tlk_";
 const SHOWN_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
 /// Keys remembered at most by one instance's cache before it starts afresh.
 const MAX_CACHED_KEYS: usize = 10_000;
+/// While PostgreSQL is unreachable, a key verified this recently is still accepted, so recording
+/// (which goes through the broker) keeps working during a database outage.
+const STALE_WHILE_DOWN: Duration = Duration::from_secs(600);
 
 /// Who is calling: the tenant every read and write of the request is scoped to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,14 +66,16 @@ impl Authenticator {
             return Err(AuthError::Unauthenticated);
         }
         let hash = hash_key(key);
-        if let Some(principal) = self.cached(&hash) {
+        if let Some(principal) = self.cached(&hash, self.ttl) {
             return Ok(principal);
         }
-        let record = self
-            .store
-            .api_key_by_hash(&hash)
-            .await?
-            .ok_or(AuthError::Unauthenticated)?;
+        let record = match self.store.api_key_by_hash(&hash).await {
+            Ok(record) => record.ok_or(AuthError::Unauthenticated)?,
+            Err(e) if e.is_unavailable() => {
+                return self.cached(&hash, STALE_WHILE_DOWN).ok_or(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let principal = Principal {
             tenant: record.tenant,
             key_id: record.id,
@@ -83,11 +88,11 @@ impl Authenticator {
         Ok(principal)
     }
 
-    fn cached(&self, hash: &[u8; 32]) -> Option<Principal> {
+    fn cached(&self, hash: &[u8; 32], max_age: Duration) -> Option<Principal> {
         let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         verified
             .get(hash)
-            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .filter(|(_, at)| at.elapsed() < max_age)
             .map(|(principal, _)| principal.clone())
     }
 }

@@ -1,56 +1,119 @@
 //! Redis: the cache-aside copy of stored events, and the fast path for idempotency keys.
 //!
 //! Nothing here is the source of truth. Events are immutable, so a cached one is never stale;
-//! an idempotency key claimed here is still guarded by PostgreSQL's unique constraint.
+//! an idempotency key claimed here is still guarded by PostgreSQL's unique constraint. So when
+//! Redis is down every call fails fast (a breaker stops even trying for a while) and callers go
+//! on without it; the service starts without Redis and connects when it appears.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+use crate::breaker::{Breaker, BreakerState};
 use crate::domain::AuditEvent;
 
 /// Redis calls that take longer than this count as failures; callers then go without the cache.
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a service that started without Redis tries to reach it.
+const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
-#[error("cache error: {0}")]
-pub struct CacheError(#[from] redis::RedisError);
+pub enum CacheError {
+    #[error("cache error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("cache unavailable")]
+    Unavailable,
+}
 
 #[derive(Clone)]
 pub struct Cache {
-    conn: ConnectionManager,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: OnceCell<ConnectionManager>,
+    breaker: Breaker,
     prefix: String,
     event_ttl: Duration,
     idempotency_ttl: Duration,
 }
 
 impl Cache {
+    /// Connects to Redis, or, if it is not there, keeps trying in the background. Fails only for
+    /// a malformed URL.
     pub async fn connect(
         url: &str,
         prefix: &str,
         event_ttl: Duration,
         idempotency_ttl: Duration,
+        breaker: Breaker,
     ) -> Result<Self, CacheError> {
         let client = redis::Client::open(url)?;
+        let cache = Self {
+            inner: Arc::new(Inner {
+                conn: OnceCell::new(),
+                breaker,
+                prefix: prefix.to_owned(),
+                event_ttl,
+                idempotency_ttl,
+            }),
+        };
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(RESPONSE_TIMEOUT)
             .set_connection_timeout(CONNECT_TIMEOUT);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self {
-            conn,
-            prefix: prefix.to_owned(),
-            event_ttl,
-            idempotency_ttl,
-        })
+        match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
+            Ok(conn) => {
+                let _ = cache.inner.conn.set(conn);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis unreachable at start; running without the cache");
+                let inner = Arc::clone(&cache.inner);
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(RECONNECT_INTERVAL).await;
+                        let attempt =
+                            ConnectionManager::new_with_config(client.clone(), config.clone());
+                        if let Ok(conn) = attempt.await {
+                            let _ = inner.conn.set(conn);
+                            tracing::info!("Redis reachable; cache enabled");
+                            return;
+                        }
+                    }
+                });
+            }
+        }
+        Ok(cache)
     }
 
     pub async fn ping(&self) -> Result<(), CacheError> {
-        redis::cmd("PING")
-            .query_async::<()>(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        self.run(|mut conn| async move { redis::cmd("PING").query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state()
+    }
+
+    /// Runs one Redis call, unless Redis is known to be down, and tells the breaker how it went.
+    async fn run<T, F, Fut>(&self, call: F) -> Result<T, CacheError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(conn) = self.inner.conn.get().cloned() else {
+            return Err(CacheError::Unavailable);
+        };
+        if !self.inner.breaker.allow() {
+            return Err(CacheError::Unavailable);
+        }
+        let result = call(conn).await;
+        self.inner.breaker.record(&result);
+        Ok(result?)
     }
 
     /// The cached events for these (tenant, id) keys, in the same order; `None` for a miss.
@@ -65,9 +128,10 @@ impl Cache {
             .iter()
             .map(|(tenant, id)| self.event_key(tenant, id))
             .collect();
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&names)
-            .query_async(&mut self.conn.clone())
+        let values: Vec<Option<Vec<u8>>> =
+            self.run(|mut conn| async move {
+                redis::cmd("MGET").arg(&names).query_async(&mut conn).await
+            })
             .await?;
         // An entry that does not decode (written by another version) is just a miss.
         Ok(values
@@ -89,11 +153,11 @@ impl Cache {
                 .arg(self.event_key(&event.tenant, &event.id))
                 .arg(body)
                 .arg("EX")
-                .arg(self.event_ttl.as_secs().max(1))
+                .arg(self.inner.event_ttl.as_secs().max(1))
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
-        Ok(())
+        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
     }
 
     /// Claims each idempotency key for the given new event id, in order, in one round trip.
@@ -115,9 +179,11 @@ impl Cache {
                 .arg("NX")
                 .arg("GET")
                 .arg("EX")
-                .arg(self.idempotency_ttl.as_secs().max(1));
+                .arg(self.inner.idempotency_ttl.as_secs().max(1));
         }
-        let previous: Vec<Option<String>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let previous: Vec<Option<String>> = self
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
         Ok(previous
             .into_iter()
             .map(|p| p.and_then(|id| Uuid::try_parse(&id).ok()))
@@ -139,11 +205,11 @@ impl Cache {
                 .arg(self.idempotency_key(tenant, key))
                 .arg(id.to_string())
                 .arg("EX")
-                .arg(self.idempotency_ttl.as_secs().max(1))
+                .arg(self.inner.idempotency_ttl.as_secs().max(1))
                 .ignore();
         }
-        pipe.query_async::<()>(&mut self.conn.clone()).await?;
-        Ok(())
+        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
     }
 
     /// Gives up claims whose events were never published, so a retry is not told DUPLICATE.
@@ -159,20 +225,28 @@ impl Cache {
             .iter()
             .map(|k| self.idempotency_key(tenant, k))
             .collect();
-        redis::cmd("DEL")
-            .arg(&names)
-            .query_async::<()>(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        self.run(|mut conn| async move {
+            redis::cmd("DEL")
+                .arg(&names)
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
     }
 
     fn event_key(&self, tenant: &str, id: &Uuid) -> String {
         // The id has a fixed length, so the key is unambiguous whatever the tenant holds.
-        format!("{}:ev:{}:{}", self.prefix, tenant, id.simple())
+        format!("{}:ev:{}:{}", self.inner.prefix, tenant, id.simple())
     }
 
     fn idempotency_key(&self, tenant: &str, key: &str) -> String {
         // Length-prefixed so tenant "a:b" with key "c" never collides with tenant "a", key "b:c".
-        format!("{}:idem:{}:{}:{}", self.prefix, tenant.len(), tenant, key)
+        format!(
+            "{}:idem:{}:{}:{}",
+            self.inner.prefix,
+            tenant.len(),
+            tenant,
+            key
+        )
     }
 }

@@ -99,6 +99,28 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_PREFETCH", default_value_t = 1000)]
     pub prefetch: u16,
 
+    /// Delays of the retry queues a message passes through after a transient failure, in order;
+    /// after the last one it is dead-lettered.
+    #[arg(
+        long,
+        env = "TRACELEDGER_RETRY_DELAYS_MS",
+        value_delimiter = ',',
+        default_value = "1000,5000,30000,120000"
+    )]
+    pub retry_delays_ms: Vec<u64>,
+
+    /// How often the outbox relay looks for events accepted while the broker was down.
+    #[arg(long, env = "TRACELEDGER_OUTBOX_POLL_MS", default_value_t = 1000)]
+    pub outbox_poll_ms: u64,
+
+    /// Consecutive failures after which a dependency (Redis, the broker) is skipped for a while.
+    #[arg(long, env = "TRACELEDGER_BREAKER_THRESHOLD", default_value_t = 3)]
+    pub breaker_threshold: u32,
+
+    /// How long a tripped dependency is skipped before one call probes it again.
+    #[arg(long, env = "TRACELEDGER_BREAKER_COOL_DOWN_MS", default_value_t = 2000)]
+    pub breaker_cool_down_ms: u64,
+
     /// How long a verified API key is trusted before it is looked up again.
     #[arg(long, env = "TRACELEDGER_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
@@ -141,6 +163,24 @@ impl Config {
 
     pub fn batch_timeout(&self) -> Duration {
         Duration::from_millis(self.batch_timeout_ms)
+    }
+
+    pub fn retry_delays(&self) -> Vec<Duration> {
+        self.retry_delays_ms
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect()
+    }
+
+    pub fn outbox_poll(&self) -> Duration {
+        Duration::from_millis(self.outbox_poll_ms)
+    }
+
+    pub fn breaker(&self) -> crate::breaker::Breaker {
+        crate::breaker::Breaker::new(
+            self.breaker_threshold,
+            Duration::from_millis(self.breaker_cool_down_ms),
+        )
     }
 
     pub fn key_cache_ttl(&self) -> Duration {

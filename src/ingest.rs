@@ -1,13 +1,18 @@
 //! Accepting events: validate every input, settle idempotency keys, publish the accepted ones as
-//! one confirmed broker message, and hand back a receipt per input.
+//! one confirmed broker message, and hand back a receipt per input. When the broker cannot take
+//! the message, it is parked in the PostgreSQL outbox (as durable, and relayed later); only when
+//! both fail is the call refused.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
 use uuid::Uuid;
 
-use crate::bus::{BusError, Publisher};
+use tokio::sync::Notify;
+
+use crate::bus::{encode_batch, BusError, Publisher};
 use crate::cache::Cache;
 use crate::domain::{AuditEvent, EventDraft, FieldError, NewEvent, MAX_BATCH};
 use crate::store::Store;
@@ -15,6 +20,8 @@ use crate::store::Store;
 /// A PostgreSQL idempotency look-up slower than this is skipped: the unique constraint still
 /// keeps a duplicate from being stored, and recording keeps working while the database is down.
 const IDEMPOTENCY_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long parking a batch in the outbox may take before the call is refused.
+const OUTBOX_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordStatus {
@@ -39,27 +46,31 @@ pub enum IngestError {
     Invalid { index: usize, error: FieldError },
     #[error("at most {MAX_BATCH} events per call")]
     TooMany,
-    #[error("the broker could not take the events: {0}")]
-    Unavailable(#[from] BusError),
+    #[error("neither the broker ({bus}) nor the outbox ({outbox}) could take the events")]
+    Unavailable { bus: BusError, outbox: String },
 }
 
 pub struct Recorder {
-    publisher: Publisher,
+    publisher: Arc<Publisher>,
     cache: Cache,
     store: Store,
+    /// Wakes the outbox relay when a batch was parked.
+    outbox_parked: Arc<Notify>,
 }
 
 impl Recorder {
-    pub fn new(publisher: Publisher, cache: Cache, store: Store) -> Self {
+    pub fn new(
+        publisher: Arc<Publisher>,
+        cache: Cache,
+        store: Store,
+        outbox_parked: Arc<Notify>,
+    ) -> Self {
         Self {
             publisher,
             cache,
             store,
+            outbox_parked,
         }
-    }
-
-    pub fn publisher(&self) -> &Publisher {
-        &self.publisher
     }
 
     /// Records a call's inputs for `tenant`: all of them or, if any is invalid, none.
@@ -110,7 +121,7 @@ impl Recorder {
         if fresh.is_empty() {
             return Ok(receipts);
         }
-        if let Err(error) = self.publisher.publish_confirmed(&fresh).await {
+        if let Err(error) = self.deliver(&fresh).await {
             let claimed: Vec<&str> = fresh
                 .iter()
                 .filter_map(|e| e.idempotency_key.as_deref())
@@ -118,9 +129,44 @@ impl Recorder {
             if let Err(e) = self.cache.release_idempotency_keys(tenant, &claimed).await {
                 tracing::warn!(error = %e, "could not release idempotency claims");
             }
-            return Err(error.into());
+            return Err(error);
         }
+        metrics::counter!("traceledger_events_accepted_total").increment(fresh.len() as u64);
         Ok(receipts)
+    }
+
+    /// Publishes the batch, or parks it in the outbox when the broker cannot take it.
+    async fn deliver(&self, events: &[AuditEvent]) -> Result<(), IngestError> {
+        let bus = match self.publisher.publish_confirmed(events).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        tracing::warn!(error = %bus, events = events.len(), "broker unavailable; parking the batch in the outbox");
+        let payload = encode_batch(events).map_err(|e| IngestError::Unavailable {
+            bus: BusError::Encode(e),
+            outbox: "not tried".into(),
+        })?;
+        let message_id = events.first().map(|e| e.id.to_string());
+        let parked = tokio::time::timeout(
+            OUTBOX_TIMEOUT,
+            self.store.push_outbox(&payload, message_id.as_deref()),
+        )
+        .await;
+        match parked {
+            Ok(Ok(())) => {
+                metrics::counter!("traceledger_outbox_parked_total").increment(1);
+                self.outbox_parked.notify_one();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(IngestError::Unavailable {
+                bus,
+                outbox: e.to_string(),
+            }),
+            Err(_) => Err(IngestError::Unavailable {
+                bus,
+                outbox: "timed out".into(),
+            }),
+        }
     }
 
     /// Which inputs (by index) repeat a key already recorded, and the id recorded under it.

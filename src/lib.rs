@@ -4,14 +4,17 @@
 
 pub mod app; // wiring: configuration in, running service out
 pub mod auth; // API keys and the principal a request acts for
+pub mod breaker; // skip a failing dependency for a while instead of timing out on it
 pub mod bus; // RabbitMQ topology, confirmed publisher, wire format
 pub mod cache; // Redis: event cache and idempotency fast path
 pub mod config; // one typed configuration with local defaults
 pub mod domain; // events, validation, filters, cursors: no I/O
 pub mod graphql; // schema, resolvers, loader, subscription: no SQL
+pub mod health; // readiness of each dependency, on-demand gauges
 pub mod http; // axum router: /graphql, websocket, playground, /health
 pub mod ingest; // accepting events: validate, deduplicate, publish
 pub mod live; // this instance's live feed for subscriptions
+pub mod outbox; // relaying batches accepted while the broker was down
 pub mod shutdown; // Ctrl-C / SIGTERM to a cancellation token
 pub mod store; // PostgreSQL: migrations, events, keys
 pub mod telemetry; // logging setup

@@ -1,5 +1,9 @@
-//! Logging: `tracing` to stderr, as text or JSON, filtered by `RUST_LOG` (default `info`).
+//! Logging (`tracing` to stderr, as text or JSON, filtered by `RUST_LOG`, default `info`) and the
+//! process-wide Prometheus recorder behind `/metrics`.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -14,4 +18,18 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The Prometheus recorder, installed on first use. One per process: several apps in one process
+/// (tests) share it.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        handle
+    })
 }

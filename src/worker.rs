@@ -3,9 +3,11 @@
 //! `traceledger-worker`.
 //!
 //! A message that can never be stored (undecodable, invalid, or refused by the database) goes to
-//! the dead-letter queue, with the reason in its headers, instead of looping. While PostgreSQL is
-//! unreachable the batch stays unacknowledged and is retried with backoff; if the worker dies,
-//! the broker redelivers it, and the insert skips rows already stored.
+//! the dead-letter queue at once, with the reason in its headers. A message that failed for a
+//! passing reason (a deadlock, a timeout) goes through the retry queues, each with a longer TTL,
+//! and is dead-lettered after the last. While PostgreSQL is unreachable the batch stays
+//! unacknowledged and is retried with backoff, using up no attempts. If the worker dies, the
+//! broker redelivers what it had not acknowledged, and the insert skips rows already stored.
 
 use std::time::Duration;
 
@@ -15,19 +17,18 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Consumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{self, decode_batch, BusError, Topology};
+use crate::bus::{self, decode_batch, BusError, Failure, Topology};
 use crate::config::Config;
 use crate::domain::AuditEvent;
 use crate::store::{Store, StoreError};
 
+/// Backoff while the database is out of reach, and while the broker is.
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(200);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
-/// Header on a dead letter saying why it could not be stored.
-pub const REASON_HEADER: &str = "x-traceledger-reason";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -95,8 +96,8 @@ async fn consume(
     channel
         .basic_qos(settings.prefetch, BasicQosOptions::default())
         .await?;
-    let dead_letters = connection.create_channel().await?;
-    dead_letters
+    let republish = connection.create_channel().await?;
+    republish
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let mut consumer = channel
@@ -110,7 +111,7 @@ async fn consume(
     tracing::info!(queue = %settings.topology.worker_queue, "worker consuming");
     let batch = Batcher {
         store,
-        dead_letters: &dead_letters,
+        republish: &republish,
         topology: &settings.topology,
         shutdown,
     };
@@ -153,13 +154,15 @@ async fn next_batch(
 
 struct Batcher<'a> {
     store: &'a Store,
-    dead_letters: &'a Channel,
+    /// A confirm-mode channel for moving messages to retry and dead-letter queues.
+    republish: &'a Channel,
     topology: &'a Topology,
     shutdown: &'a CancellationToken,
 }
 
 impl Batcher<'_> {
-    /// Stores a batch and acknowledges it; dead-letters what can never be stored.
+    /// Stores a batch and acknowledges it; sends what failed on to a retry queue or, for good,
+    /// to the dead-letter queue.
     async fn commit(&self, deliveries: Vec<Delivery>) -> Result<(), WorkerError> {
         let mut decoded: Vec<(Delivery, Vec<AuditEvent>)> = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
@@ -175,8 +178,15 @@ impl Batcher<'_> {
             .iter()
             .flat_map(|(_, e)| e.iter().cloned())
             .collect();
-        match self.insert_with_retry(&events).await {
+        let started = std::time::Instant::now();
+        match self.insert_when_reachable(&events).await {
+            None => Ok(()),
             Some(Ok(stored)) => {
+                metrics::histogram!("traceledger_worker_commit_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::histogram!("traceledger_worker_batch_events").record(events.len() as f64);
+                metrics::counter!("traceledger_events_stored_total").increment(stored);
+                record_lag(&events);
                 tracing::debug!(
                     messages = decoded.len(),
                     events = events.len(),
@@ -189,31 +199,38 @@ impl Batcher<'_> {
                 Ok(())
             }
             Some(Err(batch_error)) => {
-                // Some message in the batch is refused for good: store each alone to find it.
-                tracing::warn!(error = %batch_error, "batch refused; storing its messages one by one");
+                // Store each message alone, so one bad or unlucky message does not hold up the
+                // others, and each failure is charged to the message that caused it.
+                tracing::warn!(error = %batch_error, "batch failed; storing its messages one by one");
                 for (delivery, events) in decoded {
-                    match self.insert_with_retry(&events).await {
-                        Some(Ok(_)) => {
+                    match self.insert_when_reachable(&events).await {
+                        None => return Ok(()),
+                        Some(Ok(stored)) => {
+                            metrics::counter!("traceledger_events_stored_total").increment(stored);
                             delivery.acker.ack(BasicAckOptions::default()).await?;
                         }
+                        Some(Err(e)) if e.is_transient() => {
+                            self.retry(delivery, &e.to_string()).await?
+                        }
                         Some(Err(e)) => self.dead_letter(delivery, &e.to_string()).await?,
-                        None => return Ok(()),
                     }
                 }
                 Ok(())
             }
-            // Shutting down during an outage: leave the batch unacknowledged for redelivery.
-            None => Ok(()),
         }
     }
 
-    /// Inserts, waiting out transient failures. `None` if shutdown came first; otherwise the
-    /// stored count or an error that retrying will not cure.
-    async fn insert_with_retry(&self, events: &[AuditEvent]) -> Option<Result<u64, StoreError>> {
+    /// Inserts, waiting (unacknowledged, with backoff) while the database is out of reach: an
+    /// outage is nobody's fault and must not use up a message's attempts. `None` if shutdown came
+    /// first; otherwise the stored count or the error the database gave.
+    async fn insert_when_reachable(
+        &self,
+        events: &[AuditEvent],
+    ) -> Option<Result<u64, StoreError>> {
         let mut delay = RETRY_FIRST_DELAY;
         loop {
             match self.store.insert_events(events).await {
-                Err(e) if e.is_transient() => {
+                Err(e) if e.is_unavailable() => {
                     tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; batch kept");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => return None,
@@ -226,17 +243,60 @@ impl Batcher<'_> {
         }
     }
 
-    /// Moves a message to the dead-letter queue (confirmed) and only then acknowledges it.
+    /// Sends a message to the retry queue for its next attempt, or, when it has none left, to
+    /// the dead-letter queue.
+    async fn retry(&self, delivery: Delivery, reason: &str) -> Result<(), WorkerError> {
+        let failure = Failure::of(&delivery.properties).failed_again(reason);
+        let Some(queue) = self.topology.retry_queue(failure.attempts as usize) else {
+            let reason = format!("gave up after {} attempts: {reason}", failure.attempts);
+            return self.bury(delivery, &failure, &reason).await;
+        };
+        tracing::info!(attempt = failure.attempts, %queue, reason, "retrying a message later");
+        metrics::counter!("traceledger_worker_retries_total").increment(1);
+        self.republish(&queue, &delivery, failure.stamp(&delivery.properties))
+            .await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Moves a message that can never be stored to the dead-letter queue at once.
     async fn dead_letter(&self, delivery: Delivery, reason: &str) -> Result<(), WorkerError> {
-        tracing::warn!(reason, "dead-lettering a message");
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
-        let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
+        let failure = Failure::of(&delivery.properties).failed_again(reason);
+        self.bury(delivery, &failure, reason).await
+    }
+
+    async fn bury(
+        &self,
+        delivery: Delivery,
+        failure: &Failure,
+        reason: &str,
+    ) -> Result<(), WorkerError> {
+        tracing::warn!(
+            reason,
+            attempts = failure.attempts,
+            "dead-lettering a message"
+        );
+        metrics::counter!("traceledger_dead_letters_total").increment(1);
+        let properties = failure.stamp_dead(&delivery.properties, reason);
+        self.republish(&self.topology.dead_letter_queue, &delivery, properties)
+            .await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
+        Ok(())
+    }
+
+    /// Publishes a copy to `queue` and waits for the broker's confirm; only then may the
+    /// original be acknowledged.
+    async fn republish(
+        &self,
+        queue: &str,
+        delivery: &Delivery,
+        properties: BasicProperties,
+    ) -> Result<(), WorkerError> {
         let confirm = self
-            .dead_letters
+            .republish
             .basic_publish(
                 "".into(),
-                self.topology.dead_letter_queue.as_str().into(),
+                queue.into(),
                 BasicPublishOptions::default(),
                 &delivery.data,
                 properties,
@@ -246,7 +306,18 @@ impl Batcher<'_> {
         if !matches!(confirm, Confirmation::Ack(_)) {
             return Err(BusError::Nacked.into());
         }
-        delivery.acker.ack(BasicAckOptions::default()).await?;
         Ok(())
+    }
+}
+
+/// Accept-to-commit lag of a committed batch, for the end-to-end lag metric.
+fn record_lag(events: &[AuditEvent]) {
+    let now = chrono::Utc::now();
+    for event in events {
+        let lag = (now - event.received_at)
+            .num_microseconds()
+            .unwrap_or(i64::MAX) as f64
+            / 1e6;
+        metrics::histogram!("traceledger_accept_to_commit_seconds").record(lag);
     }
 }

@@ -6,15 +6,19 @@
 //! workers share and one exclusive queue per API instance for its live subscribers.
 
 mod codec;
+mod dead_letters;
+mod failure;
 mod publisher;
 
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 pub use codec::{decode_batch, encode_batch, DecodeError};
+pub use dead_letters::{DeadLetter, DeadLetters, Replay};
+pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADER, REASON_HEADER};
 pub use publisher::Publisher;
 
 /// How long opening a connection to the broker may take before it counts as down.
@@ -26,6 +30,8 @@ pub enum BusError {
     Amqp(#[from] lapin::Error),
     #[error("the broker did not answer in time")]
     Timeout,
+    #[error("the broker is unavailable (failing repeatedly; not tried for a moment)")]
+    Unavailable,
     #[error("the broker refused the message")]
     Nacked,
     #[error("no queue is bound to exchange {0}")]
@@ -40,6 +46,8 @@ pub struct Topology {
     pub exchange: String,
     pub worker_queue: String,
     pub dead_letter_queue: String,
+    /// One retry queue per delay, in the order a failing message passes through them.
+    pub retry_delays: Vec<Duration>,
 }
 
 impl Topology {
@@ -48,10 +56,32 @@ impl Topology {
             exchange: config.exchange.clone(),
             worker_queue: config.worker_queue.clone(),
             dead_letter_queue: config.dead_letter_queue.clone(),
+            retry_delays: config.retry_delays(),
         }
     }
 
-    /// Declares the exchange, the worker queue bound to it and the dead-letter queue.
+    /// The retry queue for the `n`th failed attempt (1-based), if there is one.
+    pub fn retry_queue(&self, attempt: usize) -> Option<String> {
+        let delay = self.retry_delays.get(attempt.checked_sub(1)?)?;
+        // Named by delay: a queue's TTL cannot change once declared, a new delay is a new queue.
+        Some(format!(
+            "{}.retry.{}ms",
+            self.worker_queue,
+            delay.as_millis()
+        ))
+    }
+
+    /// Every durable queue this topology declares.
+    pub fn queues(&self) -> Vec<String> {
+        let retries = (1..=self.retry_delays.len()).filter_map(|n| self.retry_queue(n));
+        [self.worker_queue.clone(), self.dead_letter_queue.clone()]
+            .into_iter()
+            .chain(retries)
+            .collect()
+    }
+
+    /// Declares the exchange, the worker queue bound to it, the retry queues (each dead-letters
+    /// back into the worker queue when its TTL runs out) and the dead-letter queue.
     /// Idempotent: every API instance and worker does it at start, so none depends on another
     /// having started first, and nothing published is dropped for want of a queue.
     pub async fn declare(&self, channel: &Channel) -> Result<(), BusError> {
@@ -63,6 +93,25 @@ impl Topology {
         for queue in [&self.worker_queue, &self.dead_letter_queue] {
             channel
                 .queue_declare(queue.as_str().into(), durable, FieldTable::default())
+                .await?;
+        }
+        for (n, delay) in self.retry_delays.iter().enumerate() {
+            let Some(queue) = self.retry_queue(n + 1) else {
+                continue;
+            };
+            let mut arguments = FieldTable::default();
+            let ttl = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+            arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString("".into()),
+            );
+            arguments.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(self.worker_queue.as_str().into()),
+            );
+            channel
+                .queue_declare(queue.as_str().into(), durable, arguments)
                 .await?;
         }
         channel
@@ -94,6 +143,29 @@ impl Topology {
             .await?;
         Ok(())
     }
+}
+
+/// How many messages wait in each of the topology's queues.
+pub async fn queue_depths(url: &str, topology: &Topology) -> Result<Vec<(String, u32)>, BusError> {
+    let connection = connect(url, "traceledger-metrics").await?;
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    let mut depths = Vec::new();
+    for queue in topology.queues() {
+        let declared = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        depths.push((queue, declared.message_count()));
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(depths)
 }
 
 /// Opens a connection to the broker, named so operators can tell our connections apart.

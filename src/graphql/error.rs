@@ -9,6 +9,9 @@ use async_graphql::{ErrorExtensions, Response, ServerError};
 use crate::ingest::IngestError;
 use crate::store::StoreError;
 
+/// The hint given with UNAVAILABLE: long enough for a breaker to probe again.
+const RETRY_AFTER_SECONDS: u64 = 5;
+
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
@@ -43,8 +46,10 @@ impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         async_graphql::Error::new(self.to_string()).extend_with(|_, ext| {
             ext.set("code", self.code());
-            if let ApiError::BadInput { field, .. } = self {
-                ext.set("field", field.as_str());
+            match self {
+                ApiError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                ApiError::Unavailable(_) => ext.set("retryAfterSeconds", RETRY_AFTER_SECONDS),
+                _ => {}
             }
         })
     }
@@ -80,9 +85,9 @@ pub fn ingest_error(argument: &str, e: IngestError) -> ApiError {
             ApiError::bad_input(field, error.message)
         }
         IngestError::TooMany => ApiError::bad_input(argument, e.to_string()),
-        IngestError::Unavailable(bus) => {
-            tracing::warn!(error = %bus, "broker unavailable while recording");
-            ApiError::Unavailable("the event bus is unavailable; retry shortly".into())
+        IngestError::Unavailable { .. } => {
+            tracing::error!(error = %e, "cannot record");
+            ApiError::Unavailable("events cannot be recorded right now; retry shortly".into())
         }
     }
 }

@@ -46,6 +46,9 @@ impl Loader<EventKey> for EventLoader {
                 vec![None; keys.len()]
             });
 
+        let hits = cached.iter().filter(|hit| hit.is_some()).count();
+        metrics::counter!("traceledger_cache_hits_total").increment(hits as u64);
+        metrics::counter!("traceledger_cache_misses_total").increment((keys.len() - hits) as u64);
         let mut found = HashMap::with_capacity(keys.len());
         let mut misses: HashMap<Arc<str>, Vec<Uuid>> = HashMap::new();
         for (key, hit) in keys.iter().zip(cached) {

@@ -20,6 +20,7 @@ pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
 
 use crate::auth::Principal;
+use crate::bus::Publisher;
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
@@ -40,6 +41,7 @@ pub struct Mutation(mutation::RecordMutation);
 pub struct Services {
     pub store: Store,
     pub cache: Cache,
+    pub publisher: Arc<Publisher>,
     pub recorder: Recorder,
     pub live: Arc<LiveFeed>,
 }

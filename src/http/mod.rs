@@ -1,7 +1,8 @@
 //! The HTTP surface: `/graphql` (queries and mutations over POST; the playground and the
-//! websocket subscriptions over GET) and `/health`.
+//! websocket subscriptions over GET), `/health`, `/ready` and `/metrics`.
 
 mod graphql;
+mod health;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
+use crate::bus::Topology;
 use crate::graphql::{AppSchema, Services};
 
 pub const GRAPHQL_PATH: &str = "/graphql";
@@ -25,6 +27,9 @@ pub struct AppState {
     pub schema: AppSchema,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
+    /// For the queue-depth gauges.
+    pub amqp_url: String,
+    pub topology: Topology,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -33,14 +38,12 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
-        .route("/health", get(health))
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
 }
 
 /// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod events;
+mod outbox;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
+pub use outbox::OutboxEntry;
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,19 +32,44 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether trying again later may succeed (the database is down, busy or restarting), as
-    /// opposed to a row the database will never accept.
-    pub fn is_transient(&self) -> bool {
+    /// Whether the database itself is out of reach (down, restarting, refusing connections):
+    /// nothing is wrong with the work, it has to wait.
+    pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Database(sqlx::Error::Database(db)) => {
-                let code = db.code();
-                let class = code.as_deref().map(|c| &c[..2.min(c.len())]);
-                // 08 connection, 40 rollback (serialization, deadlock), 53 resources,
-                // 57 operator intervention (shutdown), 58 system errors.
-                matches!(class, Some("08" | "40" | "53" | "57" | "58"))
+                // 08 connection exceptions; 57P01-57P03 shutdown, crash, cannot connect now.
+                let code = db.code().unwrap_or_default();
+                code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
             }
-            StoreError::Database(_) => true,
-            StoreError::Migrate(_) | StoreError::Corrupt { .. } => false,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether trying again later may succeed (the database is out of reach, or the statement hit
+    /// a conflict, a timeout or a resource limit), as opposed to a row it will never accept.
+    pub fn is_transient(&self) -> bool {
+        if self.is_unavailable() {
+            return true;
+        }
+        match self {
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                let code = db.code().unwrap_or_default();
+                // 40 rollback (serialization, deadlock), 53 resources, 55P03 lock not
+                // available, 57014 statement timeout or cancel, 58 system errors.
+                ["40", "53", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || matches!(&*code, "55P03" | "57014")
+            }
+            StoreError::Database(sqlx::Error::Protocol(_)) => true,
+            _ => false,
         }
     }
 }

@@ -103,7 +103,7 @@ async fn a_poison_message_is_dead_lettered_and_the_pipeline_goes_on() {
                     .headers()
                     .clone()
                     .unwrap_or_default();
-                let reason = match headers.inner().get(traceledger::worker::REASON_HEADER) {
+                let reason = match headers.inner().get(traceledger::bus::REASON_HEADER) {
                     Some(AMQPValue::LongString(s)) => s.to_string(),
                     other => panic!("dead letter without a reason: {other:?}"),
                 };

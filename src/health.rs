@@ -1,0 +1,121 @@
+//! Readiness and metrics: what each dependency looks like from this instance, and the gauges
+//! that are read when someone asks (queue depths, outbox, subscribers, breakers).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::breaker::BreakerState;
+use crate::bus::{self, Topology};
+use crate::graphql::Services;
+
+/// A readiness probe waits no longer than this for any one dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Up,
+    Degraded,
+    Down,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Dependency {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    /// `up`: all well. `degraded`: serving, with a dependency down (recording falls back to the
+    /// outbox or the broker, reads skip the cache). `down`: events can be neither recorded nor
+    /// read; a load balancer should send traffic elsewhere.
+    pub status: Status,
+    pub postgres: Dependency,
+    pub redis: Dependency,
+    pub rabbitmq: Dependency,
+    pub outbox_depth: Option<i64>,
+    pub subscribers: usize,
+}
+
+pub async fn readiness(services: &Services) -> Readiness {
+    let postgres = probe(services.store.ping(), None).await;
+    let redis = probe(services.cache.ping(), Some(services.cache.breaker_state())).await;
+    let rabbitmq = {
+        let breaker = services.publisher.breaker_state();
+        let connected = services.publisher.is_connected().await;
+        Dependency {
+            status: if connected && breaker == BreakerState::Closed {
+                Status::Up
+            } else {
+                Status::Down
+            },
+            breaker: Some(breaker.as_str()),
+            detail: (!connected).then(|| "not connected".to_owned()),
+        }
+    };
+    let outbox_depth = tokio::time::timeout(PROBE_TIMEOUT, services.store.outbox_depth())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    let status = match (postgres.status, rabbitmq.status, redis.status) {
+        (Status::Down, Status::Down, _) => Status::Down,
+        (Status::Up, Status::Up, Status::Up) => Status::Up,
+        _ => Status::Degraded,
+    };
+    Readiness {
+        status,
+        postgres,
+        redis,
+        rabbitmq,
+        outbox_depth,
+        subscribers: services.live.subscriber_count(),
+    }
+}
+
+async fn probe<E: std::fmt::Display>(
+    check: impl std::future::Future<Output = Result<(), E>>,
+    breaker: Option<BreakerState>,
+) -> Dependency {
+    let (status, detail) = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(Ok(())) => (Status::Up, None),
+        Ok(Err(e)) => (Status::Down, Some(e.to_string())),
+        Err(_) => (Status::Down, Some("timed out".to_owned())),
+    };
+    Dependency {
+        status,
+        breaker: breaker.map(BreakerState::as_str),
+        detail,
+    }
+}
+
+/// Sets the gauges that are cheaper to read on demand than to keep up to date.
+pub async fn refresh_gauges(services: &Services, amqp_url: &str, topology: &Topology) {
+    let ready = readiness(services).await;
+    metrics::gauge!("traceledger_subscribers").set(ready.subscribers as f64);
+    if let Some(depth) = ready.outbox_depth {
+        metrics::gauge!("traceledger_outbox_depth").set(depth as f64);
+    }
+    for (dependency, state) in [
+        ("redis", services.cache.breaker_state()),
+        ("rabbitmq", services.publisher.breaker_state()),
+    ] {
+        let value = match state {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        };
+        metrics::gauge!("traceledger_breaker_state", "dependency" => dependency).set(value);
+    }
+    if let Ok(Ok(depths)) =
+        tokio::time::timeout(PROBE_TIMEOUT, bus::queue_depths(amqp_url, topology)).await
+    {
+        for (queue, depth) in depths {
+            metrics::gauge!("traceledger_queue_depth", "queue" => queue).set(f64::from(depth));
+        }
+    }
+}
