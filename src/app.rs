@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Authenticator, NewApiKey};
-use crate::bus::{BusError, Publisher, Topology};
+use crate::bus::{BusError, DeadLetters, Publisher, Topology};
 use crate::cache::{Cache, CacheError};
 use crate::config::Config;
 use crate::graphql::{build_schema, Services};
@@ -76,12 +76,13 @@ impl App {
             config.outbox_poll(),
             shutdown.clone(),
         );
-        let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await?;
+        let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await;
         let services = Arc::new(Services {
             store: store.clone(),
             cache: cache.clone(),
             publisher: Arc::clone(&publisher),
             recorder: Recorder::new(publisher, cache, store.clone(), outbox_parked),
+            dead_letters: DeadLetters::new(&config.amqp_url, topology.clone()),
             live,
         });
         let state = AppState {
@@ -121,12 +122,28 @@ impl App {
     }
 }
 
+/// Runs only the worker until a shutdown signal: the `traceledger worker` command and the
+/// `traceledger-worker` binary.
+pub async fn run_worker(config: Config) -> Result<(), StartupError> {
+    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+    store.migrate().await?;
+    crate::telemetry::metrics();
+    worker::run(
+        WorkerSettings::from_config(&config),
+        store,
+        crate::shutdown::on_signal(),
+    )
+    .await;
+    Ok(())
+}
+
 /// A newcomer's first key: created for tenant `default` when the deployment has no key at all.
 pub async fn bootstrap_key(store: &Store) -> Result<Option<NewApiKey>, StoreError> {
     if store.count_api_keys().await? > 0 {
         return Ok(None);
     }
-    auth::create_api_key(store, BOOTSTRAP_TENANT, "bootstrap")
+    // A newcomer's own deployment: the first key may do everything.
+    auth::create_scoped_api_key(store, BOOTSTRAP_TENANT, "bootstrap", &auth::Scope::ALL)
         .await
         .map(Some)
 }

@@ -22,11 +22,48 @@ const MAX_CACHED_KEYS: usize = 10_000;
 /// (which goes through the broker) keeps working during a database outage.
 const STALE_WHILE_DOWN: Duration = Duration::from_secs(600);
 
-/// Who is calling: the tenant every read and write of the request is scoped to.
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Record events.
+    EventsWrite,
+    /// Query, search and subscribe.
+    EventsRead,
+    /// Operate the deployment: dead letters, keys.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::EventsWrite, Scope::EventsRead, Scope::Admin];
+    /// What a key gets when its creator names no scope.
+    pub const DEFAULT: [Scope; 2] = [Scope::EventsWrite, Scope::EventsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::EventsWrite => "events:write",
+            Scope::EventsRead => "events:read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Who is calling: the tenant every read and write of the request is scoped to, and what the
+/// key may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: String,
     pub key_id: Uuid,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
 }
 
 /// A newly minted key; `secret` is shown once and never stored.
@@ -79,6 +116,12 @@ impl Authenticator {
         let principal = Principal {
             tenant: record.tenant,
             key_id: record.id,
+            // A name this version does not know grants nothing.
+            scopes: record
+                .scopes
+                .iter()
+                .filter_map(|s| Scope::parse(s))
+                .collect(),
         };
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= MAX_CACHED_KEYS {
@@ -97,11 +140,21 @@ impl Authenticator {
     }
 }
 
-/// Mints a key for `tenant` and stores its hash.
+/// Mints a key for `tenant` with the default scopes and stores its hash.
 pub async fn create_api_key(
     store: &Store,
     tenant: &str,
     name: &str,
+) -> Result<NewApiKey, StoreError> {
+    create_scoped_api_key(store, tenant, name, &Scope::DEFAULT).await
+}
+
+/// Mints a key for `tenant` that may do what `scopes` say, and stores its hash.
+pub async fn create_scoped_api_key(
+    store: &Store,
+    tenant: &str,
+    name: &str,
+    scopes: &[Scope],
 ) -> Result<NewApiKey, StoreError> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -114,6 +167,10 @@ pub async fn create_api_key(
             name,
             &secret[..SHOWN_PREFIX_LEN],
             &hash_key(&secret),
+            &scopes
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect::<Vec<_>>(),
         )
         .await?;
     Ok(NewApiKey { id, secret })

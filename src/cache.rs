@@ -63,9 +63,12 @@ impl Cache {
                 idempotency_ttl,
             }),
         };
+        // No retries inside the connection manager: a call fails fast and the breaker decides
+        // when to try again; the manager still reconnects by itself on the next call.
         let config = ConnectionManagerConfig::new()
             .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_connection_timeout(CONNECT_TIMEOUT);
+            .set_connection_timeout(CONNECT_TIMEOUT)
+            .set_number_of_retries(0);
         match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
             Ok(conn) => {
                 let _ = cache.inner.conn.set(conn);

@@ -26,19 +26,20 @@ pub struct LiveFeed {
 }
 
 impl LiveFeed {
-    /// Binds this instance's queue before returning, so a subscription made afterwards misses
-    /// nothing published afterwards; then keeps the feed running (reconnecting) until `shutdown`.
-    pub async fn start(
-        url: &str,
-        topology: &Topology,
-        shutdown: CancellationToken,
-    ) -> Result<Arc<Self>, BusError> {
+    /// Binds this instance's queue before returning (if the broker is up), so a subscription made
+    /// afterwards misses nothing published afterwards; then keeps the feed running, reconnecting
+    /// whenever the broker goes away, until `shutdown`.
+    pub async fn start(url: &str, topology: &Topology, shutdown: CancellationToken) -> Arc<Self> {
         let (events, _) = broadcast::channel(SUBSCRIBER_BUFFER);
         let feed = Arc::new(Self { events });
-        let (connection, consumer) = open(url, topology).await?;
+        // Bound now when the broker is there; otherwise the loop below keeps trying.
+        let first = open(url, topology)
+            .await
+            .inspect_err(|e| tracing::warn!(error = %e, "live feed starts without the broker"))
+            .ok();
         let (url, topology, pump) = (url.to_owned(), topology.clone(), Arc::clone(&feed));
         tokio::spawn(async move {
-            let mut current = Some((connection, consumer));
+            let mut current = first;
             while !shutdown.is_cancelled() {
                 let (_connection, consumer) = match current.take() {
                     Some(link) => link,
@@ -60,7 +61,7 @@ impl LiveFeed {
                 }
             }
         });
-        Ok(feed)
+        feed
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditEvent>> {

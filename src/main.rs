@@ -4,7 +4,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use traceledger::app::{bootstrap_key, App};
+use indicatif::{ProgressBar, ProgressStyle};
+use traceledger::app::{self, bootstrap_key, App};
+use traceledger::auth::Scope;
+use traceledger::bus::{DeadLetters, Replay, Topology};
 use traceledger::config::Config;
 use traceledger::store::Store;
 use traceledger::{auth, graphql, http, shutdown, telemetry};
@@ -31,10 +34,22 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Run only the worker (as `traceledger-worker` does).
+    Worker {
+        #[command(flatten)]
+        config: Config,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Inspect and re-drive the dead-letter queue.
+    Dlq {
+        #[command(flatten)]
+        config: Config,
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Schema,
@@ -50,7 +65,36 @@ enum KeysCommand {
         tenant: String,
         #[arg(long)]
         name: String,
+        /// What the key may do (repeatable): events:write, events:read, admin.
+        /// Default: events:write and events:read.
+        #[arg(long = "scope", value_parser = parse_scope)]
+        scopes: Vec<Scope>,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Show the oldest dead letters (they stay in the queue).
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Move dead letters back into the worker queue.
+    Replay {
+        /// The dead letter's id, as `list` shows it.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter in the queue now.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Drop every dead letter.
+    Purge,
+}
+
+fn parse_scope(name: &str) -> Result<Scope, String> {
+    Scope::parse(name)
+        .ok_or_else(|| format!("unknown scope {name:?}: events:write, events:read or admin"))
 }
 
 #[tokio::main]
@@ -64,18 +108,32 @@ async fn main() -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
+        Command::Worker { config } => {
+            telemetry::init(config.log_format);
+            app::run_worker(config).await.context("running the worker")
+        }
+        Command::Dlq { config, command } => {
+            telemetry::init(config.log_format);
+            dlq(&config, command).await
+        }
         Command::Keys {
             command:
                 KeysCommand::Create {
                     config,
                     tenant,
                     name,
+                    scopes,
                 },
         } => {
             telemetry::init(config.log_format);
             let store = connect(&config).await?;
             store.migrate().await.context("migrating")?;
-            let key = auth::create_api_key(&store, &tenant, &name).await?;
+            let scopes = if scopes.is_empty() {
+                Scope::DEFAULT.to_vec()
+            } else {
+                scopes
+            };
+            let key = auth::create_scoped_api_key(&store, &tenant, &name, &scopes).await?;
             println!("{}", key.secret);
             eprintln!(
                 "key {} for tenant {tenant:?}: store it now, it is not shown again",
@@ -115,6 +173,61 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     app.serve(listener).await?;
     if let Some(worker) = worker {
         worker.await.context("worker task")?;
+    }
+    Ok(())
+}
+
+async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+    let dead_letters = DeadLetters::new(&config.amqp_url, Topology::from_config(config));
+    match command {
+        DlqCommand::List { limit } => {
+            let letters = dead_letters
+                .list(limit)
+                .await
+                .context("reading the dead-letter queue")?;
+            if letters.is_empty() {
+                println!("no dead letters");
+            }
+            for letter in letters {
+                let events = letter
+                    .events
+                    .map_or("undecodable".to_owned(), |n| format!("{n} events"));
+                println!(
+                    "{}  {} attempts  {events}  {} bytes",
+                    letter.id, letter.attempts, letter.size_bytes
+                );
+                println!("    reason: {}", letter.reason);
+                for line in letter.history {
+                    println!("    {line}");
+                }
+            }
+        }
+        DlqCommand::Replay { id, all } => {
+            let which = match id {
+                Some(id) if !all => Replay::One(id),
+                _ => Replay::All,
+            };
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} replayed ({eta} left)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let replayed = dead_letters
+                .replay(which, |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                })
+                .await
+                .context("replaying dead letters")?;
+            bar.finish_and_clear();
+            println!("replayed {replayed} dead letters into the worker queue");
+        }
+        DlqCommand::Purge => {
+            let purged = dead_letters
+                .purge()
+                .await
+                .context("purging the dead-letter queue")?;
+            println!("purged {purged} dead letters");
+        }
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("missing or unknown API key")]
     Unauthenticated,
     #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal,
@@ -36,6 +38,7 @@ impl ApiError {
         match self {
             ApiError::BadInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }

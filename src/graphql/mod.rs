@@ -1,6 +1,7 @@
 //! The GraphQL API: schema, resolvers, the event loader and the live subscription. Resolvers
 //! translate between GraphQL and domain types and call the services; they hold no SQL.
 
+mod admin;
 mod error;
 mod inputs;
 mod loader;
@@ -20,7 +21,7 @@ pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
 
 use crate::auth::Principal;
-use crate::bus::Publisher;
+use crate::bus::{DeadLetters, Publisher};
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
@@ -31,11 +32,11 @@ pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 // Every query field, one object per capability (plain comments: doc comments would become the
 // schema description).
 #[derive(MergedObject, Default)]
-pub struct Query(query::EventQuery, search::SearchQuery);
+pub struct Query(query::EventQuery, search::SearchQuery, admin::AdminQuery);
 
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::RecordMutation);
+pub struct Mutation(mutation::RecordMutation, admin::AdminMutation);
 
 /// What resolvers reach through the context, shared by every request.
 pub struct Services {
@@ -43,6 +44,7 @@ pub struct Services {
     pub cache: Cache,
     pub publisher: Arc<Publisher>,
     pub recorder: Recorder,
+    pub dead_letters: DeadLetters,
     pub live: Arc<LiveFeed>,
 }
 

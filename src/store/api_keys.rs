@@ -13,6 +13,7 @@ pub struct ApiKeyRecord {
     pub tenant: String,
     pub name: String,
     pub prefix: String,
+    pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
@@ -25,15 +26,18 @@ impl Store {
         name: &str,
         prefix: &str,
         key_hash: &[u8],
+        scopes: &[String],
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant, name, prefix, key_hash) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, tenant, name, prefix, key_hash, scopes) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(tenant)
         .bind(name)
         .bind(prefix)
         .bind(key_hash)
+        .bind(scopes)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -45,7 +49,7 @@ impl Store {
         key_hash: &[u8],
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, tenant, name, prefix, created_at, revoked_at FROM api_keys \
+            "SELECT id, tenant, name, prefix, scopes, created_at, revoked_at FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL",
         )
         .bind(key_hash)

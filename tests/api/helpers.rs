@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use traceledger::app::App;
-use traceledger::auth::create_api_key;
+use traceledger::auth::{create_api_key, create_scoped_api_key, Scope};
 use traceledger::config::Config;
 use traceledger::store::Store;
 
@@ -27,6 +27,8 @@ pub struct TestApp {
     pub key: String,
     /// A key for `OTHER_TENANT`.
     pub other_key: String,
+    /// A key for `TENANT` with only the admin scope.
+    pub admin_key: String,
     http: reqwest::Client,
     shutdown: CancellationToken,
 }
@@ -34,6 +36,11 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the API with its embedded worker on a random port, isolated from other tests.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like `spawn`, with the isolated configuration adjusted by `configure` first.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let mut config = Config::from_env().expect("configuration");
         config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
@@ -42,6 +49,8 @@ impl TestApp {
         config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
         config.cache_prefix = format!("tl-test-{id}");
         config.batch_timeout_ms = 20;
+        config.retry_delays_ms = vec![100, 200];
+        configure(&mut config);
         let shutdown = CancellationToken::new();
         let app = App::build(config.clone(), shutdown.clone())
             .await
@@ -59,12 +68,17 @@ impl TestApp {
             .await
             .expect("key")
             .secret;
+        let admin_key = create_scoped_api_key(&store, TENANT, "admin", &[Scope::Admin])
+            .await
+            .expect("key")
+            .secret;
         Self {
             addr,
             config,
             store,
             key,
             other_key,
+            admin_key,
             http: reqwest::Client::new(),
             shutdown,
         }
@@ -180,7 +194,8 @@ impl Drop for TestApp {
                 if let Ok(connection) = traceledger::bus::connect(&config.amqp_url, "cleanup").await
                 {
                     if let Ok(channel) = connection.create_channel().await {
-                        for queue in [&config.worker_queue, &config.dead_letter_queue] {
+                        let topology = traceledger::bus::Topology::from_config(&config);
+                        for queue in topology.queues() {
                             let _ = channel
                                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                                 .await;

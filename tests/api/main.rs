@@ -5,6 +5,8 @@
 mod helpers;
 
 mod auth;
+mod dead_letters;
+mod degraded;
 mod query;
 mod record;
 mod schema;

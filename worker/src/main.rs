@@ -5,9 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use traceledger::config::Config;
-use traceledger::store::Store;
-use traceledger::worker::{self, WorkerSettings};
-use traceledger::{shutdown, telemetry};
+use traceledger::{app, telemetry};
 
 #[derive(Parser)]
 #[command(name = "traceledger-worker", version, about = "The traceledger worker")]
@@ -20,11 +18,5 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let config = Cli::parse().config;
     telemetry::init(config.log_format);
-    let store = Store::connect(&config.database_url, config.database_max_connections)
-        .await
-        .context("connecting to PostgreSQL")?;
-    store.migrate().await.context("migrating")?;
-    let shutdown = shutdown::on_signal();
-    worker::run(WorkerSettings::from_config(&config), store, shutdown).await;
-    Ok(())
+    app::run_worker(config).await.context("running the worker")
 }
