@@ -8,6 +8,7 @@ mod mutation;
 mod query;
 mod scalars;
 mod search;
+mod stats;
 mod subscription;
 mod types;
 
@@ -30,7 +31,7 @@ pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 // Every query field, one object per capability (plain comments: doc comments would become the
 // schema description).
 #[derive(MergedObject, Default)]
-pub struct Query(query::EventQuery, search::SearchQuery);
+pub struct Query(query::EventQuery, search::SearchQuery, stats::StatsQuery);
 
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]

@@ -1,6 +1,8 @@
 //! The HTTP surface: `/graphql` (queries and mutations over POST; the playground and the
-//! websocket subscriptions over GET) and `/health`.
+//! websocket subscriptions over GET), `/export` and `/health`.
 
+mod credentials;
+mod export;
 mod graphql;
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
+        .route("/export", get(export::export))
         .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
@@ -45,6 +48,16 @@ async fn health() -> Json<serde_json::Value> {
 
 /// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    error_body(status, message, json!({ "code": code }))
+}
+
+/// `BAD_USER_INPUT` naming the offending input, as the API reports it, for routes besides GraphQL.
+pub(crate) fn bad_input_response(field: &str, message: &str) -> Response {
+    let extensions = json!({ "code": "BAD_USER_INPUT", "field": field });
+    error_body(StatusCode::BAD_REQUEST, message, extensions)
+}
+
+fn error_body(status: StatusCode, message: &str, extensions: serde_json::Value) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (status, Json(body)).into_response()
 }
