@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod export;
 mod query;
 mod record;
 mod schema;
