@@ -114,6 +114,18 @@ impl TestApp {
         body["data"]["recordEvent"].clone()
     }
 
+    /// Records a batch as `key`'s tenant in one `recordEvents` call; asserts no errors.
+    pub async fn record_many_as(&self, key: &str, inputs: &[Value]) {
+        let body = self
+            .gql_as(
+                key,
+                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+                json!({ "inputs": inputs }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+
     pub async fn record(&self, input: Value) -> Value {
         self.record_as(&self.key, input).await
     }

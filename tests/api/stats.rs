@@ -72,17 +72,6 @@ fn rows(stats: &Value) -> Vec<Row> {
         .collect()
 }
 
-async fn record_all(app: &TestApp, key: &str, inputs: &[Value]) {
-    let body = app
-        .gql_as(
-            key,
-            "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
-            json!({ "inputs": inputs }),
-        )
-        .await;
-    assert!(body.get("errors").is_none(), "{body}");
-}
-
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .expect("RFC 3339")
@@ -156,10 +145,10 @@ fn as_map(rows: Vec<Row>) -> Expected {
 async fn counts_match_what_was_recorded_for_every_grouping() {
     let app = TestApp::spawn().await;
     let inputs = varied_inputs();
-    record_all(&app, &app.key, &inputs).await;
+    app.record_many_as(&app.key, &inputs).await;
     // The other tenant's look-alikes, plus more, must never be counted.
-    record_all(&app, &app.other_key, &inputs).await;
-    record_all(&app, &app.other_key, &inputs[..5]).await;
+    app.record_many_as(&app.other_key, &inputs).await;
+    app.record_many_as(&app.other_key, &inputs[..5]).await;
     app.wait_stored(TENANT, 24).await;
     app.wait_stored(OTHER_TENANT, 29).await;
     let day = json!({ "occurredAfter": "2026-11-01T00:00:00Z", "occurredBefore": "2026-11-02T00:00:00Z" });
@@ -229,7 +218,7 @@ async fn bucket_edges_are_utc() {
             e
         })
         .collect();
-    record_all(&app, &app.key, &inputs).await;
+    app.record_many_as(&app.key, &inputs).await;
     app.wait_stored(TENANT, 4).await;
     let range = json!({ "occurredAfter": "2026-10-31T00:00:00Z", "occurredBefore": "2026-11-03T00:00:00Z" });
     let starts = |answer: &Value| -> Vec<(String, i64)> {
@@ -282,7 +271,7 @@ async fn the_default_range_is_the_last_24_hours() {
             e
         })
         .collect();
-    record_all(&app, &app.key, &inputs).await;
+    app.record_many_as(&app.key, &inputs).await;
     app.wait_stored(TENANT, 2).await;
     let answer = stats(&app, &app.key, Value::Null, &["ACTION"], "HOUR").await;
     assert_eq!(answer["totalCount"], 1);
@@ -306,7 +295,7 @@ async fn only_the_largest_groups_are_kept_and_the_cut_is_reported() {
             vec![e; if i < 10 { 2 } else { 1 }]
         })
         .collect();
-    record_all(&app, &app.key, &inputs).await;
+    app.record_many_as(&app.key, &inputs).await;
     app.wait_stored(TENANT, 70).await;
     let day = json!({ "occurredAfter": "2026-11-01T00:00:00Z", "occurredBefore": "2026-11-02T00:00:00Z" });
     let answer = stats(&app, &app.key, day, &["ACTION"], "DAY").await;
@@ -383,7 +372,7 @@ async fn processing_metrics_match_the_stored_rows() {
             e
         })
         .collect();
-    record_all(&app, &app.key, &inputs).await;
+    app.record_many_as(&app.key, &inputs).await;
     // …a hundred straight into the store, accepted at spread-out times, so the lags differ…
     let now = Utc::now();
     let seeded: Vec<_> = (0..100)
