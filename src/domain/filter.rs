@@ -3,6 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::event::{AuditEvent, Outcome, Severity};
+use super::validate::FieldError;
+
+/// Values one filter list may hold.
+pub const MAX_FILTER_VALUES: usize = 100;
 
 /// One entry of `actions`: an exact name, or `prefix.*` for every action under `prefix.`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +50,26 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    /// Rejects a list longer than [`MAX_FILTER_VALUES`], naming it as clients spell it
+    /// (`actions`, `actorIds`, …).
+    pub fn check_sizes(&self) -> Result<(), FieldError> {
+        let lists = [
+            ("actions", self.actions.len()),
+            ("services", self.services.len()),
+            ("actorIds", self.actor_ids.len()),
+            ("actorTypes", self.actor_types.len()),
+            ("targetIds", self.target_ids.len()),
+            ("targetTypes", self.target_types.len()),
+        ];
+        match lists.iter().find(|(_, n)| *n > MAX_FILTER_VALUES) {
+            Some((field, _)) => Err(FieldError::new(
+                *field,
+                format!("at most {MAX_FILTER_VALUES} values"),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The same predicate the store evaluates in SQL, for events that never touch it (live feed).
     pub fn matches(&self, event: &AuditEvent) -> bool {
         fn any_of(list: &[String], value: Option<&str>) -> bool {

@@ -1,14 +1,20 @@
 //! The event model and everything we know about it without doing I/O: validated input, filters,
-//! pagination cursors. Every other module depends on this one; it depends on none of ours.
+//! pagination cursors, analytics questions. Every other module depends on this one; it depends
+//! on none of ours.
 
 mod cursor;
 mod event;
 mod filter;
+mod stats;
 mod validate;
 
 pub use cursor::{Cursor, CursorError};
 pub use event::{Actor, AuditEvent, Outcome, Severity, Target};
-pub use filter::{ActionPattern, EventFilter, EventOrder};
+pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
+pub use stats::{
+    EventStats, LagPercentiles, ProcessingMetrics, StatsBucket, StatsGroupBy, StatsInterval,
+    StatsRequest, TimeRange, DEFAULT_RANGE, MAX_STATS_BUCKETS, MAX_STATS_GROUPS,
+};
 pub use validate::{
     ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH,
     MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,

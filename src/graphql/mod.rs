@@ -9,6 +9,7 @@ mod mutation;
 mod query;
 mod scalars;
 mod search;
+mod stats;
 mod subscription;
 mod types;
 
@@ -32,7 +33,12 @@ pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 // Every query field, one object per capability (plain comments: doc comments would become the
 // schema description).
 #[derive(MergedObject, Default)]
-pub struct Query(query::EventQuery, search::SearchQuery, admin::AdminQuery);
+pub struct Query(
+    query::EventQuery,
+    search::SearchQuery,
+    stats::StatsQuery,
+    admin::AdminQuery,
+);
 
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]

@@ -16,8 +16,6 @@ use crate::domain::{self, Cursor};
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE: i32 = 100;
-/// Values one filter list may hold.
-const MAX_FILTER_VALUES: usize = 100;
 
 #[derive(Default)]
 pub struct EventQuery;
@@ -70,20 +68,9 @@ pub(super) fn parse_filter(
     filter: Option<AuditEventFilter>,
 ) -> Result<domain::EventFilter, ApiError> {
     let filter: domain::EventFilter = filter.unwrap_or_default().into();
-    let lists = [
-        ("filter.actions", filter.actions.len()),
-        ("filter.services", filter.services.len()),
-        ("filter.actorIds", filter.actor_ids.len()),
-        ("filter.actorTypes", filter.actor_types.len()),
-        ("filter.targetIds", filter.target_ids.len()),
-        ("filter.targetTypes", filter.target_types.len()),
-    ];
-    if let Some((field, _)) = lists.iter().find(|(_, n)| *n > MAX_FILTER_VALUES) {
-        return Err(ApiError::bad_input(
-            *field,
-            format!("at most {MAX_FILTER_VALUES} values"),
-        ));
-    }
+    filter
+        .check_sizes()
+        .map_err(|e| ApiError::bad_input(format!("filter.{}", e.field), e.message))?;
     Ok(filter)
 }
 

@@ -6,8 +6,8 @@ use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
+use super::credentials::{authenticate, presented_key};
 use super::{error_response, AppState};
-use crate::auth::{AuthError, Principal};
 use crate::graphql::request_data;
 
 /// The offline playground: one self-contained page, no network access needed.
@@ -18,7 +18,7 @@ pub(super) async fn execute(
     headers: HeaderMap,
     request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
 ) -> Response {
-    let principal = match authenticate(&state, presented_key(&headers)).await {
+    let principal = match authenticate(&state, &headers).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
@@ -72,20 +72,6 @@ pub(super) async fn playground_or_websocket(
         })
 }
 
-/// `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return value.strip_prefix("Bearer ").map(str::trim);
-    }
-    headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
 /// `{"apiKey": "<key>"}` or `{"Authorization": "Bearer <key>"}` in connection_init.
 fn connection_init_key(payload: &serde_json::Value) -> Option<String> {
     if let Some(key) = payload.get("apiKey").and_then(|v| v.as_str()) {
@@ -97,30 +83,4 @@ fn connection_init_key(payload: &serde_json::Value) -> Option<String> {
         .and_then(|v| v.as_str())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|k| k.trim().to_owned())
-}
-
-async fn authenticate(state: &AppState, key: Option<&str>) -> Result<Principal, Response> {
-    let Some(key) = key else {
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "missing API key: send \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"",
-        ));
-    };
-    match state.auth.verify(key).await {
-        Ok(principal) => Ok(principal),
-        Err(AuthError::Unauthenticated) => Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "unknown or revoked API key",
-        )),
-        Err(AuthError::Store(e)) => {
-            tracing::warn!(error = %e, "cannot verify credentials");
-            Err(error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "credentials cannot be verified right now; retry shortly",
-            ))
-        }
-    }
 }

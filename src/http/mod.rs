@@ -1,6 +1,8 @@
 //! The HTTP surface: `/graphql` (queries and mutations over POST; the playground and the
-//! websocket subscriptions over GET), `/health`, `/ready` and `/metrics`.
+//! websocket subscriptions over GET), `/export`, `/health`, `/ready` and `/metrics`.
 
+mod credentials;
+mod export;
 mod graphql;
 mod health;
 
@@ -38,6 +40,7 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
+        .route("/export", get(export::export))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
@@ -48,6 +51,16 @@ pub fn router(state: AppState) -> Router {
 
 /// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    error_body(status, message, json!({ "code": code }))
+}
+
+/// `BAD_USER_INPUT` naming the offending input, as the API reports it, for routes besides GraphQL.
+pub(crate) fn bad_input_response(field: &str, message: &str) -> Response {
+    let extensions = json!({ "code": "BAD_USER_INPUT", "field": field });
+    error_body(StatusCode::BAD_REQUEST, message, extensions)
+}
+
+fn error_body(status: StatusCode, message: &str, extensions: serde_json::Value) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": extensions }] });
     (status, Json(body)).into_response()
 }

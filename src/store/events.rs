@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::filter::{order_sql, push_filter};
 use super::{Store, StoreError};
 use crate::domain::{
-    ActionPattern, Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
+    Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
 };
 
 const COLUMNS: &str = "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
@@ -183,10 +185,7 @@ impl Store {
         );
         q.push_bind(tenant);
         push_filter(&mut q, filter);
-        let (cmp, dir) = match order {
-            EventOrder::OccurredAtDesc => ("<", "DESC"),
-            EventOrder::OccurredAtAsc => (">", "ASC"),
-        };
+        let (cmp, dir) = order_sql(order);
         if let Some(after) = after {
             q.push(format!(" AND (occurred_at, id) {cmp} ("));
             q.push_bind(after.occurred_at);
@@ -202,70 +201,29 @@ impl Store {
             .map(|(occurred_at, id)| Cursor { occurred_at, id })
             .collect())
     }
-}
 
-/// Appends the filter's conditions, each an `AND`, all values bound.
-fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &EventFilter) {
-    if !f.actions.is_empty() {
-        let mut exact = Vec::new();
-        let mut prefixes = Vec::new();
-        for pattern in &f.actions {
-            match pattern {
-                ActionPattern::Exact(name) => exact.push(name.clone()),
-                ActionPattern::Prefix(prefix) => prefixes.push(format!("{}%", escape_like(prefix))),
+    /// Every one of the tenant's events that matches `filter`, in `order`, read row by row from
+    /// one query: memory stays constant however many rows there are. The query holds one pooled
+    /// connection until the stream ends or is dropped.
+    pub fn stream_events(
+        &self,
+        tenant: String,
+        filter: EventFilter,
+        order: EventOrder,
+    ) -> impl Stream<Item = Result<AuditEvent, StoreError>> + Send + 'static {
+        let pool = self.pool().clone();
+        async_stream::try_stream! {
+            let mut q = QueryBuilder::<Postgres>::new(format!(
+                "SELECT {COLUMNS} FROM audit_events WHERE tenant = "
+            ));
+            q.push_bind(tenant);
+            push_filter(&mut q, &filter);
+            let (_, dir) = order_sql(order);
+            q.push(format!(" ORDER BY occurred_at {dir}, id {dir}"));
+            let mut rows = q.build_query_as::<EventRow>().fetch(&pool);
+            while let Some(row) = rows.try_next().await? {
+                yield AuditEvent::try_from(row)?;
             }
         }
-        q.push(" AND (action = ANY(");
-        q.push_bind(exact);
-        q.push(")");
-        for prefix in prefixes {
-            q.push(" OR action LIKE ");
-            q.push_bind(prefix);
-        }
-        q.push(")");
     }
-    let lists = [
-        ("service", &f.services),
-        ("actor_id", &f.actor_ids),
-        ("actor_type", &f.actor_types),
-        ("target_id", &f.target_ids),
-        ("target_type", &f.target_types),
-    ];
-    for (column, values) in lists {
-        if !values.is_empty() {
-            q.push(format!(" AND {column} = ANY("));
-            q.push_bind(values.clone());
-            q.push(")");
-        }
-    }
-    if !f.outcomes.is_empty() {
-        let outcomes: Vec<&str> = f.outcomes.iter().map(|o| o.as_str()).collect();
-        q.push(" AND outcome = ANY(");
-        q.push_bind(outcomes);
-        q.push(")");
-    }
-    if let Some(min) = f.min_severity {
-        q.push(" AND severity >= ");
-        q.push_bind(min.rank());
-    }
-    if let Some(after) = f.occurred_after {
-        q.push(" AND occurred_at >= ");
-        q.push_bind(after);
-    }
-    if let Some(before) = f.occurred_before {
-        q.push(" AND occurred_at < ");
-        q.push_bind(before);
-    }
-}
-
-/// Escapes LIKE's wildcards (`_` is common in action names) with the default escape, `\`.
-fn escape_like(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

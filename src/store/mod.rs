@@ -1,9 +1,11 @@
 //! PostgreSQL, the source of truth: connecting (creating the database if needed), migrations,
-//! and the queries for events and API keys. Speaks domain types only.
+//! and the queries for events, statistics and API keys. Speaks domain types only.
 
 mod api_keys;
 mod events;
+mod filter;
 mod outbox;
+mod stats;
 
 use std::str::FromStr;
 use std::time::Duration;

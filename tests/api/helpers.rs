@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -12,6 +13,7 @@ use uuid::Uuid;
 use traceledger::app::App;
 use traceledger::auth::{create_api_key, create_scoped_api_key, Scope};
 use traceledger::config::Config;
+use traceledger::domain::{Actor, AuditEvent, Outcome, Severity};
 use traceledger::store::Store;
 
 pub const TENANT: &str = "acme";
@@ -126,6 +128,18 @@ impl TestApp {
         body["data"]["recordEvent"].clone()
     }
 
+    /// Records a batch as `key`'s tenant in one `recordEvents` call; asserts no errors.
+    pub async fn record_many_as(&self, key: &str, inputs: &[Value]) {
+        let body = self
+            .gql_as(
+                key,
+                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+                json!({ "inputs": inputs }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+
     pub async fn record(&self, input: Value) -> Value {
         self.record_as(&self.key, input).await
     }
@@ -176,6 +190,33 @@ pub fn event(action: &str) -> Value {
         "service": "billing",
         "actor": { "id": "alice" },
     })
+}
+
+/// An accepted event of `tenant`, for seeding the store directly with `app.store.insert_events`
+/// when a test needs more events than is sensible to send through the API.
+pub fn stored_event(tenant: &str, occurred_at: DateTime<Utc>) -> AuditEvent {
+    AuditEvent {
+        id: Uuid::now_v7(),
+        tenant: tenant.to_owned(),
+        occurred_at,
+        received_at: occurred_at,
+        action: "invoice.update".to_owned(),
+        outcome: Outcome::Success,
+        severity: Severity::Info,
+        service: "billing".to_owned(),
+        actor: Actor {
+            id: "alice".to_owned(),
+            kind: "user".to_owned(),
+            name: None,
+            ip: None,
+        },
+        target: None,
+        message: None,
+        metadata: None,
+        idempotency_key: None,
+        request_id: None,
+        trace_id: None,
+    }
 }
 
 impl Drop for TestApp {

@@ -1,0 +1,242 @@
+//! `GET /export`: the caller's events matching a filter, streamed from PostgreSQL as NDJSON or
+//! CSV, authenticated like `/graphql`. Every export is itself recorded as an audit event.
+//!
+//! Query parameters, all optional, named like `auditEvents`' arguments: `format` (`ndjson`, the
+//! default, or `csv`), `orderBy` (`OCCURRED_AT_DESC`, the default, or `OCCURRED_AT_ASC`),
+//! `minSeverity`, `occurredAfter`, `occurredBefore` (RFC 3339) once each, and the lists
+//! `actions`, `services`, `actorIds`, `actorTypes`, `targetIds`, `targetTypes`, `outcomes` by
+//! repeating the parameter (`services=a&services=b`). Values are never split on commas: ids and
+//! names may contain them.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use futures::{stream, StreamExt};
+
+use super::credentials::authenticate;
+use super::{bad_input_response, error_response, AppState};
+use crate::auth::Principal;
+use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
+use crate::export::{self, ExportFormat};
+use crate::graphql::ApiError;
+
+pub(super) async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let principal = match authenticate(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let request = match query {
+        Ok(Query(params)) => ExportRequest::parse(params),
+        Err(rejection) => Err(FieldError::new("query", rejection.body_text())),
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return bad_input_response(&e.field, &e.message),
+    };
+    record_export(&state, &principal, &request);
+
+    let format = request.format;
+    let mut events = Box::pin(state.services.store.stream_events(
+        principal.tenant,
+        request.filter,
+        request.order,
+    ));
+    // Wait for the first row (or the end) before answering, so a store that cannot answer gets
+    // an error status rather than a 200 with a broken body.
+    let first = events.next().await;
+    if let Some(Err(e)) = first {
+        let e = ApiError::from(e);
+        let status = match e {
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        return error_response(status, e.code(), &e.to_string());
+    }
+    let events = stream::iter(first).chain(events);
+    let disposition = format!(
+        "attachment; filename=\"traceledger-export.{}\"",
+        format.as_str()
+    );
+    (
+        [
+            (header::CONTENT_TYPE, format.content_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(export::encode(format, events)),
+    )
+        .into_response()
+}
+
+/// Records the export through the normal pipeline, in the background: a failure is logged and
+/// does not stop the export.
+fn record_export(state: &AppState, principal: &Principal, request: &ExportRequest) {
+    let draft = export::export_event(
+        principal.key_id,
+        request.format,
+        &request.filter,
+        request.order,
+    );
+    let services = Arc::clone(&state.services);
+    let tenant = principal.tenant.clone();
+    tokio::spawn(async move {
+        if let Err(e) = services.recorder.record(&tenant, vec![draft]).await {
+            tracing::warn!(error = %e, tenant = %tenant, "could not record an export");
+        }
+    });
+}
+
+/// What an export asks for, parsed from the query parameters.
+#[derive(Debug, PartialEq)]
+struct ExportRequest {
+    format: ExportFormat,
+    filter: EventFilter,
+    order: EventOrder,
+}
+
+impl ExportRequest {
+    /// Errors name the offending parameter.
+    fn parse(params: Vec<(String, String)>) -> Result<Self, FieldError> {
+        let mut format = None;
+        let mut order = None;
+        let mut f = EventFilter::default();
+        for (name, value) in params {
+            if value.contains('\0') {
+                return Err(FieldError::new(name, "must not contain NUL"));
+            }
+            let invalid = |expected: &str| FieldError::new(name.as_str(), expected);
+            match name.as_str() {
+                "format" => {
+                    let parsed = ExportFormat::parse(&value)
+                        .ok_or_else(|| invalid("must be ndjson or csv"))?;
+                    set_once(&mut format, &name, parsed)?;
+                }
+                "orderBy" => {
+                    let parsed = match value.as_str() {
+                        "OCCURRED_AT_DESC" => EventOrder::OccurredAtDesc,
+                        "OCCURRED_AT_ASC" => EventOrder::OccurredAtAsc,
+                        _ => return Err(invalid("must be OCCURRED_AT_DESC or OCCURRED_AT_ASC")),
+                    };
+                    set_once(&mut order, &name, parsed)?;
+                }
+                "actions" => f.actions.push(ActionPattern::parse(&value)),
+                "services" => f.services.push(value),
+                "actorIds" => f.actor_ids.push(value),
+                "actorTypes" => f.actor_types.push(value),
+                "targetIds" => f.target_ids.push(value),
+                "targetTypes" => f.target_types.push(value),
+                "outcomes" => f.outcomes.push(
+                    Outcome::parse(&value)
+                        .ok_or_else(|| invalid("must be SUCCESS, FAILURE or UNKNOWN"))?,
+                ),
+                "minSeverity" => {
+                    let parsed = Severity::parse(&value).ok_or_else(|| {
+                        invalid("must be DEBUG, INFO, NOTICE, WARNING, ERROR or CRITICAL")
+                    })?;
+                    set_once(&mut f.min_severity, &name, parsed)?;
+                }
+                "occurredAfter" | "occurredBefore" => {
+                    let parsed = DateTime::parse_from_rfc3339(&value)
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|_| {
+                            invalid("must be an RFC 3339 date-time, e.g. 2026-11-22T14:03:00.123Z")
+                        })?;
+                    let slot = if name == "occurredAfter" {
+                        &mut f.occurred_after
+                    } else {
+                        &mut f.occurred_before
+                    };
+                    set_once(slot, &name, parsed)?;
+                }
+                _ => return Err(invalid("unknown parameter")),
+            }
+        }
+        f.check_sizes()?;
+        Ok(Self {
+            format: format.unwrap_or(ExportFormat::Ndjson),
+            filter: f,
+            order: order.unwrap_or_default(),
+        })
+    }
+}
+
+/// Fills a parameter that may be given once.
+fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), FieldError> {
+    if slot.replace(value).is_some() {
+        return Err(FieldError::new(name, "may be given once"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(query: &[(&str, &str)]) -> Result<ExportRequest, FieldError> {
+        ExportRequest::parse(
+            query
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_and_repeated_lists() {
+        let request = parse(&[]).unwrap();
+        assert_eq!(request.format, ExportFormat::Ndjson);
+        assert_eq!(request.order, EventOrder::OccurredAtDesc);
+        assert_eq!(request.filter, EventFilter::default());
+
+        let request = parse(&[
+            ("format", "csv"),
+            ("services", "a,b"),
+            ("services", "c"),
+            ("actions", "invoice.*"),
+            ("outcomes", "failure"),
+            ("minSeverity", "WARNING"),
+            ("occurredAfter", "2026-11-01T10:00:00+02:00"),
+            ("orderBy", "OCCURRED_AT_ASC"),
+        ])
+        .unwrap();
+        assert_eq!(request.format, ExportFormat::Csv);
+        assert_eq!(request.order, EventOrder::OccurredAtAsc);
+        assert_eq!(request.filter.services, ["a,b", "c"]);
+        assert_eq!(
+            request.filter.actions,
+            [ActionPattern::Prefix("invoice.".into())]
+        );
+        assert_eq!(request.filter.outcomes, [Outcome::Failure]);
+        assert_eq!(request.filter.min_severity, Some(Severity::Warning));
+        assert_eq!(
+            request.filter.occurred_after.unwrap().to_rfc3339(),
+            "2026-11-01T08:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        for (query, field) in [
+            (vec![("format", "xml")], "format"),
+            (vec![("format", "csv"), ("format", "csv")], "format"),
+            (vec![("orderBy", "NEWEST")], "orderBy"),
+            (vec![("outcomes", "MAYBE")], "outcomes"),
+            (vec![("minSeverity", "LOUD")], "minSeverity"),
+            (vec![("occurredBefore", "yesterday")], "occurredBefore"),
+            (vec![("service", "billing")], "service"),
+            (vec![("actorIds", "a\0b")], "actorIds"),
+        ] {
+            assert_eq!(parse(&query).unwrap_err().field, field, "{query:?}");
+        }
+        let many: Vec<(&str, &str)> = vec![("targetIds", "t"); 101];
+        assert_eq!(parse(&many).unwrap_err().field, "targetIds");
+    }
+}

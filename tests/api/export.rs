@@ -1,0 +1,342 @@
+//! `GET /export`: NDJSON and CSV hold exactly the caller's matching events, CSV quoting survives
+//! a real CSV reader, a large export streams every row, bad requests are refused in the API's
+//! error shape, and every export leaves an audit event.
+
+use chrono::{Duration, Utc};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::helpers::{event, stored_event, TestApp, OTHER_TENANT, TENANT};
+
+const EVENTS: &str = "query($f: AuditEventFilter, $o: EventOrder!) { \
+    auditEvents(filter: $f, first: 100, orderBy: $o) { edges { node { \
+        id tenant occurredAt receivedAt action outcome severity service \
+        actor { id type name ip } target { id type name } \
+        message metadata idempotencyKey requestId traceId } } } }";
+
+async fn export(app: &TestApp, key: Option<&str>, query: &str) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(app.url(&format!("/export?{query}")));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    request.send().await.expect("request")
+}
+
+/// The whole body of a successful export, with its content type.
+async fn export_text(app: &TestApp, query: &str) -> (String, String) {
+    let response = export(app, Some(&app.key), query).await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .expect("content type")
+        .to_owned();
+    (content_type, response.text().await.expect("body"))
+}
+
+/// The caller's events as `auditEvents` serves them.
+async fn served(app: &TestApp, filter: Value, order: &str) -> Vec<Value> {
+    let body = app.gql(EVENTS, json!({ "f": filter, "o": order })).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"]["auditEvents"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+/// Events whose text needs quoting in CSV, one each of the others, and a look-alike of the
+/// other tenant's. All are in service `billing`; the export events (service `traceledger`) are
+/// therefore never among what the tests export.
+async fn seed(app: &TestApp) -> usize {
+    let tricky = [
+        json!({
+            "action": "invoice.update",
+            "service": "billing",
+            "actor": { "id": "alice", "name": "O'Brien, \"Bob\"", "ip": "10.0.0.1" },
+            "target": { "id": "T-1", "type": "invoice", "name": "Q3, \"final\"" },
+            "message": "a, b",
+            "occurredAt": "2026-11-01T10:00:00Z",
+            "idempotencyKey": "k-1",
+            "requestId": "r-1",
+            "traceId": "t-1",
+        }),
+        json!({
+            "action": "invoice.create",
+            "service": "billing",
+            "actor": { "id": "bob", "type": "service" },
+            "outcome": "FAILURE",
+            "severity": "CRITICAL",
+            "message": "line one\nline two\r\nline \"three\"",
+            "metadata": { "note": "x,\"y\"\nz", "n": 1, "nested": { "list": [1, "two"] } },
+            "occurredAt": "2026-11-01T10:00:00.123456Z",
+        }),
+        json!({
+            "action": "user.login",
+            "service": "billing",
+            "actor": { "id": "carol" },
+            "occurredAt": "2026-11-01T11:00:00Z",
+        }),
+    ];
+    app.record_many_as(&app.key, &tricky).await;
+    app.record_as(&app.other_key, tricky[0].clone()).await;
+    app.wait_stored(TENANT, 3).await;
+    app.wait_stored(OTHER_TENANT, 1).await;
+    tricky.len()
+}
+
+/// The CSV row a served event must become, column by column in order.
+fn flattened(node: &Value) -> Vec<(&'static str, String)> {
+    let text = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let fields = [
+        ("id", &node["id"]),
+        ("tenant", &node["tenant"]),
+        ("occurred_at", &node["occurredAt"]),
+        ("received_at", &node["receivedAt"]),
+        ("action", &node["action"]),
+        ("outcome", &node["outcome"]),
+        ("severity", &node["severity"]),
+        ("service", &node["service"]),
+        ("actor_id", &node["actor"]["id"]),
+        ("actor_type", &node["actor"]["type"]),
+        ("actor_name", &node["actor"]["name"]),
+        ("actor_ip", &node["actor"]["ip"]),
+        ("target_id", &node["target"]["id"]),
+        ("target_type", &node["target"]["type"]),
+        ("target_name", &node["target"]["name"]),
+        ("message", &node["message"]),
+        ("metadata", &node["metadata"]),
+        ("idempotency_key", &node["idempotencyKey"]),
+        ("request_id", &node["requestId"]),
+        ("trace_id", &node["traceId"]),
+    ];
+    fields
+        .into_iter()
+        .map(|(name, value)| (name, text(value)))
+        .collect()
+}
+
+#[tokio::test]
+async fn csv_quoting_of_commas_quotes_and_newlines_round_trips() {
+    let app = TestApp::spawn().await;
+    let count = seed(&app).await;
+    let (content_type, body) =
+        export_text(&app, "format=csv&orderBy=OCCURRED_AT_ASC&services=billing").await;
+    assert_eq!(content_type, "text/csv; charset=utf-8");
+
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|record| {
+            let record = record.expect("a well-formed CSV record");
+            record.iter().map(str::to_owned).collect()
+        })
+        .collect();
+    let expected: Vec<_> = served(&app, json!({}), "OCCURRED_AT_ASC")
+        .await
+        .iter()
+        .map(flattened)
+        .collect();
+    assert_eq!(rows.len(), count, "only the caller's events");
+    let columns: Vec<&str> = expected[0].iter().map(|(name, _)| *name).collect();
+    assert_eq!(header, columns);
+    // Metadata is JSON text: compared as JSON; every other column as text.
+    let as_json = |s: &str| -> Value {
+        if s.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(s).expect("metadata JSON")
+        }
+    };
+    for (row, want) in rows.iter().zip(&expected) {
+        for (value, (column, wanted)) in row.iter().zip(want) {
+            if *column == "metadata" {
+                assert_eq!(as_json(value), as_json(wanted));
+            } else {
+                assert_eq!(value, wanted, "{column}");
+            }
+        }
+    }
+    assert!(rows[0].contains(&"Q3, \"final\"".to_owned()));
+    assert!(rows[1].contains(&"line one\nline two\r\nline \"three\"".to_owned()));
+}
+
+#[tokio::test]
+async fn ndjson_lines_are_the_events_and_filters_match_the_api() {
+    let app = TestApp::spawn().await;
+    let count = seed(&app).await;
+    let (content_type, body) = export_text(&app, "format=ndjson&services=billing").await;
+    assert_eq!(content_type, "application/x-ndjson");
+    assert!(body.ends_with('\n'));
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), count);
+    // Newest first by default, field for field what auditEvents serves.
+    assert_eq!(lines, served(&app, json!({}), "OCCURRED_AT_DESC").await);
+
+    let (_, body) = export_text(
+        &app,
+        "actions=invoice.*&actions=user.login&outcomes=SUCCESS&occurredAfter=2026-11-01T10:00:00Z\
+         &occurredBefore=2026-11-01T11:00:00.000001Z&orderBy=OCCURRED_AT_ASC",
+    )
+    .await;
+    let ids: Vec<Value> = body
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON")["id"].clone())
+        .collect();
+    let filter = json!({
+        "actions": ["invoice.*", "user.login"],
+        "outcomes": ["SUCCESS"],
+        "occurredAfter": "2026-11-01T10:00:00Z",
+        "occurredBefore": "2026-11-01T11:00:00.000001Z",
+    });
+    let want: Vec<Value> = served(&app, filter, "OCCURRED_AT_ASC")
+        .await
+        .iter()
+        .map(|n| n["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 2, "{body}");
+    assert_eq!(ids, want);
+}
+
+/// Lines of a streamed body, counted chunk by chunk; each complete line is handed to `check`
+/// and dropped, so only a partial line is ever kept.
+async fn count_lines(mut response: reqwest::Response, check: impl Fn(&[u8])) -> usize {
+    let mut lines = 0;
+    let mut partial: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await.expect("body chunk") {
+        partial.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(end) = partial[start..].iter().position(|&b| b == b'\n') {
+            check(&partial[start..start + end]);
+            lines += 1;
+            start += end + 1;
+        }
+        partial.drain(..start);
+    }
+    assert!(partial.is_empty(), "the body ends with a full line");
+    lines
+}
+
+#[tokio::test]
+async fn an_export_of_100k_events_streams_every_row() {
+    const EVENTS: usize = 100_000;
+    const BATCH: usize = 1000;
+    let app = TestApp::spawn().await;
+    let start = Utc::now() - Duration::days(30);
+    for batch in 0..EVENTS / BATCH {
+        let events: Vec<_> = (0..BATCH)
+            .map(|i| {
+                stored_event(
+                    TENANT,
+                    start + Duration::seconds((batch * BATCH + i) as i64),
+                )
+            })
+            .collect();
+        app.store.insert_events(&events).await.expect("seed");
+    }
+    let others: Vec<_> = (0..BATCH)
+        .map(|i| stored_event(OTHER_TENANT, start + Duration::seconds(i as i64)))
+        .collect();
+    app.store.insert_events(&others).await.expect("seed");
+
+    let response = export(&app, Some(&app.key), "format=ndjson&services=billing").await;
+    assert_eq!(response.status(), 200);
+    let ndjson_lines = count_lines(response, |line| {
+        let event: Value = serde_json::from_slice(line).expect("JSON line");
+        assert_eq!(event["tenant"], TENANT);
+    })
+    .await;
+    assert_eq!(ndjson_lines, EVENTS);
+
+    let response = export(&app, Some(&app.key), "format=csv&services=billing").await;
+    assert_eq!(response.status(), 200);
+    let csv_lines = count_lines(response, |_| {}).await;
+    assert_eq!(csv_lines, EVENTS + 1, "a header and one line per event");
+}
+
+#[tokio::test]
+async fn exports_need_a_key_and_valid_parameters() {
+    let app = TestApp::spawn().await;
+    for key in [None, Some("tlk_not-a-key")] {
+        let response = export(&app, key, "format=csv").await;
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    }
+    for (query, field) in [
+        ("format=xml", "format"),
+        ("format=csv&occurredAfter=yesterday", "occurredAfter"),
+        ("service=billing", "service"),
+        ("orderBy=NEWEST", "orderBy"),
+    ] {
+        let response = export(&app, Some(&app.key), query).await;
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.expect("JSON");
+        let errors = body["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(
+            errors[0]["extensions"],
+            json!({ "code": "BAD_USER_INPUT", "field": field }),
+            "{query}"
+        );
+    }
+    // Nothing was exported, so nothing was recorded.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.stored_count(TENANT).await, 0);
+}
+
+#[tokio::test]
+async fn every_export_is_recorded_in_the_callers_tenant() {
+    let app = TestApp::spawn().await;
+    app.record(event("user.login")).await;
+    app.wait_stored(TENANT, 1).await;
+    let (_, body) = export_text(&app, "format=csv&services=billing&minSeverity=INFO").await;
+    assert_eq!(body.lines().count(), 2);
+    app.wait_stored(TENANT, 2).await;
+
+    let key_id: Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1")
+        .bind(TENANT)
+        .fetch_one(app.store.pool())
+        .await
+        .expect("the tenant's key");
+    let recorded = served(
+        &app,
+        json!({ "actions": ["traceledger.export"] }),
+        "OCCURRED_AT_DESC",
+    )
+    .await;
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let export_event = &recorded[0];
+    assert_eq!(export_event["service"], "traceledger");
+    assert_eq!(
+        export_event["actor"],
+        json!({ "id": key_id.to_string(), "type": "api_key", "name": null, "ip": null })
+    );
+    assert_eq!(
+        export_event["metadata"],
+        json!({
+            "format": "csv",
+            "orderBy": "OCCURRED_AT_DESC",
+            "filter": { "services": ["billing"], "minSeverity": "INFO" },
+        })
+    );
+    assert_eq!(
+        app.stored_count(OTHER_TENANT).await,
+        0,
+        "recorded in the caller's tenant only"
+    );
+}
