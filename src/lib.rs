@@ -9,7 +9,7 @@ pub mod cache; // Redis: event cache and idempotency fast path
 pub mod config; // one typed configuration with local defaults
 pub mod domain; // events, validation, filters, cursors: no I/O
 pub mod graphql; // schema, resolvers, loader, subscription: no SQL
-pub mod http; // axum router: /graphql, websocket, playground, /health
+pub mod http; // axum router: /graphql, websocket, GraphiQL, dashboard, /health
 pub mod ingest; // accepting events: validate, deduplicate, publish
 pub mod live; // this instance's live feed for subscriptions
 pub mod shutdown; // Ctrl-C / SIGTERM to a cancellation token

@@ -1,7 +1,8 @@
-//! The HTTP surface: `/graphql` (queries and mutations over POST; the playground and the
-//! websocket subscriptions over GET) and `/health`.
+//! The HTTP surface: `/graphql` (queries and mutations over POST; GraphiQL and the websocket
+//! subscriptions over GET), the live dashboard at `/dashboard`, and `/health`.
 
 mod graphql;
+mod playground;
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
+        .route(playground::DASHBOARD_PATH, get(playground::dashboard))
+        .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
