@@ -5,6 +5,8 @@
 mod helpers;
 
 mod auth;
+mod browser;
+mod playground;
 mod query;
 mod record;
 mod schema;
