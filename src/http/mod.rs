@@ -17,6 +17,8 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::graphql::{AppSchema, Services};
 
+pub use playground::DASHBOARD_PATH;
+
 pub const GRAPHQL_PATH: &str = "/graphql";
 /// Room for a full `recordEvents` batch: 1000 events with their largest message and metadata.
 const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
@@ -34,7 +36,7 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
-        .route(playground::DASHBOARD_PATH, get(playground::dashboard))
+        .route(DASHBOARD_PATH, get(playground::dashboard))
         .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route("/health", get(health))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
