@@ -12,7 +12,7 @@ pub mod domain; // events, validation, filters, cursors: no I/O
 pub mod export; // exports for auditors: NDJSON or CSV, streamed
 pub mod graphql; // schema, resolvers, loader, subscription: no SQL
 pub mod health; // readiness of each dependency, on-demand gauges
-pub mod http; // axum router: /graphql, websocket, playground, /export, /health, /ready, /metrics
+pub mod http; // axum: /graphql, websocket, GraphiQL, dashboard, /export, /health, /ready, /metrics
 pub mod ingest; // accepting events: validate, deduplicate, publish
 pub mod live; // this instance's live feed for subscriptions
 pub mod outbox; // relaying batches accepted while the broker was down

@@ -167,8 +167,9 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
         .with_context(|| format!("binding {listen}"))?;
     let path = http::GRAPHQL_PATH;
     tracing::info!(
-        "GraphQL and playground on http://{listen}{path}, subscriptions on ws://{listen}{path}"
+        "GraphQL and GraphiQL on http://{listen}{path}, subscriptions on ws://{listen}{path}"
     );
+    tracing::info!("live dashboard on http://{listen}{}", http::DASHBOARD_PATH);
     tracing::info!(worker = with_worker, "health on http://{listen}/health");
     app.serve(listener).await?;
     if let Some(worker) = worker {

@@ -4,14 +4,11 @@ use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
 use super::credentials::{authenticate, presented_key};
 use super::{error_response, AppState};
 use crate::graphql::request_data;
-
-/// The offline playground: one self-contained page, no network access needed.
-const PLAYGROUND_HTML: &str = include_str!("../../web-playground/basic/index.html");
 
 pub(super) async fn execute(
     State(state): State<AppState>,
@@ -34,15 +31,15 @@ pub(super) async fn execute(
     GraphQLResponse::from(state.schema.execute(request).await).into_response()
 }
 
-/// GET: a websocket upgrade runs subscriptions (graphql-transport-ws); anything else gets the
-/// playground page.
+/// GET: a websocket upgrade runs subscriptions (graphql-transport-ws); anything else gets
+/// GraphiQL.
 pub(super) async fn playground_or_websocket(
     State(state): State<AppState>,
     request: Request,
 ) -> Response {
     let (mut parts, _body) = request.into_parts();
     if !parts.headers.contains_key(header::UPGRADE) {
-        return Html(PLAYGROUND_HTML).into_response();
+        return super::playground::graphiql();
     }
     let (upgrade, protocol) = match (
         WebSocketUpgrade::from_request_parts(&mut parts, &state).await,

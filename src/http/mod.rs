@@ -1,10 +1,12 @@
-//! The HTTP surface: `/graphql` (queries and mutations over POST; the playground and the
-//! websocket subscriptions over GET), `/export`, `/health`, `/ready` and `/metrics`.
+//! The HTTP surface: `/graphql` (queries and mutations over POST; GraphiQL and the websocket
+//! subscriptions over GET), the live dashboard at `/dashboard`, `/export`, `/health`, `/ready`
+//! and `/metrics`.
 
 mod credentials;
 mod export;
 mod graphql;
 mod health;
+mod playground;
 
 use std::sync::Arc;
 
@@ -19,6 +21,8 @@ use tower_http::trace::TraceLayer;
 use crate::auth::Authenticator;
 use crate::bus::Topology;
 use crate::graphql::{AppSchema, Services};
+
+pub use playground::DASHBOARD_PATH;
 
 pub const GRAPHQL_PATH: &str = "/graphql";
 /// Room for a full `recordEvents` batch: 1000 events with their largest message and metadata.
@@ -40,6 +44,8 @@ pub fn router(state: AppState) -> Router {
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
+        .route(DASHBOARD_PATH, get(playground::dashboard))
+        .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route("/export", get(export::export))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

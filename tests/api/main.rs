@@ -5,9 +5,11 @@
 mod helpers;
 
 mod auth;
+mod browser;
 mod dead_letters;
 mod degraded;
 mod export;
+mod playground;
 mod query;
 mod record;
 mod schema;

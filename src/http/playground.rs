@@ -1,0 +1,64 @@
+//! The browser pages, GraphiQL and the live dashboard, built from `web-playground/` and embedded
+//! in the binary at compile time: they work offline and `traceledger serve` needs no npm.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use rust_embed::Embed;
+
+/// `npm --prefix web-playground run build` writes here; the output is committed.
+#[derive(Embed)]
+#[folder = "web-playground/dist/"]
+struct Built;
+
+pub const DASHBOARD_PATH: &str = "/dashboard";
+/// Must match `base` in web-playground/vite.config.js, which the built pages link to.
+pub const ASSETS_ROUTE: &str = "/playground/assets/{*file}";
+
+const GRAPHIQL_PAGE: &str = "graphiql.html";
+const DASHBOARD_PAGE: &str = "dashboard.html";
+/// Asset names carry a hash of their content, so a browser may keep them for good.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Pages name the current assets, so a browser must check for a new build each time.
+const REVALIDATE: &str = "no-cache";
+
+/// GraphiQL, served at the GraphQL path to browsers (requests without a websocket upgrade).
+pub(super) fn graphiql() -> Response {
+    page(GRAPHIQL_PAGE)
+}
+
+pub(super) async fn dashboard() -> Response {
+    page(DASHBOARD_PAGE)
+}
+
+pub(super) async fn asset(Path(file): Path<String>) -> Response {
+    match Built::get(&format!("assets/{file}")) {
+        Some(asset) => (
+            [
+                (header::CONTENT_TYPE, asset.metadata.mimetype()),
+                (header::CACHE_CONTROL, IMMUTABLE),
+            ],
+            asset.data,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+fn page(name: &str) -> Response {
+    match Built::get(name) {
+        Some(page) => ([(header::CACHE_CONTROL, REVALIDATE)], Html(page.data)).into_response(),
+        None => {
+            // Only a binary built from a tree without web-playground/dist gets here.
+            tracing::error!(
+                page = name,
+                "the web playground was not built into this binary"
+            );
+            (
+                StatusCode::NOT_FOUND,
+                "this build has no web playground: run `npm --prefix web-playground run build` and rebuild",
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The browser pages as served: GraphiQL at /graphql, the dashboard at /dashboard, their assets
+//! from the binary with the right types and caching, and nothing loaded from another host.
+//! (What the pages do is tested in a real browser by `browser`.)
+
+use std::collections::HashSet;
+
+use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
+use reqwest::Url;
+
+use crate::helpers::TestApp;
+
+/// Crawls `page` and everything it loads (scripts, module imports, stylesheets, their url()s and
+/// @imports, links to the other page), without a key, and asserts each is served by this app.
+/// The pages themselves name no other host at all; scripts may mention URLs in strings (licence
+/// headers, XML namespaces), so for them only what they import is checked here, and the browser
+/// test checks that no request leaves the app at run time.
+pub async fn assert_everything_loads_from_the_app(app: &TestApp, page: &str) {
+    let origin = Url::parse(&app.url("/")).expect("app URL");
+    let mut queue = vec![origin.join(page).expect("page URL")];
+    let mut seen = HashSet::new();
+    while let Some(url) = queue.pop() {
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        let response = reqwest::get(url.clone()).await.expect("request");
+        assert_eq!(response.status(), 200, "{url}");
+        let kind = content_type(&response);
+        let body = response.text().await.expect("text body");
+        let references = if kind.starts_with("text/html") {
+            assert!(
+                !body.contains("http://") && !body.contains("https://"),
+                "{url} names another host:\n{body}"
+            );
+            [quoted_after(&body, "src="), quoted_after(&body, "href=")].concat()
+        } else if kind.starts_with("text/css") {
+            [css_urls(&body), quoted_after(&body, "@import")].concat()
+        } else if kind.contains("javascript") {
+            [quoted_after(&body, "from"), quoted_after(&body, "import(")]
+                .concat()
+                .into_iter()
+                .filter(|specifier| {
+                    specifier.starts_with('.')
+                        || specifier.starts_with('/')
+                        || specifier.contains("://")
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for reference in references {
+            let target = url
+                .join(&reference)
+                .unwrap_or_else(|e| panic!("{url} refers to {reference:?}: {e}"));
+            if target.scheme() == "data" {
+                continue;
+            }
+            assert_eq!(
+                target.origin(),
+                origin.origin(),
+                "{url} loads {reference} from another host"
+            );
+            queue.push(target);
+        }
+    }
+    assert!(
+        seen.iter().any(|url| url.path().ends_with(".js")),
+        "{page} loads no script at all: {seen:?}"
+    );
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The quoted strings right after each `marker` (whitespace allowed between them).
+fn quoted_after(text: &str, marker: &str) -> Vec<String> {
+    text.match_indices(marker)
+        .filter_map(|(at, _)| {
+            let rest = text[at + marker.len()..].trim_start();
+            let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+            rest[1..].split(quote).next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The targets of `url(...)` in a stylesheet, quoted or bare.
+fn css_urls(css: &str) -> Vec<String> {
+    css.match_indices("url(")
+        .filter_map(|(at, _)| {
+            let rest = css[at + "url(".len()..].trim_start();
+            let end = rest.find(')')?;
+            Some(rest[..end].trim().trim_matches(['"', '\'']).to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_and_assets_are_served_from_the_binary() {
+    let app = TestApp::spawn().await;
+    for (path, title) in [
+        ("/graphql", "traceledger · GraphiQL"),
+        ("/dashboard", "traceledger · live dashboard"),
+    ] {
+        let page = reqwest::get(app.url(path)).await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert!(content_type(&page).starts_with("text/html"), "{path}");
+        // A new build names new assets, so the page itself must be checked each time.
+        assert_eq!(page.headers()[CACHE_CONTROL], "no-cache", "{path}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!("<title>{title}</title>")), "{html}");
+
+        let script = quoted_after(&html, "src=")
+            .into_iter()
+            .find(|src| src.ends_with(".js"))
+            .unwrap_or_else(|| panic!("{path} has no script: {html}"));
+        let asset = reqwest::get(app.url(&script)).await.unwrap();
+        assert_eq!(asset.status(), 200, "{script}");
+        assert_eq!(content_type(&asset), "text/javascript", "{script}");
+        // Asset names carry their content's hash.
+        assert_eq!(
+            asset.headers()[CACHE_CONTROL],
+            "public, max-age=31536000, immutable"
+        );
+        assert!(!asset.bytes().await.unwrap().is_empty());
+    }
+    let missing = reqwest::get(app.url("/playground/assets/missing-0000.js"))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
