@@ -1,0 +1,246 @@
+//! What every scenario shares: the run's own database, exchange, queues and cache prefix (removed
+//! afterwards), a GraphQL client, API keys, and progress bars.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use uuid::Uuid;
+
+use traceledger::bus::Topology;
+use traceledger::config::Config;
+use traceledger::store::Store;
+
+const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Connections the benchmark itself holds (seeding, counting), besides the API's own pool.
+const BENCH_POOL_SIZE: u32 = 4;
+/// How often the benchmark looks whether the worker has committed everything.
+const COMMIT_POLL: Duration = Duration::from_millis(50);
+
+/// One run's isolated resources: `tl_bench_<run>` database, `tl.bench.<run>.*` exchange and
+/// queues, `tl-bench-<run>` cache prefix. The run id lets two runs (a developer's and CI's) share
+/// the local services without meeting.
+pub struct BenchEnv {
+    pub config: Config,
+    pub store: Store,
+    /// The raw publish scenario's own durable fanout exchange and queue.
+    pub raw_exchange: String,
+    pub raw_queue: String,
+}
+
+impl BenchEnv {
+    pub async fn create() -> anyhow::Result<Self> {
+        // The random tail of a UUIDv7 (its head is the time, shared by runs started together).
+        let id = Uuid::now_v7().simple().to_string();
+        let run = id[id.len() - 12..].to_owned();
+        let mut config = Config::from_env().context("configuration")?;
+        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_bench_{run}");
+        config.exchange = format!("tl.bench.{run}.events");
+        config.worker_queue = format!("tl.bench.{run}.worker");
+        config.dead_letter_queue = format!("tl.bench.{run}.dead-letter");
+        config.cache_prefix = format!("tl-bench-{run}");
+        let store = Store::connect(&config.database_url, BENCH_POOL_SIZE)
+            .await
+            .context("PostgreSQL")?;
+        store.migrate().await.context("migrations")?;
+        Ok(Self {
+            raw_exchange: format!("tl.bench.{run}.raw"),
+            raw_queue: format!("tl.bench.{run}.raw"),
+            config,
+            store,
+        })
+    }
+
+    /// The environment the API child process reads its configuration from.
+    pub fn api_env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
+            ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
+            ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
+            ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
+            ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+        ]
+    }
+
+    /// A key for a tenant of its own, so each scenario counts only its own events.
+    pub async fn key(&self, tenant: &str) -> anyhow::Result<String> {
+        Ok(
+            traceledger::auth::create_api_key(&self.store, tenant, "bench")
+                .await?
+                .secret,
+        )
+    }
+
+    pub async fn stored(&self, tenant: &str) -> anyhow::Result<usize> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant = $1")
+            .bind(tenant)
+            .fetch_one(self.store.pool())
+            .await?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+
+    /// Waits until the worker has committed exactly `expected` events of `tenant`.
+    pub async fn wait_committed(
+        &self,
+        tenant: &str,
+        expected: usize,
+        deadline: Duration,
+    ) -> anyhow::Result<()> {
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            let stored = self.stored(tenant).await?;
+            if stored > expected {
+                bail!("{stored} events stored for {tenant}, {expected} accepted");
+            }
+            if stored == expected {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > give_up {
+                bail!("only {stored} of {expected} accepted events committed for {tenant}");
+            }
+            tokio::time::sleep(COMMIT_POLL).await;
+        }
+    }
+
+    /// Accept-to-commit (`recorded_at − received_at`) p50 and p99 in ms over `tenant`'s events.
+    pub async fn accept_to_commit_ms(&self, tenant: &str) -> anyhow::Result<(f64, f64)> {
+        let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag_ms), \
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_ms) \
+             FROM (SELECT (extract(epoch FROM recorded_at - received_at) * 1000)::float8 AS lag_ms \
+                   FROM audit_events WHERE tenant = $1) AS lags",
+        )
+        .bind(tenant)
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok((p50.unwrap_or(0.0), p99.unwrap_or(0.0)))
+    }
+
+    /// Removes the run's database, queues, exchanges and cache keys; best effort, so a failed
+    /// run still leaves nothing behind that it can remove.
+    pub async fn cleanup(&self) {
+        if let Err(e) = self.cleanup_broker().await {
+            tracing::warn!(error = %e, "could not remove the run's exchanges and queues");
+        }
+        if let Err(e) = self.cleanup_cache().await {
+            tracing::warn!(error = %e, "could not remove the run's cache keys");
+        }
+        self.store.pool().close().await;
+        if let Err(e) = self.cleanup_database().await {
+            tracing::warn!(error = %e, "could not drop the run's database");
+        }
+    }
+
+    async fn cleanup_broker(&self) -> anyhow::Result<()> {
+        let connection = traceledger::bus::connect(&self.config.amqp_url, "bench-cleanup").await?;
+        let channel = connection.create_channel().await?;
+        let mut queues = Topology::from_config(&self.config).queues();
+        queues.push(self.raw_queue.clone());
+        for queue in queues {
+            channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await?;
+        }
+        for exchange in [&self.config.exchange, &self.raw_exchange] {
+            channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await?;
+        }
+        connection.close(200, "done".into()).await?;
+        Ok(())
+    }
+
+    async fn cleanup_cache(&self) -> anyhow::Result<()> {
+        let client = redis::Client::open(self.config.redis_url.as_str())?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let pattern = format!("{}:*", self.config.cache_prefix);
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                redis::cmd("DEL")
+                    .arg(&keys)
+                    .query_async::<()>(&mut conn)
+                    .await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    async fn cleanup_database(&self) -> anyhow::Result<()> {
+        let database = self
+            .config
+            .database_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .execute(&mut admin)
+        .await?;
+        Ok(())
+    }
+}
+
+/// GraphQL over HTTP as one tenant.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Client {
+    pub fn new(addr: std::net::SocketAddr, key: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: format!("http://{addr}/graphql"),
+            key,
+        }
+    }
+
+    /// Runs one operation and returns its `data`; any error (HTTP or GraphQL) fails.
+    pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?;
+        let status = response.status();
+        let mut body: Value = response.json().await?;
+        if !status.is_success() || body.get("errors").is_some() {
+            bail!("GraphQL answered {status}: {body}");
+        }
+        Ok(body["data"].take())
+    }
+}
+
+/// A progress bar of `len` steps named `label` (hidden when stderr is not a terminal).
+pub fn progress(label: &str, len: usize) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos}/{len} {per_sec} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    bar
+}

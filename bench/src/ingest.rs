@@ -1,0 +1,166 @@
+//! Ingest end to end: events/s from the first request until the worker has committed every
+//! accepted event to PostgreSQL, for `recordEvents` batches and for single `recordEvent` calls at
+//! several concurrencies; the mutation's latency and accept-to-commit (`recorded_at −
+//! received_at`).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::ensure;
+use serde_json::{json, Value};
+
+use crate::api::ApiProcess;
+use crate::harness::{progress, BenchEnv, Client};
+use crate::latency::Latency;
+use crate::sizes::Sizes;
+
+const BATCH_SIZES: [usize; 2] = [100, 1000];
+const SINGLE_CONCURRENCIES: [usize; 3] = [1, 32, 128];
+const RECORD_EVENTS: &str =
+    "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id status } }";
+const RECORD_EVENT: &str =
+    "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }";
+
+#[derive(Clone, Copy)]
+pub enum Shape {
+    /// `recordEvents` with this many events per call.
+    Batch(usize),
+    /// `recordEvent` with this many calls in flight.
+    Single(usize),
+}
+
+pub struct IngestResult {
+    pub shape: Shape,
+    pub events: usize,
+    pub clients: usize,
+    pub events_per_s: f64,
+    pub mutation: Latency,
+    pub accept_to_commit_ms: (f64, f64),
+}
+
+pub async fn run(
+    env: &BenchEnv,
+    api: &ApiProcess,
+    sizes: &Sizes,
+) -> anyhow::Result<Vec<IngestResult>> {
+    let batches =
+        BATCH_SIZES.map(|size| (Shape::Batch(size), sizes.batch_events, sizes.batch_clients));
+    let singles = SINGLE_CONCURRENCIES.map(|concurrency| {
+        let events = if concurrency == 1 {
+            sizes.single_events_serial
+        } else {
+            sizes.single_events
+        };
+        (Shape::Single(concurrency), events, concurrency)
+    });
+    let mut results = Vec::new();
+    for (shape, events, clients) in batches.into_iter().chain(singles) {
+        results.push(measure(env, api, sizes, shape, events, clients).await?);
+    }
+    Ok(results)
+}
+
+async fn measure(
+    env: &BenchEnv,
+    api: &ApiProcess,
+    sizes: &Sizes,
+    shape: Shape,
+    events: usize,
+    clients: usize,
+) -> anyhow::Result<IngestResult> {
+    let (label, tenant, per_request) = match shape {
+        Shape::Batch(size) => (
+            format!("recordEvents x{size}"),
+            format!("ingest-batch-{size}"),
+            size,
+        ),
+        Shape::Single(concurrency) => (
+            format!("recordEvent c{concurrency}"),
+            format!("ingest-single-c{concurrency}"),
+            1,
+        ),
+    };
+    let client = Client::new(api.addr, env.key(&tenant).await?);
+    let requests = events.div_ceil(per_request);
+    let next = Arc::new(AtomicUsize::new(0));
+    let bar = progress(&label, requests * per_request);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (client, next, bar) = (client.clone(), Arc::clone(&next), bar.clone());
+            tokio::spawn(async move {
+                let mut latency = Latency::default();
+                loop {
+                    let request = next.fetch_add(1, Ordering::Relaxed);
+                    if request >= requests {
+                        return anyhow::Ok(latency);
+                    }
+                    let first = request * per_request;
+                    let sent = Instant::now();
+                    let accepted = match shape {
+                        Shape::Batch(size) => {
+                            let inputs: Vec<Value> = (first..first + size).map(input).collect();
+                            let data = client
+                                .gql(RECORD_EVENTS, json!({ "inputs": inputs }))
+                                .await?;
+                            accepted_count(&data["recordEvents"])
+                        }
+                        Shape::Single(_) => {
+                            let data = client
+                                .gql(RECORD_EVENT, json!({ "input": input(first) }))
+                                .await?;
+                            accepted_count(&Value::Array(vec![data["recordEvent"].clone()]))
+                        }
+                    };
+                    latency.record(sent.elapsed());
+                    ensure!(
+                        accepted == per_request,
+                        "{accepted} of {per_request} events accepted"
+                    );
+                    bar.inc(per_request as u64);
+                }
+            })
+        })
+        .collect();
+    let mut mutation = Latency::default();
+    for task in tasks {
+        mutation.merge(&task.await??);
+    }
+    let total = requests * per_request;
+    bar.set_message("waiting for the worker's commits");
+    env.wait_committed(&tenant, total, sizes.commit_deadline)
+        .await?;
+    let events_per_s = total as f64 / started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    Ok(IngestResult {
+        shape,
+        events: total,
+        clients,
+        events_per_s,
+        mutation,
+        accept_to_commit_ms: env.accept_to_commit_ms(&tenant).await?,
+    })
+}
+
+fn accepted_count(payloads: &Value) -> usize {
+    payloads
+        .as_array()
+        .map(|all| all.iter().filter(|p| p["status"] == "ACCEPTED").count())
+        .unwrap_or(0)
+}
+
+/// The `n`th event of a scenario: an audit-shaped input of about 500 bytes.
+fn input(n: usize) -> Value {
+    json!({
+        "action": "invoice.update",
+        "service": "billing",
+        "actor": { "id": format!("user-{}", n % 1000), "ip": "203.0.113.7" },
+        "target": { "id": format!("invoice-{n}"), "type": "invoice" },
+        "severity": "NOTICE",
+        "message": "Invoice total changed after a manual correction by the billing team.",
+        "metadata": { "previousTotal": 1200, "newTotal": 1250, "currency": "EUR" },
+        "requestId": format!("req-{n}"),
+        "traceId": "4bf92f3577b34da6a3ce929d0e0e4736",
+    })
+}

@@ -1,0 +1,118 @@
+//! traceledger-bench: measures this machine's raw limits (PostgreSQL inserts, RabbitMQ confirmed
+//! publishes and consumes) and the service on top of them (ingest, reads, live subscriptions) in
+//! one run, prints one table and appends it to BENCHMARKS.md.
+
+mod api;
+mod harness;
+mod ingest;
+mod latency;
+mod live;
+mod raw;
+mod reads;
+mod report;
+mod sizes;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use harness::BenchEnv;
+use report::Report;
+use sizes::Sizes;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks traceledger against this machine's raw limits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Every scenario at a size small enough for CI: checks it completes and the counts match.
+    /// Prints the table but appends nothing to the report file.
+    #[arg(long, global = true)]
+    quick: bool,
+
+    /// Where the results are appended.
+    #[arg(long, global = true, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md"))]
+    report: PathBuf,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
+enum Command {
+    /// PostgreSQL multi-row INSERT, confirmed publishes, consume-and-ack.
+    Raw,
+    /// recordEvents and recordEvent, until every event is committed.
+    Ingest,
+    /// auditEvents and auditEvent at many stored events.
+    Reads,
+    /// Websocket subscribers: delivery latency and the API's memory.
+    Live,
+    /// Every scenario, with the ratios between them.
+    All,
+    /// The API with its worker, started by the benchmark as a child process (not for people).
+    #[command(hide = true)]
+    Api,
+}
+
+impl Command {
+    fn includes(self, scenario: Command) -> bool {
+        self == scenario || self == Command::All
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.command == Command::Api {
+        return api::serve_child().await;
+    }
+    let sizes = if cli.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let env = BenchEnv::create().await?;
+    // Clean up whatever happened, then report the scenario's own error if any.
+    let outcome = run(cli.command, &sizes, &env).await;
+    env.cleanup().await;
+    let report = outcome?;
+    let table = report.render(&sizes);
+    println!("{table}");
+    if !cli.quick {
+        report::append(&cli.report, &table)
+            .with_context(|| format!("appending to {}", cli.report.display()))?;
+        println!("Appended to {}", cli.report.display());
+    }
+    Ok(())
+}
+
+async fn run(command: Command, sizes: &Sizes, env: &BenchEnv) -> anyhow::Result<Report> {
+    let mut report = Report::default();
+    if command.includes(Command::Raw) {
+        report.raw = Some(raw::run(env, sizes).await.context("raw limits")?);
+    }
+    let needs_api = [Command::Ingest, Command::Reads, Command::Live]
+        .into_iter()
+        .any(|scenario| command.includes(scenario));
+    if !needs_api {
+        return Ok(report);
+    }
+    let api = api::ApiProcess::spawn(env)
+        .await
+        .context("starting the API")?;
+    let result = async {
+        if command.includes(Command::Ingest) {
+            report.ingest = ingest::run(env, &api, sizes).await.context("ingest")?;
+        }
+        if command.includes(Command::Reads) {
+            report.reads = reads::run(env, &api, sizes).await.context("reads")?;
+        }
+        if command.includes(Command::Live) {
+            report.live = Some(live::run(env, &api, sizes).await.context("live")?);
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    api.stop().await;
+    result.map(|()| report)
+}

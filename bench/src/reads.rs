@@ -1,0 +1,296 @@
+//! Reads at many stored events: `auditEvents(first: 50)` with and without filters, and
+//! `auditEvent(id)` from a warm and a cold cache. The events are seeded through the store's own
+//! `insert_events` (the worker's write path) in big batches, not through the API.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::ensure;
+use chrono::Utc;
+use futures::{stream, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use traceledger::domain::{Actor, AuditEvent, Outcome, Severity, Target};
+
+use crate::api::ApiProcess;
+use crate::harness::{progress, BenchEnv, Client};
+use crate::latency::Latency;
+use crate::sizes::Sizes;
+
+const TENANT: &str = "reads";
+const SEED_BATCH: usize = 5_000;
+/// Seeding batches in flight: one per core.
+const SEED_CONCURRENCY: usize = 2;
+/// The seeded events spread over this many days before now.
+const SEED_DAYS: i64 = 30;
+const SERVICES: [&str; 8] = [
+    "billing", "auth", "storage", "search", "mail", "admin", "reports", "api",
+];
+const ACTIONS: [&str; 8] = [
+    "invoice.create",
+    "invoice.update",
+    "invoice.delete",
+    "user.login",
+    "user.logout",
+    "user.update",
+    "file.read",
+    "file.delete",
+];
+const ACTORS: usize = 1_000;
+/// Every this many seeded events, one id is kept for the `auditEvent(id)` scenarios.
+const ID_SAMPLE_EVERY: usize = 7;
+
+const LIST: &str = "query($filter: AuditEventFilter) { auditEvents(first: 50, filter: $filter) { \
+    edges { cursor node { id occurredAt action service severity actor { id } } } \
+    pageInfo { hasNextPage endCursor } } }";
+const ONE: &str = "query($id: ID!) { auditEvent(id: $id) { id occurredAt action service \
+    severity actor { id } target { id type } message } }";
+
+pub struct ReadResult {
+    pub name: &'static str,
+    pub requests: usize,
+    pub clients: usize,
+    pub per_s: f64,
+    pub latency: Latency,
+}
+
+pub async fn run(
+    env: &BenchEnv,
+    api: &ApiProcess,
+    sizes: &Sizes,
+) -> anyhow::Result<Vec<ReadResult>> {
+    let ids = seed(env, sizes.stored_events).await?;
+    let client = Client::new(api.addr, env.key(TENANT).await?);
+    let n = sizes.read_requests;
+    ensure!(
+        ids.len() >= 2 * n,
+        "{} sampled ids, {} needed: seed more events",
+        ids.len(),
+        2 * n
+    );
+    // Warm: a small set, each loaded once before measuring; cold: ids never asked for before.
+    let warm: Vec<Uuid> = ids[..n.min(1_000)].to_vec();
+    let cold: Vec<Uuid> = ids[n..2 * n].to_vec();
+    for id in &warm {
+        one_event(&client, *id).await?;
+    }
+    let mut results = Vec::new();
+    results.push(
+        measure(
+            "auditEvents(first: 50)",
+            sizes,
+            &client,
+            |client, _| async move { page(&client, Value::Null).await },
+        )
+        .await?,
+    );
+    let now = Utc::now();
+    results.push(
+        measure(
+            "auditEvents(first: 50) filtered",
+            sizes,
+            &client,
+            move |client, i| async move { page(&client, filter(i, now)).await },
+        )
+        .await?,
+    );
+    let warm = Arc::new(warm);
+    results.push(
+        measure("auditEvent(id) warm", sizes, &client, move |client, i| {
+            let id = warm[i % warm.len()];
+            async move { one_event(&client, id).await }
+        })
+        .await?,
+    );
+    let cold = Arc::new(cold);
+    results.push(
+        measure("auditEvent(id) cold", sizes, &client, move |client, i| {
+            let id = cold[i];
+            async move { one_event(&client, id).await }
+        })
+        .await?,
+    );
+    Ok(results)
+}
+
+/// Inserts `count` events of `TENANT` through `Store::insert_events` and returns a sample of their
+/// ids, in random order.
+async fn seed(env: &BenchEnv, count: usize) -> anyhow::Result<Vec<Uuid>> {
+    let bar = progress("seeding events", count);
+    let now = Utc::now();
+    let step_ms = SEED_DAYS * 86_400_000 / count.max(1) as i64;
+    let batches = (0..count).step_by(SEED_BATCH).map(|first| {
+        let events: Vec<AuditEvent> = (first..count.min(first + SEED_BATCH))
+            .map(|i| seeded_event(i, now - chrono::Duration::milliseconds(step_ms * i as i64)))
+            .collect();
+        (events, env.store.clone(), bar.clone())
+    });
+    let mut ids: Vec<Uuid> = stream::iter(batches)
+        .map(|(events, store, bar)| async move {
+            let inserted = store.insert_events(&events).await?;
+            ensure!(
+                inserted as usize == events.len(),
+                "{inserted} of {} seeded events inserted",
+                events.len()
+            );
+            bar.inc(events.len() as u64);
+            anyhow::Ok(
+                events
+                    .iter()
+                    .step_by(ID_SAMPLE_EVERY)
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .buffer_unordered(SEED_CONCURRENCY)
+        .try_concat()
+        .await?;
+    bar.set_message("ANALYZE");
+    // What autovacuum would do soon after a bulk load; the planner needs the statistics.
+    sqlx::query("ANALYZE audit_events")
+        .execute(env.store.pool())
+        .await?;
+    bar.finish_and_clear();
+    ensure!(
+        env.stored(TENANT).await? == count,
+        "the seeded count does not match"
+    );
+    // Spread the sample over time and keys, so neighbouring requests do not share pages.
+    ids.sort_unstable_by_key(|id| id.as_u128().reverse_bits());
+    Ok(ids)
+}
+
+fn seeded_event(i: usize, occurred_at: chrono::DateTime<Utc>) -> AuditEvent {
+    let severity = [
+        Severity::Debug,
+        Severity::Info,
+        Severity::Info,
+        Severity::Notice,
+        Severity::Warning,
+        Severity::Error,
+        Severity::Critical,
+    ][i % 7];
+    AuditEvent {
+        id: Uuid::now_v7(),
+        tenant: TENANT.to_owned(),
+        occurred_at,
+        received_at: occurred_at,
+        action: ACTIONS[i % ACTIONS.len()].to_owned(),
+        outcome: if i.is_multiple_of(10) {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
+        severity,
+        service: SERVICES[(i / 3) % SERVICES.len()].to_owned(),
+        actor: Actor {
+            id: format!("user-{}", i % ACTORS),
+            kind: "user".to_owned(),
+            name: None,
+            ip: Some("203.0.113.7".to_owned()),
+        },
+        target: Some(Target {
+            id: format!("object-{}", i % 50_000),
+            kind: "invoice".to_owned(),
+            name: None,
+        }),
+        message: Some("Invoice total changed after a manual correction.".to_owned()),
+        metadata: Some(json!({ "previousTotal": 1200, "newTotal": 1250 })),
+        idempotency_key: None,
+        request_id: Some(format!("req-{i}")),
+        trace_id: None,
+    }
+}
+
+/// The `i`th request's filter: by service and minimum severity, by actor, by action prefix, or
+/// by a day's time range, in turn.
+fn filter(i: usize, now: chrono::DateTime<Utc>) -> Value {
+    match i % 4 {
+        0 => json!({ "services": [SERVICES[i % SERVICES.len()]], "minSeverity": "WARNING" }),
+        1 => json!({ "actorIds": [format!("user-{}", i % ACTORS)] }),
+        2 => json!({ "actions": ["invoice.*"] }),
+        _ => {
+            let day = (i % SEED_DAYS as usize) as i64;
+            let before = now - chrono::Duration::days(day);
+            let after = before - chrono::Duration::days(1);
+            json!({ "occurredAfter": after.to_rfc3339(), "occurredBefore": before.to_rfc3339() })
+        }
+    }
+}
+
+async fn page(client: &Client, filter: Value) -> anyhow::Result<()> {
+    let data = client.gql(LIST, json!({ "filter": filter })).await?;
+    let connection = &data["auditEvents"];
+    let edges = connection["edges"].as_array().map_or(0, Vec::len);
+    let more = connection["pageInfo"]["hasNextPage"] == json!(true);
+    // Every filter matches events; a page is full unless it is the last one.
+    ensure!(
+        edges == 50 || (edges > 0 && !more),
+        "a page of {edges} events: {data}"
+    );
+    Ok(())
+}
+
+async fn one_event(client: &Client, id: Uuid) -> anyhow::Result<()> {
+    let data = client.gql(ONE, json!({ "id": id })).await?;
+    ensure!(
+        data["auditEvent"]["id"] == json!(id),
+        "auditEvent({id}) answered {data}"
+    );
+    Ok(())
+}
+
+/// Runs `request(client, i)` for i in 0..read_requests from `read_clients` concurrent clients.
+async fn measure<F, Fut>(
+    name: &'static str,
+    sizes: &Sizes,
+    client: &Client,
+    request: F,
+) -> anyhow::Result<ReadResult>
+where
+    F: Fn(Client, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let requests = sizes.read_requests;
+    let next = Arc::new(AtomicUsize::new(0));
+    let bar = progress(name, requests);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..sizes.read_clients)
+        .map(|_| {
+            let (client, next, bar, request) = (
+                client.clone(),
+                Arc::clone(&next),
+                bar.clone(),
+                request.clone(),
+            );
+            tokio::spawn(async move {
+                let mut latency = Latency::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests {
+                        return anyhow::Ok(latency);
+                    }
+                    let sent = Instant::now();
+                    request(client.clone(), i).await?;
+                    latency.record(sent.elapsed());
+                    bar.inc(1);
+                }
+            })
+        })
+        .collect();
+    let mut latency = Latency::default();
+    for task in tasks {
+        latency.merge(&task.await??);
+    }
+    let elapsed: Duration = started.elapsed();
+    bar.finish_and_clear();
+    Ok(ReadResult {
+        name,
+        requests,
+        clients: sizes.read_clients,
+        per_s: requests as f64 / elapsed.as_secs_f64(),
+        latency,
+    })
+}
