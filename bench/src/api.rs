@@ -3,6 +3,7 @@
 //! (what `traceledger serve` runs). A separate process keeps the load generator's work and
 //! memory out of the API's numbers: its resident memory is read from /proc/<pid>/status.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -22,6 +23,17 @@ use crate::harness::BenchEnv;
 const READY_LINE: &str = "LISTENING ";
 const START_DEADLINE: Duration = Duration::from_secs(60);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A snapshot of the API's `/metrics`.
+pub struct Metrics(HashMap<String, f64>);
+
+impl Metrics {
+    /// How much `series` grew since `earlier` (0 when the API never recorded it).
+    pub fn delta(&self, earlier: &Metrics, series: &str) -> f64 {
+        let value = |m: &Metrics| m.0.get(series).copied().unwrap_or(0.0);
+        value(self) - value(earlier)
+    }
+}
 
 pub struct ApiProcess {
     pub addr: SocketAddr,
@@ -68,6 +80,24 @@ impl ApiProcess {
             .context("VmRSS missing from /proc/<pid>/status")?
             .parse()?;
         Ok(kib / 1024.0)
+    }
+
+    /// The API's own counters and histogram sums from `/metrics`, to tell where the time went.
+    pub async fn metrics(&self) -> anyhow::Result<Metrics> {
+        let text = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        // Prometheus text format: `name value`, or `name{labels} value`; only unlabelled
+        // series are needed here.
+        let values = text
+            .lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split_once(' '))
+            .filter_map(|(name, value)| Some((name.to_owned(), value.trim().parse().ok()?)))
+            .collect();
+        Ok(Metrics(values))
     }
 
     /// Closes the child's stdin, which it takes as the signal to shut down, and waits for it.

@@ -5,12 +5,12 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use serde_json::{json, Value};
 
-use crate::api::ApiProcess;
+use crate::api::{ApiProcess, Metrics};
 use crate::harness::{progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
@@ -30,6 +30,38 @@ pub enum Shape {
     Single(usize),
 }
 
+/// Where the time went, from the API's own metrics over the scenario.
+pub struct Breakdown {
+    /// Mean wait for the broker's confirm per published message (one per request).
+    pub publish_confirm_ms: f64,
+    /// The worker's batches: mean events per INSERT, mean INSERT time, and the share of the
+    /// scenario's wall time the worker spent inside INSERTs.
+    pub batch_events: f64,
+    pub commit_ms: f64,
+    pub commit_busy: f64,
+}
+
+impl Breakdown {
+    fn between(before: &Metrics, after: &Metrics, elapsed: Duration) -> Self {
+        let mean = |series: &str| {
+            let count = after.delta(before, &format!("{series}_count"));
+            let sum = after.delta(before, &format!("{series}_sum"));
+            if count > 0.0 {
+                sum / count
+            } else {
+                0.0
+            }
+        };
+        let commit_seconds = after.delta(before, "traceledger_worker_commit_seconds_sum");
+        Self {
+            publish_confirm_ms: mean("traceledger_publish_confirm_seconds") * 1000.0,
+            batch_events: mean("traceledger_worker_batch_events"),
+            commit_ms: mean("traceledger_worker_commit_seconds") * 1000.0,
+            commit_busy: commit_seconds / elapsed.as_secs_f64(),
+        }
+    }
+}
+
 pub struct IngestResult {
     pub shape: Shape,
     pub events: usize,
@@ -37,6 +69,7 @@ pub struct IngestResult {
     pub events_per_s: f64,
     pub mutation: Latency,
     pub accept_to_commit_ms: (f64, f64),
+    pub breakdown: Breakdown,
 }
 
 pub async fn run(
@@ -85,6 +118,7 @@ async fn measure(
     let requests = events.div_ceil(per_request);
     let next = Arc::new(AtomicUsize::new(0));
     let bar = progress(&label, requests * per_request);
+    let before = api.metrics().await?;
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
@@ -131,7 +165,9 @@ async fn measure(
     bar.set_message("waiting for the worker's commits");
     env.wait_committed(&tenant, total, sizes.commit_deadline)
         .await?;
-    let events_per_s = total as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let events_per_s = total as f64 / elapsed.as_secs_f64();
+    let breakdown = Breakdown::between(&before, &api.metrics().await?, elapsed);
     bar.finish_and_clear();
     Ok(IngestResult {
         shape,
@@ -140,6 +176,7 @@ async fn measure(
         events_per_s,
         mutation,
         accept_to_commit_ms: env.accept_to_commit_ms(&tenant).await?,
+        breakdown,
     })
 }
 

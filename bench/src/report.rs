@@ -120,8 +120,16 @@ impl Report {
                 }
             };
             let (a2c_p50, a2c_p99) = result.accept_to_commit_ms;
-            let mut notes =
-                format!("mutation latency; accept→commit p50 {a2c_p50:.0} ms, p99 {a2c_p99:.0} ms");
+            let b = &result.breakdown;
+            let mut notes = format!(
+                "mutation latency; accept→commit p50 {a2c_p50:.0} ms, p99 {a2c_p99:.0} ms; \
+                 publish confirm {:.1} ms a request; worker INSERTs of {:.0} events in {:.0} ms, \
+                 busy {:.0} % of the time",
+                b.publish_confirm_ms,
+                b.batch_events,
+                b.commit_ms,
+                b.commit_busy * 100.0
+            );
             if let Some(raw) = &self.raw {
                 let _ = write!(
                     notes,
