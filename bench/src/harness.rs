@@ -1,6 +1,9 @@
 //! What every scenario shares: the run's own database, exchange, queues and cache prefix (removed
 //! afterwards), a GraphQL client, API keys, and progress bars.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -14,6 +17,8 @@ use traceledger::bus::Topology;
 use traceledger::config::Config;
 use traceledger::store::Store;
 
+use crate::latency::Latency;
+
 const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Connections the benchmark itself holds (seeding, counting), besides the API's own pool.
 const BENCH_POOL_SIZE: u32 = 4;
@@ -26,9 +31,8 @@ const COMMIT_POLL: Duration = Duration::from_millis(50);
 pub struct BenchEnv {
     pub config: Config,
     pub store: Store,
-    /// The raw publish scenario's own durable fanout exchange and queue.
-    pub raw_exchange: String,
-    pub raw_queue: String,
+    /// The raw publish scenario's own durable fanout exchange and queue, no retry queues.
+    raw_topology: Topology,
 }
 
 impl BenchEnv {
@@ -47,11 +51,19 @@ impl BenchEnv {
             .context("PostgreSQL")?;
         store.migrate().await.context("migrations")?;
         Ok(Self {
-            raw_exchange: format!("tl.bench.{run}.raw"),
-            raw_queue: format!("tl.bench.{run}.raw"),
+            raw_topology: Topology {
+                exchange: format!("tl.bench.{run}.raw"),
+                worker_queue: format!("tl.bench.{run}.raw"),
+                dead_letter_queue: format!("tl.bench.{run}.raw.dead-letter"),
+                retry_delays: Vec::new(),
+            },
             config,
             store,
         })
+    }
+
+    pub fn raw_topology(&self) -> &Topology {
+        &self.raw_topology
     }
 
     /// The environment the API child process reads its configuration from.
@@ -138,14 +150,16 @@ impl BenchEnv {
     async fn cleanup_broker(&self) -> anyhow::Result<()> {
         let connection = traceledger::bus::connect(&self.config.amqp_url, "bench-cleanup").await?;
         let channel = connection.create_channel().await?;
-        let mut queues = Topology::from_config(&self.config).queues();
-        queues.push(self.raw_queue.clone());
-        for queue in queues {
+        let topologies = [
+            Topology::from_config(&self.config),
+            self.raw_topology.clone(),
+        ];
+        for queue in topologies.iter().flat_map(Topology::queues) {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
                 .await?;
         }
-        for exchange in [&self.config.exchange, &self.raw_exchange] {
+        for exchange in topologies.iter().map(|t| &t.exchange) {
             channel
                 .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
                 .await?;
@@ -231,6 +245,37 @@ impl Client {
         }
         Ok(body["data"].take())
     }
+}
+
+/// Runs `request(i)` for every `i` in `0..requests` from `clients` concurrent tasks, each taking
+/// the next `i` when its last request is done, and gathers the latencies the requests report.
+/// The first error stops the run.
+pub async fn drive<F, Fut>(clients: usize, requests: usize, request: F) -> anyhow::Result<Latency>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<Duration>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (next, request) = (Arc::clone(&next), request.clone());
+            tokio::spawn(async move {
+                let mut latency = Latency::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= requests {
+                        return anyhow::Ok(latency);
+                    }
+                    latency.record(request(i).await?);
+                }
+            })
+        })
+        .collect();
+    let mut latency = Latency::default();
+    for task in tasks {
+        latency.merge(&task.await??);
+    }
+    Ok(latency)
 }
 
 /// A progress bar of `len` steps named `label` (hidden when stderr is not a terminal).

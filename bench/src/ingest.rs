@@ -3,15 +3,13 @@
 //! several concurrencies; the mutation's latency and accept-to-commit (`recorded_at −
 //! received_at`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use serde_json::{json, Value};
 
 use crate::api::{ApiProcess, Metrics};
-use crate::harness::{progress, BenchEnv, Client};
+use crate::harness::{drive, progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
 
@@ -116,51 +114,38 @@ async fn measure(
     };
     let client = Client::new(api.addr, env.key(&tenant).await?);
     let requests = events.div_ceil(per_request);
-    let next = Arc::new(AtomicUsize::new(0));
     let bar = progress(&label, requests * per_request);
     let before = api.metrics().await?;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (client, next, bar) = (client.clone(), Arc::clone(&next), bar.clone());
-            tokio::spawn(async move {
-                let mut latency = Latency::default();
-                loop {
-                    let request = next.fetch_add(1, Ordering::Relaxed);
-                    if request >= requests {
-                        return anyhow::Ok(latency);
-                    }
-                    let first = request * per_request;
-                    let sent = Instant::now();
-                    let accepted = match shape {
-                        Shape::Batch(size) => {
-                            let inputs: Vec<Value> = (first..first + size).map(input).collect();
-                            let data = client
-                                .gql(RECORD_EVENTS, json!({ "inputs": inputs }))
-                                .await?;
-                            accepted_count(&data["recordEvents"])
-                        }
-                        Shape::Single(_) => {
-                            let data = client
-                                .gql(RECORD_EVENT, json!({ "input": input(first) }))
-                                .await?;
-                            accepted_count(&Value::Array(vec![data["recordEvent"].clone()]))
-                        }
-                    };
-                    latency.record(sent.elapsed());
-                    ensure!(
-                        accepted == per_request,
-                        "{accepted} of {per_request} events accepted"
-                    );
-                    bar.inc(per_request as u64);
+    let progress_bar = bar.clone();
+    let mutation = drive(clients, requests, move |request| {
+        let (client, bar) = (client.clone(), progress_bar.clone());
+        async move {
+            let first = request * per_request;
+            let (query, variables, field) = match shape {
+                Shape::Batch(size) => {
+                    let inputs: Vec<Value> = (first..first + size).map(input).collect();
+                    (RECORD_EVENTS, json!({ "inputs": inputs }), "recordEvents")
                 }
-            })
-        })
-        .collect();
-    let mut mutation = Latency::default();
-    for task in tasks {
-        mutation.merge(&task.await??);
-    }
+                Shape::Single(_) => (
+                    RECORD_EVENT,
+                    json!({ "input": input(first) }),
+                    "recordEvent",
+                ),
+            };
+            let sent = Instant::now();
+            let data = client.gql(query, variables).await?;
+            let elapsed = sent.elapsed();
+            let accepted = accepted_count(&data[field]);
+            ensure!(
+                accepted == per_request,
+                "{accepted} of {per_request} events accepted"
+            );
+            bar.inc(per_request as u64);
+            Ok(elapsed)
+        }
+    })
+    .await?;
     let total = requests * per_request;
     bar.set_message("waiting for the worker's commits");
     env.wait_committed(&tenant, total, sizes.commit_deadline)
@@ -180,11 +165,13 @@ async fn measure(
     })
 }
 
+/// Accepted events in a `recordEvents` list or a single `recordEvent` payload.
 fn accepted_count(payloads: &Value) -> usize {
-    payloads
-        .as_array()
-        .map(|all| all.iter().filter(|p| p["status"] == "ACCEPTED").count())
-        .unwrap_or(0)
+    let accepted = |p: &Value| p["status"] == "ACCEPTED";
+    match payloads.as_array() {
+        Some(all) => all.iter().filter(|p| accepted(p)).count(),
+        None => usize::from(accepted(payloads)),
+    }
 }
 
 /// The `n`th event of a scenario: an audit-shaped input of about 500 bytes.

@@ -8,10 +8,10 @@ use anyhow::{bail, ensure};
 use futures::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, ExchangeKind};
+use lapin::{BasicProperties, Channel, Confirmation};
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -38,7 +38,8 @@ pub async fn run(env: &BenchEnv, sizes: &Sizes) -> anyhow::Result<RawLimits> {
     let insert_rows_per_s = insert_rows(env, sizes.raw_rows).await?;
     let connection = traceledger::bus::connect(&env.config.amqp_url, "bench-raw").await?;
     let channel = connection.create_channel().await?;
-    declare(env, &channel).await?;
+    // The same durable fanout exchange and bound durable queue our topology declares.
+    env.raw_topology().declare(&channel).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -113,42 +114,6 @@ async fn insert_rows(env: &BenchEnv, rows: usize) -> anyhow::Result<f64> {
     Ok(rate)
 }
 
-async fn declare(env: &BenchEnv, channel: &Channel) -> anyhow::Result<()> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            env.raw_exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    let durable_queue = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .queue_declare(
-            env.raw_queue.as_str().into(),
-            durable_queue,
-            FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
-            env.raw_queue.as_str().into(),
-            env.raw_exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
-}
-
 /// Messages/s published persistent on one channel, awaiting the confirms every `window` messages.
 async fn publish(
     env: &BenchEnv,
@@ -163,7 +128,7 @@ async fn publish(
     for sent in 1..=count {
         let confirm = channel
             .basic_publish(
-                env.raw_exchange.as_str().into(),
+                env.raw_topology().exchange.as_str().into(),
                 "".into(),
                 BasicPublishOptions::default(),
                 &payload,
@@ -197,7 +162,7 @@ async fn consume_and_ack(
         .await?;
     let mut consumer = channel
         .basic_consume(
-            env.raw_queue.as_str().into(),
+            env.raw_topology().worker_queue.as_str().into(),
             "bench-raw".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),

@@ -2,7 +2,6 @@
 //! `auditEvent(id)` from a warm and a cold cache. The events are seeded through the store's own
 //! `insert_events` (the worker's write path) in big batches, not through the API.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use uuid::Uuid;
 use traceledger::domain::{Actor, AuditEvent, Outcome, Severity, Target};
 
 use crate::api::ApiProcess;
-use crate::harness::{progress, BenchEnv, Client};
+use crate::harness::{drive, progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
 
@@ -254,36 +253,19 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let requests = sizes.read_requests;
-    let next = Arc::new(AtomicUsize::new(0));
     let bar = progress(name, requests);
     let started = Instant::now();
-    let tasks: Vec<_> = (0..sizes.read_clients)
-        .map(|_| {
-            let (client, next, bar, request) = (
-                client.clone(),
-                Arc::clone(&next),
-                bar.clone(),
-                request.clone(),
-            );
-            tokio::spawn(async move {
-                let mut latency = Latency::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= requests {
-                        return anyhow::Ok(latency);
-                    }
-                    let sent = Instant::now();
-                    request(client.clone(), i).await?;
-                    latency.record(sent.elapsed());
-                    bar.inc(1);
-                }
-            })
-        })
-        .collect();
-    let mut latency = Latency::default();
-    for task in tasks {
-        latency.merge(&task.await??);
-    }
+    let (client, progress_bar) = (client.clone(), bar.clone());
+    let latency = drive(sizes.read_clients, requests, move |i| {
+        let (client, bar, request) = (client.clone(), progress_bar.clone(), request.clone());
+        async move {
+            let sent = Instant::now();
+            request(client, i).await?;
+            bar.inc(1);
+            Ok(sent.elapsed())
+        }
+    })
+    .await?;
     let elapsed: Duration = started.elapsed();
     bar.finish_and_clear();
     Ok(ReadResult {
