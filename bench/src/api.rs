@@ -69,6 +69,10 @@ impl ApiProcess {
         })
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The API process's resident memory (VmRSS) in MiB.
     pub fn resident_mib(&self) -> anyhow::Result<f64> {
         let pid = self.child.id().context("the API process has exited")?;

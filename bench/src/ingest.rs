@@ -9,6 +9,7 @@ use anyhow::ensure;
 use serde_json::{json, Value};
 
 use crate::api::{ApiProcess, Metrics};
+use crate::cpu::{CpuSample, CpuUse};
 use crate::harness::{drive, progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
@@ -68,6 +69,7 @@ pub struct IngestResult {
     pub mutation: Latency,
     pub accept_to_commit_ms: (f64, f64),
     pub breakdown: Breakdown,
+    pub cpu: CpuUse,
 }
 
 pub async fn run(
@@ -116,6 +118,7 @@ async fn measure(
     let requests = events.div_ceil(per_request);
     let bar = progress(&label, requests * per_request);
     let before = api.metrics().await?;
+    let cpu_before = CpuSample::take(api.pid());
     let started = Instant::now();
     let progress_bar = bar.clone();
     let mutation = drive(clients, requests, move |request| {
@@ -152,6 +155,7 @@ async fn measure(
         .await?;
     let elapsed = started.elapsed();
     let events_per_s = total as f64 / elapsed.as_secs_f64();
+    let cpu = CpuSample::take(api.pid()).since(&cpu_before);
     let breakdown = Breakdown::between(&before, &api.metrics().await?, elapsed);
     bar.finish_and_clear();
     Ok(IngestResult {
@@ -162,6 +166,7 @@ async fn measure(
         mutation,
         accept_to_commit_ms: env.accept_to_commit_ms(&tenant).await?,
         breakdown,
+        cpu,
     })
 }
 

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::api::ApiProcess;
+use crate::cpu::{CpuSample, CpuUse};
 use crate::harness::{progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
@@ -50,6 +51,7 @@ pub struct LiveResult {
     pub before_answer: usize,
     pub idle_rss_mib: f64,
     pub connected_rss_mib: f64,
+    pub cpu: CpuUse,
 }
 
 /// One event received by one subscriber.
@@ -103,6 +105,7 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
     }
 
     let bar = progress("live events", sizes.live_events);
+    let cpu_before = CpuSample::take(api.pid());
     let mut answered = HashMap::new();
     for _ in 0..sizes.live_events {
         let sent = Instant::now();
@@ -124,6 +127,7 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
             .await
             .context("a subscriber did not get every event in time")???;
     }
+    let cpu = CpuSample::take(api.pid()).since(&cpu_before);
     bar.finish_and_clear();
 
     let mut latency = Latency::default();
@@ -153,6 +157,7 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
         before_answer,
         idle_rss_mib,
         connected_rss_mib,
+        cpu,
     })
 }
 

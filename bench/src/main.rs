@@ -3,6 +3,7 @@
 //! one run, prints one table and appends it to BENCHMARKS.md.
 
 mod api;
+mod cpu;
 mod harness;
 mod ingest;
 mod latency;

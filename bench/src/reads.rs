@@ -14,6 +14,7 @@ use uuid::Uuid;
 use traceledger::domain::{Actor, AuditEvent, Outcome, Severity, Target};
 
 use crate::api::ApiProcess;
+use crate::cpu::{CpuSample, CpuUse};
 use crate::harness::{drive, progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
@@ -53,6 +54,7 @@ pub struct ReadResult {
     pub clients: usize,
     pub per_s: f64,
     pub latency: Latency,
+    pub cpu: CpuUse,
 }
 
 pub async fn run(
@@ -80,6 +82,7 @@ pub async fn run(
         measure(
             "auditEvents(first: 50)",
             sizes,
+            api,
             &client,
             |client, _| async move { page(&client, Value::Null).await },
         )
@@ -90,6 +93,7 @@ pub async fn run(
         measure(
             "auditEvents(first: 50) filtered",
             sizes,
+            api,
             &client,
             move |client, i| async move { page(&client, filter(i, now)).await },
         )
@@ -97,18 +101,30 @@ pub async fn run(
     );
     let warm = Arc::new(warm);
     results.push(
-        measure("auditEvent(id) warm", sizes, &client, move |client, i| {
-            let id = warm[i % warm.len()];
-            async move { one_event(&client, id).await }
-        })
+        measure(
+            "auditEvent(id) warm",
+            sizes,
+            api,
+            &client,
+            move |client, i| {
+                let id = warm[i % warm.len()];
+                async move { one_event(&client, id).await }
+            },
+        )
         .await?,
     );
     let cold = Arc::new(cold);
     results.push(
-        measure("auditEvent(id) cold", sizes, &client, move |client, i| {
-            let id = cold[i];
-            async move { one_event(&client, id).await }
-        })
+        measure(
+            "auditEvent(id) cold",
+            sizes,
+            api,
+            &client,
+            move |client, i| {
+                let id = cold[i];
+                async move { one_event(&client, id).await }
+            },
+        )
         .await?,
     );
     Ok(results)
@@ -245,6 +261,7 @@ async fn one_event(client: &Client, id: Uuid) -> anyhow::Result<()> {
 async fn measure<F, Fut>(
     name: &'static str,
     sizes: &Sizes,
+    api: &ApiProcess,
     client: &Client,
     request: F,
 ) -> anyhow::Result<ReadResult>
@@ -254,6 +271,7 @@ where
 {
     let requests = sizes.read_requests;
     let bar = progress(name, requests);
+    let cpu_before = CpuSample::take(api.pid());
     let started = Instant::now();
     let (client, progress_bar) = (client.clone(), bar.clone());
     let latency = drive(sizes.read_clients, requests, move |i| {
@@ -267,6 +285,7 @@ where
     })
     .await?;
     let elapsed: Duration = started.elapsed();
+    let cpu = CpuSample::take(api.pid()).since(&cpu_before);
     bar.finish_and_clear();
     Ok(ReadResult {
         name,
@@ -274,5 +293,6 @@ where
         clients: sizes.read_clients,
         per_s: requests as f64 / elapsed.as_secs_f64(),
         latency,
+        cpu,
     })
 }

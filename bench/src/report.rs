@@ -36,7 +36,7 @@ impl Report {
         let mode = if sizes.quick { "quick run" } else { "full run" };
         let _ = writeln!(
             out,
-            "## {} · commit {} · {mode}\n",
+            "### {} · commit {} · {mode}\n",
             chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
             git_commit()
         );
@@ -130,6 +130,7 @@ impl Report {
                 b.commit_ms,
                 b.commit_busy * 100.0
             );
+            let _ = write!(notes, "; {}", result.cpu);
             if let Some(raw) = &self.raw {
                 let _ = write!(
                     notes,
@@ -149,18 +150,19 @@ impl Report {
         }
         for result in &self.reads {
             rows.push(format!(
-                "| reads: {}, {} clients | {} requests | {} req/s | {:.1} | {:.1} | |",
+                "| reads: {}, {} clients | {} requests | {} req/s | {:.1} | {:.1} | {} |",
                 result.name,
                 result.clients,
                 result.requests,
                 thousands(result.per_s),
                 result.latency.p50_ms(),
                 result.latency.p99_ms(),
+                result.cpu,
             ));
         }
         if let Some(live) = &self.live {
             rows.push(format!(
-                "| live: {} subscribers × {} events | {} deliveries | | {:.1} | {:.1} | from the mutation's answer to receipt ({} receipts came before the answer: 0 ms); from sending the mutation p50 {:.1} ms, p99 {:.1} ms; API RSS {:.0} MiB idle, {:.0} MiB with the subscribers |",
+                "| live: {} subscribers × {} events | {} deliveries | | {:.1} | {:.1} | from the mutation's answer to receipt ({} receipts came before the answer: 0 ms); from sending the mutation p50 {:.1} ms, p99 {:.1} ms; API RSS {:.0} MiB idle, {:.0} MiB with the subscribers; {} |",
                 live.subscribers,
                 live.events,
                 live.latency.count(),
@@ -171,6 +173,7 @@ impl Report {
                 live.from_request.p99_ms(),
                 live.idle_rss_mib,
                 live.connected_rss_mib,
+                live.cpu,
             ));
         }
         rows
