@@ -106,7 +106,10 @@ impl std::fmt::Display for CpuUse {
 
 /// A process's command name and user + system CPU seconds, from /proc/<pid>/stat.
 fn process_seconds(pid: u32) -> Option<(String, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(stat: &str) -> Option<(String, f64)> {
     // The name is in parentheses and may itself contain spaces or parentheses.
     let (head, tail) = stat.rsplit_once(") ")?;
     let name = head.split_once(" (")?.1.to_owned();
@@ -136,4 +139,20 @@ fn machine_busy_seconds() -> Option<f64> {
         .map(|(_, v)| v)
         .sum();
     Some(busy / TICKS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stat;
+
+    #[test]
+    fn a_stat_line_gives_the_name_and_user_plus_system_seconds() {
+        let line = "4242 (tokio (worker) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0";
+        assert_eq!(parse_stat(line), Some(("tokio (worker) 1".to_owned(), 3.0)));
+    }
+
+    #[test]
+    fn a_truncated_stat_line_gives_nothing() {
+        assert_eq!(parse_stat("4242 (postgres) S 1 2"), None);
+    }
 }

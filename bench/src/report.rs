@@ -336,3 +336,15 @@ fn worker_settings() -> String {
         Err(e) => format!("unreadable ({e})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn rates_are_rounded_and_grouped_by_thousands() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.5), "1,000");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+}
