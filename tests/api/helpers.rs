@@ -43,6 +43,15 @@ impl TestApp {
 
     /// Like `spawn`, with the isolated configuration adjusted by `configure` first.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(configure, true).await
+    }
+
+    /// The API alone, for tests that run the worker as a process of its own.
+    pub async fn spawn_without_worker(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(configure, false).await
+    }
+
+    async fn start(configure: impl FnOnce(&mut Config), with_worker: bool) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let mut config = Config::from_env().expect("configuration");
         config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
@@ -58,7 +67,9 @@ impl TestApp {
             .await
             .expect("the app starts against the local services");
         let store = app.store().clone();
-        app.spawn_worker();
+        if with_worker {
+            app.spawn_worker();
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         tokio::spawn(app.serve(listener));
