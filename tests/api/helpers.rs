@@ -47,6 +47,7 @@ impl TestApp {
     }
 
     /// The API alone, for tests that run the worker as a process of its own.
+    #[allow(dead_code)] // used by tests/chaos, which shares this file
     pub async fn spawn_without_worker(configure: impl FnOnce(&mut Config)) -> Self {
         Self::start(configure, false).await
     }
