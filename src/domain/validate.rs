@@ -436,3 +436,100 @@ mod tests {
         assert_eq!(event.check().unwrap_err().field, "message");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any text, biased towards the edges the rules care about.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9_]{0,10}(\\.[a-z0-9_]{1,8}){0,3}",
+            ".{0,300}",
+            "[\\x00-\\x1f]{1,3}",
+            Just(String::new()),
+            Just("x".repeat(257)),
+        ]
+    }
+
+    fn draft() -> impl Strategy<Value = EventDraft> {
+        (
+            text(),
+            text(),
+            text(),
+            text(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of("\\PC{0,9000}"),
+            proptest::option::of(text()),
+        )
+            .prop_map(
+                |(action, service, actor_id, actor_kind, ip, target, message, key)| EventDraft {
+                    action,
+                    service,
+                    actor: ActorDraft {
+                        id: actor_id,
+                        kind: actor_kind,
+                        name: None,
+                        ip,
+                    },
+                    target: target.map(|id| TargetDraft {
+                        id,
+                        kind: "doc".into(),
+                        name: None,
+                    }),
+                    message,
+                    idempotency_key: key,
+                    ..Default::default()
+                },
+            )
+    }
+
+    const FIELDS: &[&str] = &[
+        "action",
+        "service",
+        "actor.id",
+        "actor.type",
+        "actor.ip",
+        "target.id",
+        "message",
+        "idempotencyKey",
+    ];
+
+    proptest! {
+        /// Parsing never panics; what it accepts also passes the worker's check, and what it
+        /// rejects names one of the input's fields.
+        #[test]
+        fn parse_accepts_only_what_the_worker_accepts(draft in draft()) {
+            let now = Utc::now();
+            match NewEvent::parse(draft, now) {
+                Ok(new) => {
+                    let event = new.accept("acme", Uuid::now_v7(), now);
+                    prop_assert!(event.check().is_ok());
+                    prop_assert!(!event.action.is_empty() && event.action.len() <= MAX_ACTION_LEN);
+                    prop_assert!(!event.service.chars().any(char::is_control));
+                }
+                Err(error) => prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field),
+            }
+        }
+
+        /// Metadata is accepted exactly when it is an object within the size limit without NUL.
+        #[test]
+        fn metadata_rule(keys in proptest::collection::vec(("\\PC{0,20}", "\\PC{0,2000}"), 0..12)) {
+            let object: serde_json::Map<String, serde_json::Value> =
+                keys.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let metadata = serde_json::Value::Object(object);
+            let size = serde_json::to_vec(&metadata).unwrap().len();
+            let mut draft = EventDraft {
+                action: "a.b".into(),
+                service: "s".into(),
+                actor: ActorDraft { id: "x".into(), kind: "user".into(), ..Default::default() },
+                ..Default::default()
+            };
+            draft.metadata = Some(metadata.clone());
+            let accepted = NewEvent::parse(draft, Utc::now()).is_ok();
+            prop_assert_eq!(accepted, size <= MAX_METADATA_BYTES && !contains_nul(&metadata));
+        }
+    }
+}

@@ -259,3 +259,62 @@ async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
     worker.kill().expect("stop the worker");
     let _ = worker.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    let mut accepted = Vec::new();
+    for call in 0..20 {
+        let inputs: Vec<Value> = (0..50)
+            .map(|i| event(&format!("term.c{call}_e{i}")))
+            .collect();
+        let body = app
+            .gql(
+                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+                json!({ "inputs": inputs }),
+            )
+            .await;
+        accepted.extend(
+            body["data"]["recordEvents"]
+                .as_array()
+                .expect("receipts")
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    let mut worker = worker_process(&app);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.stored_count(TENANT).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker stored nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let exited = tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = worker.try_wait().expect("worker status") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let exited = exited.expect("the worker exits promptly on SIGTERM");
+    assert!(exited.success(), "a clean exit: {exited:?}");
+
+    // What it had not taken is still queued; a new worker stores the rest, nothing twice.
+    let mut worker = worker_process(&app);
+    assert_exactly_stored(&app, &accepted).await;
+    worker.kill().expect("stop the worker");
+    let _ = worker.wait();
+}
