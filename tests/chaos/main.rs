@@ -198,27 +198,22 @@ fn worker_process(app: &TestApp) -> Child {
         .expect("start the worker")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
-    let _serial = SERIAL.lock().await;
-    let app = TestApp::spawn_without_worker(|_| {}).await;
-    // Slow every insert down, so that the kill lands inside a batch's transaction.
-    sqlx::query(
+/// Slows every insert down, so that a signal lands inside a batch's transaction.
+async fn slow_inserts(app: &TestApp) {
+    for statement in [
         "CREATE FUNCTION test_slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$ LANGUAGE plpgsql",
-    )
-    .execute(app.store.pool())
-    .await
-    .unwrap();
-    sqlx::query("CREATE TRIGGER test_slow BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION test_slow()")
-        .execute(app.store.pool())
-        .await
-        .unwrap();
+        "CREATE TRIGGER test_slow BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION test_slow()",
+    ] {
+        sqlx::query(statement).execute(app.store.pool()).await.expect("test trigger");
+    }
+}
 
-    // 40 calls of 50 events: 40 broker messages, committed 20 messages (1000 rows) at a time.
+/// Records `calls` calls of 50 events with `recordEvents`: one broker message each.
+async fn record_batches(app: &TestApp, calls: usize, prefix: &str) -> Vec<String> {
     let mut accepted = Vec::new();
-    for call in 0..40 {
+    for call in 0..calls {
         let inputs: Vec<Value> = (0..50)
-            .map(|i| event(&format!("killed.c{call}_e{i}")))
+            .map(|i| event(&format!("{prefix}.c{call}_e{i}")))
             .collect();
         let body = app
             .gql(
@@ -234,17 +229,31 @@ async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
                 .map(|r| r["id"].as_str().unwrap().to_owned()),
         );
     }
+    accepted
+}
 
-    let mut worker = worker_process(&app);
-    // Kill it once the first batch is committed and the next one is under way.
+/// Waits until the worker has committed its first batch.
+async fn wait_first_commit(app: &TestApp) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while app.stored_count(TENANT).await == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the worker stored nothing"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    slow_inserts(&app).await;
+    // 40 broker messages, committed 20 messages (1000 rows) at a time.
+    let accepted = record_batches(&app, 40, "killed").await;
+
+    let mut worker = worker_process(&app);
+    wait_first_commit(&app).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     worker.kill().expect("SIGKILL the worker");
     worker.wait().expect("reap the worker");
@@ -264,34 +273,11 @@ async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
 async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
     let _serial = SERIAL.lock().await;
     let app = TestApp::spawn_without_worker(|_| {}).await;
-    let mut accepted = Vec::new();
-    for call in 0..20 {
-        let inputs: Vec<Value> = (0..50)
-            .map(|i| event(&format!("term.c{call}_e{i}")))
-            .collect();
-        let body = app
-            .gql(
-                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
-                json!({ "inputs": inputs }),
-            )
-            .await;
-        accepted.extend(
-            body["data"]["recordEvents"]
-                .as_array()
-                .expect("receipts")
-                .iter()
-                .map(|r| r["id"].as_str().unwrap().to_owned()),
-        );
-    }
+    slow_inserts(&app).await;
+    let accepted = record_batches(&app, 80, "term").await;
     let mut worker = worker_process(&app);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while app.stored_count(TENANT).await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the worker stored nothing"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_first_commit(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let status = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
         .status()
@@ -311,6 +297,14 @@ async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
     });
     let exited = exited.expect("the worker exits promptly on SIGTERM");
     assert!(exited.success(), "a clean exit: {exited:?}");
+    // The batch in flight was committed, not abandoned: what is stored is whole batches of
+    // 50-event messages.
+    let stored_at_exit = app.stored_count(TENANT).await;
+    assert!(
+        stored_at_exit > 0 && stored_at_exit < accepted.len() as i64,
+        "{stored_at_exit}"
+    );
+    assert_eq!(stored_at_exit % 50, 0, "a message was stored in part");
 
     // What it had not taken is still queued; a new worker stores the rest, nothing twice.
     let mut worker = worker_process(&app);
