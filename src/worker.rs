@@ -13,12 +13,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Consumer};
+use lapin::{BasicProperties, Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, decode_batch, BusError, Failure, Topology};
@@ -292,20 +289,7 @@ impl Batcher<'_> {
         delivery: &Delivery,
         properties: BasicProperties,
     ) -> Result<(), WorkerError> {
-        let confirm = self
-            .republish
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
-        if !matches!(confirm, Confirmation::Ack(_)) {
-            return Err(BusError::Nacked.into());
-        }
+        bus::publish_confirmed_to(self.republish, "", queue, &delivery.data, properties).await?;
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub enum BusError {
     Unavailable,
     #[error("the broker refused the message")]
     Nacked,
-    #[error("no queue is bound to exchange {0}")]
+    #[error("no queue takes messages sent to {0}")]
     Unroutable(String),
     #[error("could not encode the message: {0}")]
     Encode(#[from] serde_json::Error),
@@ -142,6 +142,38 @@ impl Topology {
             )
             .await?;
         Ok(())
+    }
+}
+
+/// Publishes on a confirm-mode channel and waits for the broker's confirm. Mandatory: a message
+/// that no queue takes comes back as an error instead of being confirmed and dropped, so the
+/// caller never acknowledges (and loses) its original.
+pub async fn publish_confirmed_to(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: lapin::BasicProperties,
+) -> Result<(), BusError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            payload,
+            properties,
+        )
+        .await?
+        .await?;
+    match confirm {
+        lapin::Confirmation::Ack(None) => Ok(()),
+        lapin::Confirmation::Ack(Some(_returned)) => {
+            Err(BusError::Unroutable(format!("{exchange}/{routing_key}")))
+        }
+        lapin::Confirmation::Nack(_) | lapin::Confirmation::NotRequested => Err(BusError::Nacked),
     }
 }
 

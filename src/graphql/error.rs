@@ -88,7 +88,7 @@ pub fn ingest_error(argument: &str, e: IngestError) -> ApiError {
             ApiError::bad_input(field, error.message)
         }
         IngestError::TooMany => ApiError::bad_input(argument, e.to_string()),
-        IngestError::Unavailable { .. } => {
+        IngestError::Unavailable { .. } | IngestError::Interrupted => {
             tracing::error!(error = %e, "cannot record");
             ApiError::Unavailable("events cannot be recorded right now; retry shortly".into())
         }

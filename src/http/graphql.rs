@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::credentials::{authenticate, presented_key};
 use super::{error_response, AppState};
+use crate::auth::AuthError;
 use crate::graphql::request_data;
 
 pub(super) async fn execute(
@@ -62,7 +63,14 @@ pub(super) async fn playground_or_websocket(
                         .auth
                         .verify(key.as_deref().unwrap_or_default())
                         .await
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                        .map_err(|e| {
+                            // The client learns what it can act on; store details stay in the log.
+                            if let AuthError::Store(store) = &e {
+                                tracing::warn!(error = %store, "cannot verify websocket credentials");
+                                return async_graphql::Error::new("credentials cannot be verified right now");
+                            }
+                            async_graphql::Error::new(e.to_string())
+                        })?;
                     Ok(request_data(&state.services, principal))
                 })
                 .serve()

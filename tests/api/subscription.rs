@@ -67,6 +67,7 @@ async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
 }
 
 async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
+    let before = subscribers(app).await;
     let mut socket = connect(app, json!({ "apiKey": key })).await;
     let ack = next(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(
@@ -86,9 +87,32 @@ async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
         }),
     )
     .await;
-    // Give the server a moment to register the subscription before events are recorded.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_subscribers(app, before + 1).await;
     socket
+}
+
+/// The live subscriptions this instance serves, as operators see them on /ready.
+async fn subscribers(app: &TestApp) -> u64 {
+    let ready: Value = reqwest::get(app.url("/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["subscribers"].as_u64().expect("subscriber count")
+}
+
+/// Waits until the server has registered `count` subscriptions, so no event is recorded before
+/// a subscriber is listening.
+async fn wait_subscribers(app: &TestApp, count: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while subscribers(app).await < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription was never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -147,12 +171,20 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
 async fn a_websocket_with_a_bad_key_is_refused() {
     let app = TestApp::spawn().await;
     let mut socket = connect(&app, json!({ "apiKey": "tlk_unknown" })).await;
-    let answer = next(&mut socket, Duration::from_secs(5)).await;
-    assert_ne!(
-        answer.as_ref().map(|a| a["type"].clone()),
-        Some(json!("connection_ack")),
-        "{answer:?}"
-    );
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame;
+            }
+            panic!("the server answered a bad key with {message:?}");
+        }
+        None
+    })
+    .await
+    .expect("the server closes the connection")
+    .expect("a close frame");
+    assert_eq!(u16::from(closed.code), 1002, "{closed:?}");
+    assert!(closed.reason.contains("API key"), "{closed:?}");
 }
 
 #[tokio::test]
