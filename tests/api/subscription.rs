@@ -171,18 +171,14 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
 async fn a_websocket_with_a_bad_key_is_refused() {
     let app = TestApp::spawn().await;
     let mut socket = connect(&app, json!({ "apiKey": "tlk_unknown" })).await;
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        while let Some(Ok(message)) = socket.next().await {
-            if let Message::Close(frame) = message {
-                return frame;
-            }
-            panic!("the server answered a bad key with {message:?}");
-        }
-        None
-    })
-    .await
-    .expect("the server closes the connection")
-    .expect("a close frame");
+    let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the server answers a bad key")
+        .expect("a message")
+        .expect("a readable message");
+    let Message::Close(Some(closed)) = message else {
+        panic!("the server answered a bad key with {message:?}");
+    };
     assert_eq!(u16::from(closed.code), 1002, "{closed:?}");
     assert!(closed.reason.contains("API key"), "{closed:?}");
 }
