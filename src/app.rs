@@ -12,11 +12,12 @@ use crate::auth::{self, Authenticator, NewApiKey};
 use crate::bus::{BusError, DeadLetters, Publisher, Topology};
 use crate::cache::{Cache, CacheError};
 use crate::config::Config;
-use crate::graphql::{build_schema, Services};
+use crate::graphql::build_schema;
 use crate::http::{self, AppState};
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
 use crate::outbox;
+use crate::services::Services;
 use crate::store::{Store, StoreError};
 use crate::worker::{self, WorkerSettings};
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::breaker::BreakerState;
 use crate::bus::{self, Topology};
-use crate::graphql::Services;
+use crate::services::Services;
 
 /// A readiness probe waits no longer than this for any one dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -116,8 +116,12 @@ async fn consume(
         batch.commit(deliveries).await?;
     }
     // Shutting down: nothing is in flight; unacknowledged prefetched messages go back.
-    let _ = channel.close(200, "worker shutting down".into()).await;
-    let _ = connection.close(200, "worker shutting down".into()).await;
+    let _ = channel
+        .close(bus::CLOSE_NORMAL, "worker shutting down".into())
+        .await;
+    let _ = connection
+        .close(bus::CLOSE_NORMAL, "worker shutting down".into())
+        .await;
     Ok(())
 }
 

@@ -168,6 +168,6 @@ impl DeadLetters {
 }
 
 async fn close(connection: Connection, channel: Channel) {
-    let _ = channel.close(200, "done".into()).await;
-    let _ = connection.close(200, "done".into()).await;
+    let _ = channel.close(super::CLOSE_NORMAL, "done".into()).await;
+    let _ = connection.close(super::CLOSE_NORMAL, "done".into()).await;
 }

@@ -21,6 +21,8 @@ pub use dead_letters::{DeadLetter, DeadLetters, Replay};
 pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADER, REASON_HEADER};
 pub use publisher::Publisher;
 
+/// AMQP reply code for closing a channel or connection normally.
+pub(crate) const CLOSE_NORMAL: u16 = 200;
 /// How long opening a connection to the broker may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -196,7 +198,7 @@ pub async fn queue_depths(url: &str, topology: &Topology) -> Result<Vec<(String,
             .await?;
         depths.push((queue, declared.message_count()));
     }
-    let _ = connection.close(200, "done".into()).await;
+    let _ = connection.close(CLOSE_NORMAL, "done".into()).await;
     Ok(depths)
 }
 

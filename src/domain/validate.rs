@@ -128,14 +128,13 @@ impl NewEvent {
         {
             return Err(FieldError::new(
                 "occurredAt",
-                "must not be more than 5 minutes in the future",
+                format!(
+                    "must not be more than {} minutes in the future",
+                    MAX_FUTURE_SKEW.num_minutes()
+                ),
             ));
         }
         Ok(event)
-    }
-
-    pub fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_deref()
     }
 
     /// Accepts the event for `tenant`: `occurredAt` defaults to the time it was received.
@@ -223,7 +222,10 @@ fn check_fields(f: Fields<'_>) -> Result<(), FieldError> {
 fn check_action(action: &str) -> Result<(), FieldError> {
     const FIELD: &str = "action";
     if action.len() > MAX_ACTION_LEN {
-        return Err(FieldError::new(FIELD, "must be at most 128 characters"));
+        return Err(FieldError::new(
+            FIELD,
+            format!("must be at most {MAX_ACTION_LEN} characters"),
+        ));
     }
     let well_formed = action.starts_with(|c: char| c.is_ascii_lowercase())
         && action.split('.').all(|segment| {
@@ -274,7 +276,10 @@ fn check_ip(ip: &str) -> Result<(), FieldError> {
 
 fn check_message(message: &str) -> Result<(), FieldError> {
     if message.len() > MAX_MESSAGE_BYTES {
-        return Err(FieldError::new("message", "must be at most 8 KiB"));
+        return Err(FieldError::new(
+            "message",
+            format!("must be at most {} KiB", MAX_MESSAGE_BYTES / 1024),
+        ));
     }
     // PostgreSQL text cannot hold NUL; other control characters (newlines, tabs) are fine here.
     if message.contains('\0') {
@@ -295,7 +300,13 @@ fn check_metadata(metadata: &serde_json::Value) -> Result<(), FieldError> {
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(FieldError::new(FIELD, "must be at most 16 KiB serialized"));
+        return Err(FieldError::new(
+            FIELD,
+            format!(
+                "must be at most {} KiB serialized",
+                MAX_METADATA_BYTES / 1024
+            ),
+        ));
     }
     if contains_nul(metadata) {
         return Err(FieldError::new(

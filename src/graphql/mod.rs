@@ -22,11 +22,7 @@ pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
 
 use crate::auth::Principal;
-use crate::bus::{DeadLetters, Publisher};
-use crate::cache::Cache;
-use crate::ingest::Recorder;
-use crate::live::LiveFeed;
-use crate::store::Store;
+pub use crate::services::Services;
 
 pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 
@@ -43,16 +39,6 @@ pub struct Query(
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::RecordMutation, admin::AdminMutation);
-
-/// What resolvers reach through the context, shared by every request.
-pub struct Services {
-    pub store: Store,
-    pub cache: Cache,
-    pub publisher: Arc<Publisher>,
-    pub recorder: Recorder,
-    pub dead_letters: DeadLetters,
-    pub live: Arc<LiveFeed>,
-}
 
 pub fn build_schema(services: Arc<Services>) -> AppSchema {
     schema_builder().data(services).finish()

@@ -42,12 +42,10 @@ pub(super) async fn export(
         Ok(request) => request,
         Err(e) => return bad_input_response(&e.field, &e.message),
     };
-    record_export(&state, &principal, &request);
-
     let format = request.format;
     let mut events = Box::pin(state.services.store.stream_events(
-        principal.tenant,
-        request.filter,
+        principal.tenant.clone(),
+        request.filter.clone(),
         request.order,
     ));
     // Wait for the first row (or the end) before answering, so a store that cannot answer gets
@@ -61,6 +59,8 @@ pub(super) async fn export(
         };
         return error_response(status, e.code(), &e.to_string());
     }
+    // Recorded once the export is really under way, not for one the store refused.
+    record_export(&state, &principal, &request);
     let events = stream::iter(first).chain(events);
     let disposition = format!(
         "attachment; filename=\"traceledger-export.{}\"",

@@ -20,7 +20,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::bus::Topology;
-use crate::graphql::{AppSchema, Services};
+use crate::graphql::AppSchema;
+use crate::services::Services;
 
 pub use playground::DASHBOARD_PATH;
 
