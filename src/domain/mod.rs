@@ -1,14 +1,19 @@
 //! The event model and everything we know about it without doing I/O: validated input, filters,
-//! pagination cursors. Every other module depends on this one; it depends on none of ours.
+//! pagination cursors, the search query language. Every other module depends on this one; it
+//! depends on none of ours.
 
 mod cursor;
 mod event;
 mod filter;
+mod search;
 mod validate;
 
 pub use cursor::{Cursor, CursorError};
 pub use event::{Actor, AuditEvent, Outcome, Severity, Target};
 pub use filter::{ActionPattern, EventFilter, EventOrder};
+pub use search::{
+    FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
+};
 pub use validate::{
     ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH,
     MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
