@@ -15,6 +15,7 @@ use crate::graphql::{build_schema, Services};
 use crate::http::{self, AppState};
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::search::{indexer, SearchError, Searcher};
 use crate::store::{Store, StoreError};
 use crate::worker::{self, WorkerSettings};
 
@@ -29,6 +30,8 @@ pub enum StartupError {
     Cache(#[from] CacheError),
     #[error("RabbitMQ: {0}")]
     Bus(#[from] BusError),
+    #[error("search: {0}")]
+    Search(#[from] SearchError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
 }
@@ -44,7 +47,9 @@ pub struct App {
 impl App {
     /// Connects to PostgreSQL (creating and migrating the database), Redis and RabbitMQ.
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
-        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        let store = Store::connect(&config.database_url, config.database_max_connections)
+            .await?
+            .with_search_backlog(config.elasticsearch_url.is_some());
         store.migrate().await?;
         let cache = Cache::connect(
             &config.redis_url,
@@ -63,6 +68,7 @@ impl App {
             cache: cache.clone(),
             recorder: Recorder::new(publisher, cache, store.clone()),
             live,
+            search: Searcher::from_config(&config, store.clone())?,
         });
         let state = AppState {
             schema: build_schema(Arc::clone(&services)),
@@ -88,6 +94,16 @@ impl App {
             self.store.clone(),
             self.shutdown.clone(),
         ))
+    }
+
+    /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
+    /// configured (it indexes what the worker queues).
+    pub fn spawn_indexer(&self) -> Result<Option<JoinHandle<()>>, StartupError> {
+        Ok(indexer::spawn_from_config(
+            &self.config,
+            self.store.clone(),
+            self.shutdown.clone(),
+        )?)
     }
 
     /// Serves HTTP on `listener` until shutdown.

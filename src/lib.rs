@@ -12,6 +12,7 @@ pub mod graphql; // schema, resolvers, loader, subscription: no SQL
 pub mod http; // axum router: /graphql, websocket, playground, /health
 pub mod ingest; // accepting events: validate, deduplicate, publish
 pub mod live; // this instance's live feed for subscriptions
+pub mod search; // full-text search: Elasticsearch, PostgreSQL fallback, indexer
 pub mod shutdown; // Ctrl-C / SIGTERM to a cancellation token
 pub mod store; // PostgreSQL: migrations, events, keys
 pub mod telemetry; // logging setup

@@ -23,6 +23,7 @@ use crate::auth::Principal;
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::search::Searcher;
 use crate::store::Store;
 
 pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
@@ -42,6 +43,7 @@ pub struct Services {
     pub cache: Cache,
     pub recorder: Recorder,
     pub live: Arc<LiveFeed>,
+    pub search: Searcher,
 }
 
 pub fn build_schema(services: Arc<Services>) -> AppSchema {
@@ -60,6 +62,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(search::SearchBackendReport)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.
