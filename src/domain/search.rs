@@ -91,14 +91,12 @@ impl SearchQuery {
                     }
                     pending_or = Some(token.position);
                 }
-                TokenKind::Literal(literal) => {
-                    match (pending_or.take(), groups.last_mut()) {
-                        (Some(_), Some(group)) => group.any_of.push(literal),
-                        _ => groups.push(Group {
-                            any_of: vec![literal],
-                        }),
-                    }
-                }
+                TokenKind::Literal(literal) => match (pending_or.take(), groups.last_mut()) {
+                    (Some(_), Some(group)) => group.any_of.push(literal),
+                    _ => groups.push(Group {
+                        any_of: vec![literal],
+                    }),
+                },
             }
         }
         if let Some(position) = pending_or {

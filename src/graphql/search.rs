@@ -54,10 +54,9 @@ async fn search(
     let page_size = usize::try_from(first)
         .ok()
         .filter(|n| *n <= MAX_PAGE as usize)
-        .ok_or_else(|| {
-            ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}"))
-        })?;
-    let query = ParsedQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
+        .ok_or_else(|| ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")))?;
+    let query =
+        ParsedQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
     let filter = parse_filter(filter)?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let (page, backend) = services
@@ -154,10 +153,9 @@ impl Extension for BackendReport {
     ) -> Response {
         let mut response = next.run(ctx, operation_name).await;
         if let Some(backend) = self.answered.get() {
-            response.extensions.insert(
-                BACKEND_EXTENSION.to_owned(),
-                Value::from(backend.as_str()),
-            );
+            response
+                .extensions
+                .insert(BACKEND_EXTENSION.to_owned(), Value::from(backend.as_str()));
         }
         response
     }

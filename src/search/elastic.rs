@@ -29,6 +29,8 @@ const TEXT_FIELDS: [&str; 5] = [
 /// Highlight fragments per hit, and their length in characters.
 const HIGHLIGHT_FRAGMENTS: u32 = 3;
 const HIGHLIGHT_FRAGMENT_SIZE: u32 = 150;
+/// Elasticsearch's default `index.max_result_window`: the most hits one search may reach.
+const MAX_RESULT_WINDOW: usize = 10_000;
 /// Above the built-in templates' priorities, so ours decides our indices' mappings.
 const TEMPLATE_PRIORITY: u32 = 200;
 
@@ -134,9 +136,9 @@ impl ElasticSearch {
             .error_for_status_code()?
             .json()
             .await?;
-        let items = response["items"].as_array().ok_or_else(|| {
-            SearchError::Elastic("a _bulk response without items".into())
-        })?;
+        let items = response["items"]
+            .as_array()
+            .ok_or_else(|| SearchError::Elastic("a _bulk response without items".into()))?;
         for item in items {
             let item = &item["index"];
             let Some(id) = item["_id"].as_str().and_then(|id| Uuid::try_parse(id).ok()) else {
@@ -164,10 +166,58 @@ impl SearchBackend for ElasticSearch {
     }
 
     async fn search(&self, request: &SearchRequest<'_>) -> Result<SearchPage, SearchError> {
+        let after = request.after.map(SortPosition::decode).transpose()?;
+        // Hits of the cursor's score that the previous pages already served come again (see
+        // `SortPosition::search_after`) and are skipped here; fetch enough to get past them.
+        let mut extra = if after.is_some() {
+            request.first + 1
+        } else {
+            0
+        };
+        loop {
+            let size = request.first + 1 + extra;
+            let response = self.search_page(request, after.as_ref(), size).await?;
+            let total = response["hits"]["total"]["value"]
+                .as_u64()
+                .unwrap_or_default();
+            let raw_hits = response["hits"]["hits"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let exhausted = raw_hits.len() < size;
+            let fresh: Vec<Value> = raw_hits
+                .into_iter()
+                .filter(|hit| after.as_ref().is_none_or(|a| !a.served(hit)))
+                .collect();
+            if fresh.len() > request.first || exhausted || size >= MAX_RESULT_WINDOW {
+                let has_next_page = fresh.len() > request.first;
+                let hits = fresh
+                    .into_iter()
+                    .take(request.first)
+                    .map(to_hit)
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(SearchPage {
+                    hits,
+                    has_next_page,
+                    total,
+                });
+            }
+            extra = (extra * 2).min(MAX_RESULT_WINDOW - request.first - 1);
+        }
+    }
+}
+
+impl ElasticSearch {
+    async fn search_page(
+        &self,
+        request: &SearchRequest<'_>,
+        after: Option<&SortPosition>,
+        size: usize,
+    ) -> Result<Value, SearchError> {
         let mut body = json!({
             "query": query_json(request.tenant, request.query, request.filter),
             "sort": [{ "_score": "desc" }, { "occurred_at": "desc" }, { "id": "desc" }],
-            "size": request.first + 1,
+            "size": size,
             "track_total_hits": true,
             "_source": false,
             "highlight": {
@@ -180,11 +230,11 @@ impl SearchBackend for ElasticSearch {
                 } }
             }
         });
-        if let Some(after) = request.after {
-            body["search_after"] = decode_sort(after)?;
+        if let Some(after) = after {
+            body["search_after"] = after.search_after();
         }
         let indices = [self.prefix.as_str()];
-        let response: Value = self
+        Ok(self
             .client
             .search(SearchParts::Index(&indices))
             // Before the first event is indexed the alias does not exist: no hits, not an error.
@@ -195,19 +245,49 @@ impl SearchBackend for ElasticSearch {
             .await?
             .error_for_status_code()?
             .json()
-            .await?;
-        let total = response["hits"]["total"]["value"].as_u64().unwrap_or_default();
-        let raw_hits = response["hits"]["hits"].as_array().cloned().unwrap_or_default();
-        let has_next_page = raw_hits.len() > request.first;
-        let hits = raw_hits
-            .into_iter()
-            .take(request.first)
-            .map(to_hit)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(SearchPage {
-            hits,
-            has_next_page,
-            total,
+            .await?)
+    }
+}
+
+/// Where a hit stands in the search order: its sort values [score, occurred_at in ns, id].
+#[derive(Debug, PartialEq)]
+struct SortPosition {
+    score: f32,
+    occurred_at: i64,
+    id: String,
+}
+
+impl SortPosition {
+    fn of(hit: &Value) -> Option<Self> {
+        match hit["sort"].as_array().map(Vec::as_slice) {
+            Some([score, at, id]) => Some(Self {
+                score: score.as_f64()? as f32,
+                occurred_at: at.as_i64()?,
+                id: id.as_str()?.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn decode(payload: &str) -> Result<Self, SearchError> {
+        let values: Value = serde_json::from_str(payload).map_err(|_| SearchError::BadCursor)?;
+        Self::of(&json!({ "sort": values })).ok_or(SearchError::BadCursor)
+    }
+
+    /// Continues from just above this score, so every hit of an equal score comes again and
+    /// the tie is broken here, exactly. Handing a score back as the server printed it is not
+    /// exact everywhere: a server may rank with more precision than it prints (osmem-server
+    /// does), and would then skip or repeat equally relevant hits.
+    fn search_after(&self) -> Value {
+        let above = f32::from_bits(self.score.to_bits() + 1);
+        json!([f64::from(above), self.occurred_at, self.id])
+    }
+
+    /// Whether `hit` came at or before this position: same score, and not older.
+    fn served(&self, hit: &Value) -> bool {
+        SortPosition::of(hit).is_some_and(|p| {
+            p.score == self.score
+                && (p.occurred_at, p.id.as_str()) >= (self.occurred_at, self.id.as_str())
         })
     }
 }
@@ -218,7 +298,10 @@ fn to_hit(hit: Value) -> Result<SearchHit, SearchError> {
         .as_str()
         .and_then(|id| Uuid::try_parse(id).ok())
         .ok_or_else(malformed)?;
-    let sort = hit.get("sort").filter(|s| s.is_array()).ok_or_else(malformed)?;
+    let sort = hit
+        .get("sort")
+        .filter(|s| s.is_array())
+        .ok_or_else(malformed)?;
     let highlights = hit["highlight"]["message"]
         .as_array()
         .map(|fragments| {
@@ -234,17 +317,6 @@ fn to_hit(hit: Value) -> Result<SearchHit, SearchError> {
         cursor: sort.to_string(),
         highlights,
     })
-}
-
-/// A cursor payload is the last hit's sort values: [score, occurred_at in ns, id].
-fn decode_sort(payload: &str) -> Result<Value, SearchError> {
-    let values: Value = serde_json::from_str(payload).map_err(|_| SearchError::BadCursor)?;
-    match values.as_array().map(Vec::as_slice) {
-        Some([score, at, id]) if score.is_number() && at.is_number() && id.is_string() => {
-            Ok(values)
-        }
-        _ => Err(SearchError::BadCursor),
-    }
 }
 
 /// What Elasticsearch stores for an event: keywords for every filter, text for searching.
@@ -401,10 +473,16 @@ fn filter_json(f: &EventFilter) -> Vec<Value> {
     }
     let mut range = serde_json::Map::new();
     if let Some(after) = f.occurred_after {
-        range.insert("gte".into(), json!(after.to_rfc3339_opts(SecondsFormat::Micros, true)));
+        range.insert(
+            "gte".into(),
+            json!(after.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        );
     }
     if let Some(before) = f.occurred_before {
-        range.insert("lt".into(), json!(before.to_rfc3339_opts(SecondsFormat::Micros, true)));
+        range.insert(
+            "lt".into(),
+            json!(before.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        );
     }
     if !range.is_empty() {
         out.push(json!({ "range": { "occurred_at": range } }));
@@ -433,9 +511,24 @@ mod tests {
 
     #[test]
     fn cursors_must_be_three_sort_values() {
-        assert!(decode_sort(r#"[1.5, 1763800000000000000, "x"]"#).is_ok());
+        assert!(SortPosition::decode(r#"[1.5, 1763800000000000000, "x"]"#).is_ok());
         for bad in ["", "[]", r#"["a", 1, "x"]"#, r#"[1, 2, 3]"#, "{}"] {
-            assert!(decode_sort(bad).is_err(), "{bad}");
+            assert!(SortPosition::decode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_cursor_continues_inside_a_tie() {
+        let at = SortPosition::decode(r#"[0.5, 100, "m"]"#).unwrap();
+        let hit = |score: f64, t: i64, id: &str| json!({ "sort": [score, t, id] });
+        assert!(at.served(&hit(0.5, 100, "m")));
+        assert!(at.served(&hit(0.5, 100, "z")));
+        assert!(at.served(&hit(0.5, 200, "a")));
+        assert!(!at.served(&hit(0.5, 100, "a")));
+        assert!(!at.served(&hit(0.5, 50, "z")));
+        assert!(!at.served(&hit(0.25, 300, "z")));
+        let after = at.search_after();
+        assert!(after[0].as_f64().unwrap() > 0.5);
+        assert_eq!(after[1], 100);
     }
 }

@@ -67,6 +67,8 @@ pub async fn run(
             Ok(_) => settings.poll_interval,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "search indexing failed; will retry");
+                // A cluster that comes back may have lost the template (a rebuilt cluster).
+                template_ready = false;
                 let wait = delay;
                 delay = (delay * 2).min(RETRY_MAX_DELAY);
                 tokio::select! {

@@ -139,7 +139,12 @@ impl Searcher {
         let kind = match after {
             Some((BackendKind::Postgres, _)) => BackendKind::Postgres,
             Some((BackendKind::Elasticsearch, _)) => match self.try_elastic(&request).await {
-                Some(page) => return Ok((wrap(page?, BackendKind::Elasticsearch), BackendKind::Elasticsearch)),
+                Some(page) => {
+                    return Ok((
+                        wrap(page?, BackendKind::Elasticsearch),
+                        BackendKind::Elasticsearch,
+                    ))
+                }
                 None => return Err(SearchError::CursorBackendUnavailable),
             },
             None => match self.try_elastic(&request).await {
@@ -243,7 +248,12 @@ mod tests {
         let (kind, payload) = decode_cursor(&page.hits[0].cursor).unwrap();
         assert_eq!(kind, BackendKind::Postgres);
         assert_eq!(payload, "payload:with:colons");
-        for bad in ["", "%%", &URL_SAFE_NO_PAD.encode("x:1"), &URL_SAFE_NO_PAD.encode("p")] {
+        for bad in [
+            "",
+            "%%",
+            &URL_SAFE_NO_PAD.encode("x:1"),
+            &URL_SAFE_NO_PAD.encode("p"),
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad}");
         }
     }

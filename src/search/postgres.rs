@@ -4,7 +4,9 @@
 use chrono::DateTime;
 use uuid::Uuid;
 
-use super::{escape_html, BackendKind, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest};
+use super::{
+    escape_html, BackendKind, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest,
+};
 use crate::domain::ScoredPosition;
 use crate::store::{ScoredHit, Store, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 

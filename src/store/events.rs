@@ -12,7 +12,8 @@ use crate::domain::{
     ActionPattern, Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
 };
 
-pub(super) const COLUMNS: &str = "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
+pub(super) const COLUMNS: &str =
+    "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
     actor_id, actor_type, actor_name, actor_ip, target_id, target_type, target_name, message, \
     metadata, idempotency_key, request_id, trace_id";
 

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use super::events::{escape_like, push_filter, EventRow, COLUMNS};
 use super::{Store, StoreError};
 use crate::domain::{
-    ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal, ScoredPosition,
-    SearchQuery, Term,
+    ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal, ScoredPosition, SearchQuery,
+    Term,
 };
 
 /// Marks the start of a match in a headline; private-use characters, stripped from the message
@@ -47,7 +47,9 @@ impl Store {
     ) -> Result<Vec<ScoredHit>, StoreError> {
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, occurred_at, score, ");
         push_headline(&mut q, query);
-        q.push(" FROM (SELECT id, occurred_at, message, score FROM (SELECT id, occurred_at, message, ");
+        q.push(
+            " FROM (SELECT id, occurred_at, message, score FROM (SELECT id, occurred_at, message, ",
+        );
         push_rank(&mut q, query);
         q.push(" AS score FROM audit_events WHERE ");
         push_matches(&mut q, tenant, query, filter);
@@ -136,7 +138,10 @@ impl Store {
         rows.into_iter().map(AuditEvent::try_from).collect()
     }
 
-    pub async fn count_events_since(&self, since: Option<DateTime<Utc>>) -> Result<i64, StoreError> {
+    pub async fn count_events_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT count(*) FROM audit_events WHERE $1::timestamptz IS NULL OR occurred_at >= $1",
         )

@@ -34,6 +34,11 @@ pub struct TestApp {
 impl TestApp {
     /// Starts the API with its embedded worker on a random port, isolated from other tests.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like `spawn`, with the test's configuration adjusted by `adjust` before the app starts.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let mut config = Config::from_env().expect("configuration");
         config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
@@ -42,12 +47,15 @@ impl TestApp {
         config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
         config.cache_prefix = format!("tl-test-{id}");
         config.batch_timeout_ms = 20;
+        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
+        adjust(&mut config);
         let shutdown = CancellationToken::new();
         let app = App::build(config.clone(), shutdown.clone())
             .await
             .expect("the app starts against the local services");
         let store = app.store().clone();
         app.spawn_worker();
+        app.spawn_indexer().expect("the search indexer starts");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         tokio::spawn(app.serve(listener));

@@ -8,5 +8,6 @@ mod auth;
 mod query;
 mod record;
 mod schema;
+mod search;
 mod subscription;
 mod worker;
