@@ -452,14 +452,7 @@ fn filter_json(f: &EventFilter) -> Vec<Value> {
             "minimum_should_match": 1,
         } }));
     }
-    let lists = [
-        ("service", &f.services),
-        ("actor_id", &f.actor_ids),
-        ("actor_type", &f.actor_types),
-        ("target_id", &f.target_ids),
-        ("target_type", &f.target_types),
-    ];
-    for (field, values) in lists {
+    for (field, values) in f.exact_lists() {
         if !values.is_empty() {
             out.push(json!({ "terms": { field: values } }));
         }

@@ -120,6 +120,17 @@ impl TestApp {
         body["data"]["recordEvent"].clone()
     }
 
+    /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.
+    pub async fn record_all(&self, inputs: &[Value]) {
+        let body = self
+            .gql(
+                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+                json!({ "inputs": inputs }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+
     pub async fn record(&self, input: Value) -> Value {
         self.record_as(&self.key, input).await
     }

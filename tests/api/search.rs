@@ -241,13 +241,7 @@ fn seed_events() -> Vec<Value> {
 /// searchable through `backend`.
 async fn seed(app: &TestApp, backend: &str) -> usize {
     let inputs = seed_events();
-    let body = app
-        .gql(
-            "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
-            json!({ "inputs": inputs }),
-        )
-        .await;
-    assert!(body.get("errors").is_none(), "{body}");
+    app.record_all(&inputs).await;
     for other in &inputs[..3] {
         app.record_as(&app.other_key, other.clone()).await;
     }
