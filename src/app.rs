@@ -17,6 +17,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
 use crate::outbox;
+use crate::search::{indexer, SearchError, Searcher};
 use crate::services::Services;
 use crate::store::{Store, StoreError};
 use crate::worker::{self, WorkerSettings};
@@ -32,6 +33,8 @@ pub enum StartupError {
     Cache(#[from] CacheError),
     #[error("RabbitMQ: {0}")]
     Bus(#[from] BusError),
+    #[error("search: {0}")]
+    Search(#[from] SearchError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
 }
@@ -49,7 +52,9 @@ impl App {
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         // Before anything records a metric.
         crate::telemetry::metrics();
-        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        let store = Store::connect(&config.database_url, config.database_max_connections)
+            .await?
+            .with_search_backlog(config.elasticsearch_url.is_some());
         store.migrate().await?;
         let cache = Cache::connect(
             &config.redis_url,
@@ -85,6 +90,7 @@ impl App {
             recorder: Recorder::new(publisher, cache, store.clone(), outbox_parked),
             dead_letters: DeadLetters::new(&config.amqp_url, topology.clone()),
             live,
+            search: Searcher::from_config(&config, store.clone())?,
         });
         let state = AppState {
             schema: build_schema(Arc::clone(&services)),
@@ -114,6 +120,16 @@ impl App {
         ))
     }
 
+    /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
+    /// configured (it indexes what the worker queues).
+    pub fn spawn_indexer(&self) -> Result<Option<JoinHandle<()>>, StartupError> {
+        Ok(indexer::spawn_from_config(
+            &self.config,
+            self.store.clone(),
+            self.shutdown.clone(),
+        )?)
+    }
+
     /// Serves HTTP on `listener` until shutdown.
     pub async fn serve(self, listener: TcpListener) -> Result<(), StartupError> {
         axum::serve(listener, self.router)
@@ -126,15 +142,17 @@ impl App {
 /// Runs only the worker until a shutdown signal: the `traceledger worker` command and the
 /// `traceledger-worker` binary.
 pub async fn run_worker(config: Config) -> Result<(), StartupError> {
-    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
-    store.migrate().await?;
     crate::telemetry::metrics();
-    worker::run(
-        WorkerSettings::from_config(&config),
-        store,
-        crate::shutdown::on_signal(),
-    )
-    .await;
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await?
+        .with_search_backlog(config.elasticsearch_url.is_some());
+    store.migrate().await?;
+    let shutdown = crate::shutdown::on_signal();
+    let indexer = indexer::spawn_from_config(&config, store.clone(), shutdown.clone())?;
+    worker::run(WorkerSettings::from_config(&config), store, shutdown).await;
+    if let Some(indexer) = indexer {
+        let _ = indexer.await;
+    }
     Ok(())
 }
 

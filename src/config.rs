@@ -125,6 +125,46 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
 
+    /// Elasticsearch (8+) for search. Unset: PostgreSQL full-text search answers alone.
+    #[arg(long, env = "TRACELEDGER_ELASTICSEARCH_URL")]
+    pub elasticsearch_url: Option<String>,
+
+    /// Names the alias searched, the index template, and the monthly indices (`<prefix>-YYYY.MM`).
+    #[arg(
+        long,
+        env = "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
+        default_value = "traceledger-events"
+    )]
+    pub elasticsearch_index_prefix: String,
+
+    /// How long one Elasticsearch request may take before it counts as a failure.
+    #[arg(
+        long,
+        env = "TRACELEDGER_ELASTICSEARCH_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub elasticsearch_timeout_ms: u64,
+
+    /// Consecutive Elasticsearch failures after which search stops asking it…
+    #[arg(long, env = "TRACELEDGER_SEARCH_BREAKER_FAILURES", default_value_t = 3)]
+    pub search_breaker_failures: u32,
+
+    /// …and answers from PostgreSQL this long before one request probes Elasticsearch again.
+    #[arg(
+        long,
+        env = "TRACELEDGER_SEARCH_BREAKER_COOLDOWN_MS",
+        default_value_t = 30_000
+    )]
+    pub search_breaker_cooldown_ms: u64,
+
+    /// Events the indexer sends to Elasticsearch in one `_bulk` request.
+    #[arg(long, env = "TRACELEDGER_INDEX_BATCH_SIZE", default_value_t = 500)]
+    pub index_batch_size: usize,
+
+    /// How often the indexer looks for newly stored events when it has caught up.
+    #[arg(long, env = "TRACELEDGER_INDEX_POLL_MS", default_value_t = 200)]
+    pub index_poll_ms: u64,
+
     /// Log format.
     #[arg(long, env = "TRACELEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -185,5 +225,17 @@ impl Config {
 
     pub fn key_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.key_cache_secs)
+    }
+
+    pub fn elasticsearch_timeout(&self) -> Duration {
+        Duration::from_millis(self.elasticsearch_timeout_ms)
+    }
+
+    pub fn search_breaker_cooldown(&self) -> Duration {
+        Duration::from_millis(self.search_breaker_cooldown_ms)
+    }
+
+    pub fn index_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.index_poll_ms)
     }
 }

@@ -16,6 +16,7 @@ pub mod http; // axum: /graphql, websocket, GraphiQL, dashboard, /export, /healt
 pub mod ingest; // accepting events: validate, deduplicate, publish
 pub mod live; // this instance's live feed for subscriptions
 pub mod outbox; // relaying batches accepted while the broker was down
+pub mod search; // full-text search: Elasticsearch, PostgreSQL fallback, indexer
 pub mod services; // the shared parts every front door reaches
 pub mod shutdown; // Ctrl-C / SIGTERM to a cancellation token
 pub mod store; // PostgreSQL: migrations, events, keys

@@ -2,13 +2,14 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use tokio::net::TcpListener;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use traceledger::app::{self, bootstrap_key, App};
 use traceledger::auth::Scope;
 use traceledger::bus::{DeadLetters, Replay, Topology};
 use traceledger::config::Config;
+use traceledger::search::{indexer, ElasticSearch};
 use traceledger::store::Store;
 use traceledger::{auth, graphql, http, shutdown, telemetry};
 
@@ -53,6 +54,14 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Schema,
+    /// Rebuild the Elasticsearch index from PostgreSQL (idempotent; safe while serving).
+    Reindex {
+        #[command(flatten)]
+        config: Config,
+        /// Only events that occurred on or after this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+        Command::Reindex { config, since } => reindex(config, since).await,
     }
 }
 
@@ -162,6 +172,11 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
         );
     }
     let worker = with_worker.then(|| app.spawn_worker());
+    let indexer = if with_worker {
+        app.spawn_indexer()?
+    } else {
+        None
+    };
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -175,6 +190,31 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         worker.await.context("worker task")?;
     }
+    if let Some(indexer) = indexer {
+        indexer.await.context("indexer task")?;
+    }
+    Ok(())
+}
+
+async fn reindex(config: Config, since: Option<chrono::NaiveDate>) -> anyhow::Result<()> {
+    telemetry::init(config.log_format);
+    let elastic = ElasticSearch::from_config(&config)?
+        .context("set TRACELEDGER_ELASTICSEARCH_URL (or --elasticsearch-url) to reindex")?;
+    let store = connect(&config).await?;
+    store.migrate().await.context("migrating")?;
+    let since = since.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let total = store.count_events_since(since).await?;
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or_default()).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}")
+            .context("progress bar template")?,
+    );
+    let sent = indexer::reindex(&store, &elastic, since, config.index_batch_size, |n| {
+        bar.inc(n)
+    })
+    .await
+    .context("reindexing")?;
+    bar.finish();
+    println!("indexed {sent} events");
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use crate::bus::{DeadLetters, Publisher};
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::search::Searcher;
 use crate::store::Store;
 
 pub struct Services {
@@ -16,4 +17,5 @@ pub struct Services {
     pub recorder: Recorder,
     pub dead_letters: DeadLetters,
     pub live: Arc<LiveFeed>,
+    pub search: Searcher,
 }

@@ -7,6 +7,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{ErrorExtensions, Response, ServerError};
 
 use crate::ingest::IngestError;
+use crate::search::SearchError;
 use crate::store::StoreError;
 
 /// The hint given with UNAVAILABLE: long enough for a breaker to probe again.
@@ -66,6 +67,20 @@ impl From<StoreError> for ApiError {
         } else {
             tracing::error!(error = %e, "database error");
             ApiError::Internal
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::BadCursor => ApiError::bad_input("after", e.to_string()),
+            SearchError::CursorBackendUnavailable => ApiError::Unavailable(e.to_string()),
+            SearchError::Store(e) => e.into(),
+            SearchError::Elastic(_) => {
+                tracing::error!(error = %e, "search failed");
+                ApiError::Internal
+            }
         }
     }
 }

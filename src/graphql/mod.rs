@@ -56,6 +56,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(search::SearchBackendReport)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

@@ -62,6 +62,7 @@ impl TestApp {
         config.cache_prefix = format!("tl-test-{id}");
         config.batch_timeout_ms = 20;
         config.retry_delays_ms = vec![100, 200];
+        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
         configure(&mut config);
         let shutdown = CancellationToken::new();
         let app = App::build(config.clone(), shutdown.clone())
@@ -70,6 +71,7 @@ impl TestApp {
         let store = app.store().clone();
         if with_worker {
             app.spawn_worker();
+            app.spawn_indexer().expect("the search indexer starts");
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -150,6 +152,11 @@ impl TestApp {
             )
             .await;
         assert!(body.get("errors").is_none(), "{body}");
+    }
+
+    /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.
+    pub async fn record_all(&self, inputs: &[Value]) {
+        self.record_many_as(&self.key, inputs).await
     }
 
     pub async fn record(&self, input: Value) -> Value {

@@ -13,6 +13,7 @@ mod playground;
 mod query;
 mod record;
 mod schema;
+mod search;
 mod stats;
 mod subscription;
 mod worker;
