@@ -51,6 +51,18 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Delete every audit event that occurred before a date: the only way events leave the
+    /// append-only store. The deletion is itself recorded in tenant `_traceledger`.
+    Retention {
+        #[command(flatten)]
+        config: Config,
+        /// RFC 3339 date-time or a date (midnight UTC), e.g. 2025-01-01.
+        #[arg(long, value_parser = parse_cutoff)]
+        before: chrono::DateTime<chrono::Utc>,
+        /// Who asks, for the audit event (default: the OS user).
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Schema,
 }
@@ -69,6 +81,32 @@ enum KeysCommand {
         /// Default: events:write and events:read.
         #[arg(long = "scope", value_parser = parse_scope)]
         scopes: Vec<Scope>,
+    },
+    /// List keys (without their secrets), of every tenant or of one.
+    List {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key: it stops working within the key cache's lifetime (seconds).
+    Revoke {
+        #[command(flatten)]
+        config: Config,
+        /// The key's id, as `list` shows it.
+        #[arg(long)]
+        id: uuid::Uuid,
+    },
+    /// Set or clear a key's own rate limits (requests per second); omitted: the default.
+    Limit {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        id: uuid::Uuid,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        write_per_sec: Option<i32>,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        read_per_sec: Option<i32>,
     },
 }
 
@@ -90,6 +128,15 @@ enum DlqCommand {
     },
     /// Drop every dead letter.
     Purge,
+}
+
+fn parse_cutoff(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("{value:?} is neither an RFC 3339 date-time nor a YYYY-MM-DD date"))
 }
 
 fn parse_scope(name: &str) -> Result<Scope, String> {
@@ -116,14 +163,36 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             dlq(&config, command).await
         }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    config,
-                    tenant,
-                    name,
-                    scopes,
-                },
+        Command::Keys { command } => keys(command).await,
+        Command::Retention {
+            config,
+            before,
+            operator,
+        } => {
+            telemetry::init(config.log_format);
+            let store = connect(&config).await?;
+            store.migrate().await.context("migrating")?;
+            let deleted = store
+                .purge_events_before(before, &operator)
+                .await
+                .context("deleting old events")?;
+            println!("deleted {deleted} events that occurred before {before}");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            config,
+            tenant,
+            name,
+            scopes,
         } => {
             telemetry::init(config.log_format);
             let store = connect(&config).await?;
@@ -141,8 +210,57 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Schema => {
-            print!("{}", graphql::sdl());
+        KeysCommand::List { config, tenant } => {
+            telemetry::init(config.log_format);
+            let store = connect(&config).await?;
+            store.migrate().await.context("migrating")?;
+            for key in store.list_api_keys(tenant.as_deref()).await? {
+                let revoked = key
+                    .revoked_at
+                    .map(|t| format!("  revoked {}", t.to_rfc3339()))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  {:?}  {}…  {}  created {}{revoked}",
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    key.prefix,
+                    key.scopes.join(","),
+                    key.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { config, id } => {
+            telemetry::init(config.log_format);
+            let store = connect(&config).await?;
+            store.migrate().await.context("migrating")?;
+            let key = store
+                .revoke_api_key(id, None)
+                .await?
+                .with_context(|| format!("there is no key {id}"))?;
+            println!(
+                "key {id} of tenant {:?} revoked; it stops working within {} s",
+                key.tenant, config.key_cache_secs
+            );
+            Ok(())
+        }
+        KeysCommand::Limit {
+            config,
+            id,
+            write_per_sec,
+            read_per_sec,
+        } => {
+            telemetry::init(config.log_format);
+            let store = connect(&config).await?;
+            store.migrate().await.context("migrating")?;
+            if !store
+                .set_api_key_rates(id, write_per_sec, read_per_sec)
+                .await?
+            {
+                anyhow::bail!("there is no key {id}");
+            }
+            println!("key {id}: writes {write_per_sec:?}/s, reads {read_per_sec:?}/s (None: the default)");
             Ok(())
         }
     }

@@ -3,7 +3,9 @@
 
 mod admin;
 mod error;
+mod guard;
 mod inputs;
+mod keys;
 mod loader;
 mod mutation;
 mod query;
@@ -26,6 +28,8 @@ use crate::bus::{DeadLetters, Publisher};
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::ratelimit::ConcurrencyCap;
+use crate::self_audit::AuditTrail;
 use crate::store::Store;
 
 pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
@@ -38,11 +42,16 @@ pub struct Query(
     search::SearchQuery,
     stats::StatsQuery,
     admin::AdminQuery,
+    keys::KeysQuery,
 );
 
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::RecordMutation, admin::AdminMutation);
+pub struct Mutation(
+    mutation::RecordMutation,
+    admin::AdminMutation,
+    keys::KeysMutation,
+);
 
 /// What resolvers reach through the context, shared by every request.
 pub struct Services {
@@ -52,10 +61,30 @@ pub struct Services {
     pub recorder: Recorder,
     pub dead_letters: DeadLetters,
     pub live: Arc<LiveFeed>,
+    /// Live subscriptions each caller may hold open.
+    pub subscriptions: ConcurrencyCap,
+    /// Where admin actions are recorded.
+    pub audit: AuditTrail,
 }
 
-pub fn build_schema(services: Arc<Services>) -> AppSchema {
-    schema_builder().data(services).finish()
+/// What one query may ask of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
+}
+
+pub fn build_schema(services: Arc<Services>, limits: SchemaLimits) -> AppSchema {
+    let builder = schema_builder()
+        .data(services)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.

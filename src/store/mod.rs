@@ -5,6 +5,7 @@ mod api_keys;
 mod events;
 mod filter;
 mod outbox;
+mod retention;
 mod stats;
 
 use std::str::FromStr;
