@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -9,6 +10,7 @@ use traceledger::app::{self, bootstrap_key, App};
 use traceledger::auth::Scope;
 use traceledger::bus::{DeadLetters, Replay, Topology};
 use traceledger::config::Config;
+use traceledger::self_audit::record_operator_action;
 use traceledger::store::Store;
 use traceledger::{auth, graphql, http, shutdown, telemetry};
 
@@ -39,8 +41,11 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
-    /// Manage API keys.
+    /// Manage API keys of any tenant (changes are recorded in tenant `_traceledger`).
     Keys {
+        /// Who asks, for the audit event (default: the OS user).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        operator: String,
         #[command(subcommand)]
         command: KeysCommand,
     },
@@ -48,6 +53,9 @@ enum Command {
     Dlq {
         #[command(flatten)]
         config: Config,
+        /// Who asks, for the audit event of a replay or purge (default: the OS user).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        operator: String,
         #[command(subcommand)]
         command: DlqCommand,
     },
@@ -159,11 +167,15 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             app::run_worker(config).await.context("running the worker")
         }
-        Command::Dlq { config, command } => {
+        Command::Dlq {
+            config,
+            operator,
+            command,
+        } => {
             telemetry::init(config.log_format);
-            dlq(&config, command).await
+            dlq(&config, &operator, command).await
         }
-        Command::Keys { command } => keys(command).await,
+        Command::Keys { operator, command } => keys(&operator, command).await,
         Command::Retention {
             config,
             before,
@@ -186,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn keys(command: KeysCommand) -> anyhow::Result<()> {
+async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create {
             config,
@@ -203,6 +215,16 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 scopes
             };
             let key = auth::create_scoped_api_key(&store, &tenant, &name, &scopes).await?;
+            let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.create",
+                Some(("api_key", &key.id.to_string())),
+                format!("API key {name:?} created for tenant {tenant}"),
+                json!({ "tenant": tenant, "name": name, "scopes": scope_names }),
+            )
+            .await?;
             println!("{}", key.secret);
             eprintln!(
                 "key {} for tenant {tenant:?}: store it now, it is not shown again",
@@ -239,6 +261,15 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
                 .revoke_api_key(id, None)
                 .await?
                 .with_context(|| format!("there is no key {id}"))?;
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.revoke",
+                Some(("api_key", &id.to_string())),
+                format!("API key {id} of tenant {} revoked", key.tenant),
+                json!({ "tenant": key.tenant, "name": key.name }),
+            )
+            .await?;
             println!(
                 "key {id} of tenant {:?} revoked; it stops working within {} s",
                 key.tenant, config.key_cache_secs
@@ -260,6 +291,15 @@ async fn keys(command: KeysCommand) -> anyhow::Result<()> {
             {
                 anyhow::bail!("there is no key {id}");
             }
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.limit",
+                Some(("api_key", &id.to_string())),
+                format!("rate limits of API key {id} set"),
+                json!({ "writePerSec": write_per_sec, "readPerSec": read_per_sec }),
+            )
+            .await?;
             println!("key {id}: writes {write_per_sec:?}/s, reads {read_per_sec:?}/s (None: the default)");
             Ok(())
         }
@@ -296,7 +336,7 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+async fn dlq(config: &Config, operator: &str, command: DlqCommand) -> anyhow::Result<()> {
     let dead_letters = DeadLetters::new(&config.amqp_url, Topology::from_config(config));
     match command {
         DlqCommand::List { limit } => {
@@ -338,6 +378,15 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
                 .await
                 .context("replaying dead letters")?;
             bar.finish_and_clear();
+            record_operator_action(
+                &connect(config).await?,
+                operator,
+                "dead_letters.replay",
+                None,
+                format!("{replayed} dead letters replayed"),
+                json!({ "replayed": replayed }),
+            )
+            .await?;
             println!("replayed {replayed} dead letters into the worker queue");
         }
         DlqCommand::Purge => {
@@ -345,6 +394,15 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
                 .purge()
                 .await
                 .context("purging the dead-letter queue")?;
+            record_operator_action(
+                &connect(config).await?,
+                operator,
+                "dead_letters.purge",
+                None,
+                format!("{purged} dead letters purged"),
+                json!({ "purged": purged }),
+            )
+            .await?;
             println!("purged {purged} dead letters");
         }
     }

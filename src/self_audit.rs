@@ -8,14 +8,17 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use chrono::{SubsecRound, Utc};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 use crate::auth::{Credential, Principal};
 use crate::domain::{
-    ActorDraft, EventDraft, Outcome, Severity, TargetDraft, MAX_BATCH, MAX_ID_LEN,
+    ActorDraft, EventDraft, NewEvent, Outcome, Severity, TargetDraft, MAX_BATCH, MAX_ID_LEN,
 };
 use crate::ingest::Recorder;
+use crate::store::{Store, StoreError};
 
 /// The tenant the service records its own activity in. Operators read it with a key of this
 /// tenant; nobody can write to it through the API.
@@ -114,32 +117,81 @@ impl AuditTrail {
         message: String,
         details: Value,
     ) {
-        self.push(EventDraft {
-            action: action.to_owned(),
-            service: SERVICE.to_owned(),
-            actor: ActorDraft {
-                id: clip(principal.credential.id()),
-                kind: principal.credential.kind().to_owned(),
-                name: None,
-                ip: None,
-            },
-            target: target.map(|(kind, id)| TargetDraft {
-                id: clip(id.to_owned()),
-                kind: kind.to_owned(),
-                name: None,
-            }),
-            outcome: Some(Outcome::Success),
-            severity: Some(Severity::Warning),
-            message: Some(message),
-            metadata: Some(json!({ "tenant": principal.tenant, "details": details })),
-            ..Default::default()
-        });
+        let actor = ActorDraft {
+            id: clip(principal.credential.id()),
+            kind: principal.credential.kind().to_owned(),
+            name: None,
+            ip: None,
+        };
+        let metadata = json!({ "tenant": principal.tenant, "details": details });
+        self.push(action_draft(actor, action, target, message, metadata));
     }
 
     fn push(&self, draft: EventDraft) {
         if self.queue.try_send(draft).is_err() {
             metrics::counter!("traceledger_self_audit_dropped_total").increment(1);
         }
+    }
+}
+
+/// Records an operator's action from the command line, which runs without the broker: the event
+/// is validated like any other and stored directly.
+pub async fn record_operator_action(
+    store: &Store,
+    operator: &str,
+    action: &str,
+    target: Option<(&str, &str)>,
+    message: String,
+    details: Value,
+) -> Result<(), StoreError> {
+    let actor = ActorDraft {
+        id: clip(operator.to_owned()),
+        kind: "operator".to_owned(),
+        name: None,
+        ip: None,
+    };
+    let draft = action_draft(
+        actor,
+        action,
+        target,
+        message,
+        json!({ "details": details }),
+    );
+    let now = Utc::now().trunc_subsecs(6);
+    match NewEvent::parse(draft, now) {
+        Ok(new) => {
+            let event = new.accept(SYSTEM_TENANT, Uuid::now_v7(), now);
+            store.insert_events(&[event]).await.map(|_| ())
+        }
+        // Only an operator name we cannot store gets here; the action itself is done.
+        Err(e) => {
+            tracing::error!(error = %e, "the operator's action cannot be recorded");
+            Ok(())
+        }
+    }
+}
+
+fn action_draft(
+    actor: ActorDraft,
+    action: &str,
+    target: Option<(&str, &str)>,
+    message: String,
+    metadata: Value,
+) -> EventDraft {
+    EventDraft {
+        action: action.to_owned(),
+        service: SERVICE.to_owned(),
+        actor,
+        target: target.map(|(kind, id)| TargetDraft {
+            id: clip(id.to_owned()),
+            kind: kind.to_owned(),
+            name: None,
+        }),
+        outcome: Some(Outcome::Success),
+        severity: Some(Severity::Warning),
+        message: Some(message),
+        metadata: Some(metadata),
+        ..Default::default()
     }
 }
 

@@ -76,7 +76,7 @@ async fn malformed_bodies_get_400_and_wrong_content_types_415() {
             400,
         ),
         // Nested past any parser's recursion limit.
-        ("application/json", "[".repeat(100_000).into_bytes(), 400),
+        ("application/json", "[".repeat(50_000).into_bytes(), 400),
         ("text/plain", valid.clone().into_bytes(), 415),
         (
             "application/x-www-form-urlencoded",
@@ -152,7 +152,7 @@ async fn deep_and_costly_queries_are_refused_before_they_run() {
     );
     let wide = format!(
         "{{ {} }}",
-        (0..3000)
+        (0..1000)
             .map(|i| format!("a{i}: auditEvents {{ edges {{ cursor }} }}"))
             .collect::<Vec<_>>()
             .join(" ")
