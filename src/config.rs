@@ -178,11 +178,11 @@ pub struct Config {
     )]
     pub max_subscriptions_per_key: u32,
 
-    /// The deepest GraphQL selection accepted.
-    #[arg(long, env = "TRACELEDGER_MAX_QUERY_DEPTH", default_value_t = 12)]
+    /// The deepest GraphQL selection accepted (GraphiQL's introspection query is 15 deep).
+    #[arg(long, env = "TRACELEDGER_MAX_QUERY_DEPTH", default_value_t = 20)]
     pub max_query_depth: usize,
 
-    /// The largest GraphQL query complexity accepted (one per field; lists count their page).
+    /// The largest GraphQL query complexity accepted (each field selected counts one).
     #[arg(long, env = "TRACELEDGER_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
     pub max_query_complexity: usize,
 

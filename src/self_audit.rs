@@ -43,6 +43,8 @@ pub struct RequestNote {
     pub duration: Duration,
     /// Who called, if the credentials were accepted.
     pub caller: Option<(String, Credential)>,
+    /// The `extensions.code` of each error a GraphQL answer carried.
+    pub error_codes: Vec<String>,
     pub client_ip: Option<IpAddr>,
 }
 
@@ -72,7 +74,7 @@ impl AuditTrail {
             Transport::Http => "http",
             Transport::Websocket => "websocket",
         };
-        let failed = note.status >= 400;
+        let failed = note.status >= 400 || !note.error_codes.is_empty();
         self.push(EventDraft {
             action: "api.request".to_owned(),
             service: SERVICE.to_owned(),
@@ -103,6 +105,7 @@ impl AuditTrail {
                 "status": note.status,
                 "durationMs": u64::try_from(note.duration.as_millis()).unwrap_or(u64::MAX),
                 "tenant": tenant,
+                "errors": note.error_codes,
             })),
             ..Default::default()
         });

@@ -20,6 +20,8 @@ use crate::self_audit::{RequestNote, Transport};
 pub(super) struct AuditNote {
     pub operation: String,
     pub caller: Option<(String, Credential)>,
+    /// The codes of the errors a GraphQL answer carried (its HTTP status is 200 regardless).
+    pub error_codes: Vec<String>,
 }
 
 impl AuditNote {
@@ -27,6 +29,7 @@ impl AuditNote {
         Self {
             operation: operation.into(),
             caller: principal.map(|p| (p.tenant.clone(), p.credential.clone())),
+            error_codes: Vec::new(),
         }
     }
 }
@@ -65,6 +68,7 @@ pub(super) async fn record_requests(
         status: status.as_u16(),
         duration: started.elapsed(),
         caller: note.caller,
+        error_codes: note.error_codes,
         client_ip,
     });
     response

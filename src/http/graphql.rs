@@ -49,13 +49,23 @@ pub(super) async fn execute(
         }
     };
     let (kind, operation) = classify(&request.query, request.operation_name.as_deref());
-    let note = AuditNote::new(operation, Some(&principal));
+    let mut note = AuditNote::new(operation, Some(&principal));
     if let Err(response) = rate_limit(&state, &principal, kind).await {
         return noted(response, note);
     }
     request.data = request_data(&state.services, principal);
-    let response = GraphQLResponse::from(state.schema.execute(request).await).into_response();
-    noted(response, note)
+    let response = state.schema.execute(request).await;
+    note.error_codes = response
+        .errors
+        .iter()
+        .map(
+            |e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "INTERNAL".to_owned(),
+            },
+        )
+        .collect();
+    noted(GraphQLResponse::from(response).into_response(), note)
 }
 
 /// `application/json`, with or without parameters such as a charset.
@@ -166,6 +176,7 @@ pub(super) async fn playground_or_websocket(
                 status: outcome.status.unwrap_or(StatusCode::UNAUTHORIZED.as_u16()),
                 duration: started.elapsed(),
                 caller: outcome.principal.map(|p| (p.tenant, p.credential)),
+                error_codes: Vec::new(),
                 client_ip,
             });
         })

@@ -10,6 +10,7 @@ mod dead_letters;
 mod degraded;
 mod export;
 mod hostile;
+mod http_policy;
 mod immutable;
 mod jwt;
 mod keys;

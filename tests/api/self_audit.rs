@@ -107,6 +107,27 @@ async fn every_api_request_is_recorded_in_the_system_tenant() {
     assert_eq!(refused[0]["outcome"], "FAILURE");
     assert_eq!(refused[0]["metadata"]["status"], 401);
 
+    // A GraphQL error answered with HTTP 200 is still a failure, with its code.
+    let body = app
+        .gql_as(
+            &app.admin_key,
+            "{ auditEvents { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let admin_id = key_id_of(&app, "admin").await;
+    let forbidden = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "actorIds": [admin_id.to_string()] }),
+        1,
+    )
+    .await;
+    assert_eq!(forbidden[0]["outcome"], "FAILURE");
+    assert_eq!(forbidden[0]["metadata"]["status"], 200);
+    assert_eq!(forbidden[0]["metadata"]["errors"], json!(["FORBIDDEN"]));
+
     // The caller's own tenant holds only its event, none of the trail.
     app.wait_stored(TENANT, 1).await;
 }
