@@ -182,8 +182,7 @@ async fn main() -> anyhow::Result<()> {
             operator,
         } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            let store = migrated(&config).await?;
             let deleted = store
                 .purge_events_before(before, &operator)
                 .await
@@ -207,8 +206,7 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
             scopes,
         } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            let store = migrated(&config).await?;
             let scopes = if scopes.is_empty() {
                 Scope::DEFAULT.to_vec()
             } else {
@@ -234,8 +232,7 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::List { config, tenant } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            let store = migrated(&config).await?;
             for key in store.list_api_keys(tenant.as_deref()).await? {
                 let revoked = key
                     .revoked_at
@@ -255,8 +252,7 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Revoke { config, id } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            let store = migrated(&config).await?;
             let key = store
                 .revoke_api_key(id, None)
                 .await?
@@ -283,8 +279,7 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
             read_per_sec,
         } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            let store = migrated(&config).await?;
             if !store
                 .set_api_key_rates(id, write_per_sec, read_per_sec)
                 .await?
@@ -407,6 +402,13 @@ async fn dlq(config: &Config, operator: &str, command: DlqCommand) -> anyhow::Re
         }
     }
     Ok(())
+}
+
+/// A store whose migrations are applied, for commands that read or write it.
+async fn migrated(config: &Config) -> anyhow::Result<Store> {
+    let store = connect(config).await?;
+    store.migrate().await.context("migrating")?;
+    Ok(store)
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Store> {
