@@ -159,11 +159,11 @@ pub struct Config {
     pub jwt_role_scopes: Vec<String>,
 
     /// Writes (mutations) one key may make per second, sustained; a key's own limit overrides it.
-    #[arg(long, env = "TRACELEDGER_WRITE_RATE_PER_SEC", default_value_t = 200)]
+    #[arg(long, env = "TRACELEDGER_WRITE_RATE_PER_SEC", default_value_t = 1000)]
     pub write_rate_per_sec: u32,
 
     /// Reads (queries, exports, websocket connections) one key may make per second, sustained.
-    #[arg(long, env = "TRACELEDGER_READ_RATE_PER_SEC", default_value_t = 200)]
+    #[arg(long, env = "TRACELEDGER_READ_RATE_PER_SEC", default_value_t = 500)]
     pub read_rate_per_sec: u32,
 
     /// Websocket connections one key may hold open at once on one instance.

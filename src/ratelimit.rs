@@ -98,6 +98,11 @@ impl RateLimiter {
     }
 }
 
+/// A wait as `Retry-After` counts it: whole seconds, rounded up, never 0.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
 /// One caller's identity for limits: its tenant and key id or token subject, unambiguous
 /// whatever either holds.
 fn caller_id(principal: &Principal) -> String {
@@ -191,6 +196,14 @@ mod tests {
         assert!(cap.acquire(&caller("acme", "bob")).is_some());
         drop(first);
         assert!(cap.acquire(&alice).is_some());
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(5)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
     }
 
     #[test]

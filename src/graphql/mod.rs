@@ -8,6 +8,7 @@ mod inputs;
 mod keys;
 mod loader;
 mod mutation;
+mod operation;
 mod query;
 mod scalars;
 mod search;
@@ -22,6 +23,7 @@ use async_graphql::{MergedObject, Schema};
 
 pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
+pub use operation::{classify, Operation, SocketCharge};
 
 use crate::auth::Principal;
 use crate::bus::{DeadLetters, Publisher};
@@ -99,6 +101,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(operation::SocketRates)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

@@ -2,14 +2,12 @@
 //! principal it acts for, whether it may do this, and whether it has budget left; or the
 //! 401/403/429/503 answer instead.
 
-use std::time::Duration;
-
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
 use super::{error_response, AppState};
 use crate::auth::{AuthError, Principal, Scope};
-use crate::ratelimit::RequestKind;
+use crate::ratelimit::{whole_seconds, RequestKind};
 
 /// `Authorization: Bearer <key or JWT>` or `X-API-Key: <key>`.
 pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -81,7 +79,7 @@ pub(super) async fn rate_limit(
     let Err(wait) = state.limiter.check(principal, kind).await else {
         return Ok(());
     };
-    let seconds = retry_after_seconds(wait);
+    let seconds = whole_seconds(wait);
     let mut response = error_response(
         StatusCode::TOO_MANY_REQUESTS,
         "RATE_LIMITED",
@@ -91,22 +89,4 @@ pub(super) async fn rate_limit(
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     Err(response)
-}
-
-/// `Retry-After` counts whole seconds: round up, and never say 0.
-pub(super) fn retry_after_seconds(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_rounds_up_to_whole_seconds() {
-        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
-        assert_eq!(retry_after_seconds(Duration::from_millis(5)), 1);
-        assert_eq!(retry_after_seconds(Duration::from_secs(2)), 2);
-        assert_eq!(retry_after_seconds(Duration::from_millis(2001)), 3);
-    }
 }

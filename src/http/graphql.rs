@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -15,8 +14,8 @@ use super::audit::{client_ip, noted, AuditNote};
 use super::credentials::{authenticate, presented_key, rate_limit};
 use super::{error_response, AppState, GRAPHQL_PATH};
 use crate::auth::Principal;
-use crate::graphql::request_data;
-use crate::ratelimit::RequestKind;
+use crate::graphql::{classify, request_data, SocketCharge};
+use crate::ratelimit::{whole_seconds, RequestKind};
 use crate::self_audit::{RequestNote, Transport};
 
 /// What a websocket's audit event names as its operation.
@@ -48,9 +47,9 @@ pub(super) async fn execute(
             return noted(response, unread);
         }
     };
-    let (kind, operation) = classify(&request.query, request.operation_name.as_deref());
-    let mut note = AuditNote::new(operation, Some(&principal));
-    if let Err(response) = rate_limit(&state, &principal, kind).await {
+    let operation = classify(&request.query, request.operation_name.as_deref());
+    let mut note = AuditNote::new(operation.name, Some(&principal));
+    if let Err(response) = rate_limit(&state, &principal, operation.kind).await {
         return noted(response, note);
     }
     request.data = request_data(&state.services, principal);
@@ -75,42 +74,6 @@ fn is_json(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// Whether a request writes (any mutation) or reads, and a name for its audit event: the
-/// operation's name, else its first field. A query that does not parse counts as a read; the
-/// schema then answers why it does not parse.
-fn classify(query: &str, operation_name: Option<&str>) -> (RequestKind, String) {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return (RequestKind::Read, "unparsable".to_owned());
-    };
-    let operation = match &document.operations {
-        DocumentOperations::Single(op) => Some((None, op)),
-        DocumentOperations::Multiple(ops) => match operation_name {
-            Some(name) => ops.iter().find(|(n, _)| n.as_str() == name),
-            None => ops.iter().next(),
-        }
-        .map(|(name, op)| (Some(name.to_string()), op)),
-    };
-    let Some((name, op)) = operation else {
-        return (RequestKind::Read, "unknown".to_owned());
-    };
-    let kind = match op.node.ty {
-        OperationType::Mutation => RequestKind::Write,
-        OperationType::Query | OperationType::Subscription => RequestKind::Read,
-    };
-    let name = name.or_else(|| {
-        op.node
-            .selection_set
-            .node
-            .items
-            .iter()
-            .find_map(|item| match &item.node {
-                Selection::Field(field) => Some(field.node.name.node.to_string()),
-                _ => None,
-            })
-    });
-    (kind, name.unwrap_or_else(|| "anonymous".to_owned()))
 }
 
 /// How a websocket's connection_init went, for its audit event.
@@ -194,7 +157,7 @@ async fn admit(
         .await
         .map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
     if let Err(wait) = state.limiter.check(&principal, RequestKind::Read).await {
-        let seconds = super::credentials::retry_after_seconds(wait);
+        let seconds = whole_seconds(wait);
         return Err((
             StatusCode::TOO_MANY_REQUESTS,
             format!("rate limit reached for this key; retry in {seconds} s"),
@@ -211,6 +174,10 @@ async fn admit(
     })?;
     let mut data = request_data(&state.services, principal.clone());
     data.insert(slot);
+    data.insert(SocketCharge {
+        principal: principal.clone(),
+        limiter: Arc::clone(&state.limiter),
+    });
     Ok((principal, data))
 }
 
@@ -225,27 +192,4 @@ fn connection_init_key(payload: &serde_json::Value) -> Option<String> {
         .and_then(|v| v.as_str())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|k| k.trim().to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_reads_and_writes_by_the_chosen_operation() {
-        assert_eq!(
-            classify("{ auditEvents { edges { cursor } } }", None),
-            (RequestKind::Read, "auditEvents".to_owned())
-        );
-        assert_eq!(
-            classify("mutation { recordEvent(input: {}) { id } }", None),
-            (RequestKind::Write, "recordEvent".to_owned())
-        );
-        let two = "query Look { auditEvents { edges { cursor } } } mutation Write { recordEvent(input: {}) { id } }";
-        assert_eq!(
-            classify(two, Some("Write")),
-            (RequestKind::Write, "Write".to_owned())
-        );
-        assert_eq!(classify("{", None).0, RequestKind::Read);
-    }
 }

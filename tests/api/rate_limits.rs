@@ -150,3 +150,40 @@ async fn websocket_connections_and_subscriptions_per_key_are_capped() {
     let ack = next(&mut again, Duration::from_secs(5)).await.expect("ack");
     assert_eq!(ack["type"], "connection_ack");
 }
+
+#[tokio::test]
+async fn queries_and_mutations_over_a_websocket_draw_on_the_same_budgets() {
+    let app = TestApp::spawn_with(|config| config.write_rate_per_sec = 2).await;
+    let mut socket = connect(&app, json!({ "apiKey": app.key })).await;
+    let ack = next(&mut socket, Duration::from_secs(5))
+        .await
+        .expect("ack");
+    assert_eq!(ack["type"], "connection_ack");
+    let mut codes = Vec::new();
+    for i in 0..5 {
+        crate::subscription::send(
+            &mut socket,
+            json!({
+                "id": format!("m{i}"),
+                "type": "subscribe",
+                "payload": {
+                    "query": "mutation($i: RecordEventInput!) { recordEvent(input: $i) { id } }",
+                    "variables": { "i": event(&format!("over.socket_{i}")) },
+                },
+            }),
+        )
+        .await;
+        // Each operation answers `next` (data or errors), then `complete`.
+        let answer = next(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("answer");
+        codes.push(answer["payload"]["errors"][0]["extensions"]["code"].clone());
+        let complete = next(&mut socket, Duration::from_secs(5))
+            .await
+            .expect("complete");
+        assert_eq!(complete["type"], "complete", "{complete}");
+    }
+    assert!(codes.contains(&json!("RATE_LIMITED")), "{codes:?}");
+    let accepted = codes.iter().filter(|c| c.is_null()).count() as i64;
+    app.wait_stored(crate::helpers::TENANT, accepted).await;
+}
