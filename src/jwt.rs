@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::auth::{Credential, Principal, RateOverrides, Scope};
 use crate::config::Config;
 
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+/// Clock skew tolerated on `exp` and `nbf` (checked when present), in seconds.
 const LEEWAY_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,8 @@ pub enum JwtConfigError {
 pub enum JwtError {
     #[error("the token has expired")]
     Expired,
+    #[error("the token is not valid yet (nbf)")]
+    NotYetValid,
     #[error("the token's issuer is not accepted")]
     Issuer,
     #[error("the token's audience is not accepted")]
@@ -78,6 +80,7 @@ impl JwtVerifier {
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         let mut role_scopes: HashMap<String, Vec<Scope>> = HashMap::new();
         // A role named like a scope grants that scope.
         for scope in Scope::ALL {
@@ -111,6 +114,7 @@ impl JwtVerifier {
         let claims = decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => JwtError::Expired,
+                ErrorKind::ImmatureSignature => JwtError::NotYetValid,
                 ErrorKind::InvalidIssuer => JwtError::Issuer,
                 ErrorKind::InvalidAudience => JwtError::Audience,
                 ErrorKind::InvalidSignature => JwtError::Signature,

@@ -45,7 +45,8 @@ pub struct DefaultRates {
 pub struct RateLimiter {
     cache: Cache,
     defaults: DefaultRates,
-    local: Mutex<HashMap<(String, RequestKind, u32), Arc<DefaultDirectRateLimiter>>>,
+    /// By bucket (kind and caller) and rate: a changed override starts a fresh limiter.
+    local: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
 }
 
 impl RateLimiter {
@@ -76,19 +77,19 @@ impl RateLimiter {
             Ok(Some(wait)) => Err(wait),
             Err(e) => {
                 tracing::debug!(error = %e, "rate limits fall back to this instance");
-                self.check_locally(bucket, kind, rate)
+                self.check_locally(bucket, rate)
             }
         }
     }
 
-    fn check_locally(&self, bucket: String, kind: RequestKind, rate: u32) -> Result<(), Duration> {
+    fn check_locally(&self, bucket: String, rate: u32) -> Result<(), Duration> {
         let limiter = {
             let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
             if local.len() >= MAX_LOCAL_BUCKETS {
                 local.clear();
             }
             let per_sec = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
-            Arc::clone(local.entry((bucket, kind, rate)).or_insert_with(|| {
+            Arc::clone(local.entry((bucket, rate)).or_insert_with(|| {
                 Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(per_sec)))
             }))
         };

@@ -108,10 +108,13 @@ async fn bad_hs256_tokens_are_refused_with_the_reason() {
     wrong_issuer["iss"] = json!("https://evil.example.test");
     let mut wrong_audience = claims(json!(["auditor"]), 300);
     wrong_audience["aud"] = json!("someone-else");
+    let mut not_yet = claims(json!(["auditor"]), 7200);
+    not_yet["nbf"] = json!(chrono::Utc::now().timestamp() + 3600);
     let mut no_tenant = claims(json!(["auditor"]), 300);
     no_tenant.as_object_mut().unwrap().remove("org");
     for (token, reason) in [
         (hs256(&claims(json!(["auditor"]), -3600), SECRET), "expired"),
+        (hs256(&not_yet, SECRET), "not valid yet"),
         (hs256(&wrong_issuer, SECRET), "issuer"),
         (hs256(&wrong_audience, SECRET), "audience"),
         (
