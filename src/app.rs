@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::http::HeaderValue;
-
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;

@@ -4,7 +4,6 @@
 
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use crate::helpers::{event, stored_event, TestApp, OTHER_TENANT, TENANT};
 
@@ -310,11 +309,7 @@ async fn every_export_is_recorded_in_the_callers_tenant() {
     assert_eq!(body.lines().count(), 2);
     app.wait_stored(TENANT, 2).await;
 
-    let key_id: Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1")
-        .bind(TENANT)
-        .fetch_one(app.store.pool())
-        .await
-        .expect("the tenant's key");
+    let key_id = app.key_id(TENANT, "test").await;
     let recorded = served(
         &app,
         json!({ "actions": ["traceledger.export"] }),

@@ -102,12 +102,7 @@ async fn a_key_in_use_stops_working_within_seconds_of_revocation() {
     // In use: verified and cached.
     let (status, _) = app.post(Some(&app.key), READ, json!({})).await;
     assert_eq!(status, 200);
-    let id: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = 'test'")
-            .bind(TENANT)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let id = app.key_id(TENANT, "test").await;
     let body = app
         .gql_as(&app.admin_key, REVOKE, json!({ "id": id.to_string() }))
         .await;
@@ -118,11 +113,7 @@ async fn a_key_in_use_stops_working_within_seconds_of_revocation() {
 #[tokio::test]
 async fn an_admin_cannot_see_or_revoke_another_tenants_keys() {
     let app = TestApp::spawn().await;
-    let theirs: uuid::Uuid = sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1")
-        .bind(OTHER_TENANT)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap();
+    let theirs = app.key_id(OTHER_TENANT, "test").await;
     let body = app
         .gql_as(&app.admin_key, REVOKE, json!({ "id": theirs.to_string() }))
         .await;

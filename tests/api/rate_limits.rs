@@ -64,12 +64,7 @@ async fn a_key_over_its_read_limit_gets_429_with_retry_after_and_can_still_write
 #[tokio::test]
 async fn a_keys_own_limit_overrides_the_default() {
     let app = TestApp::spawn().await;
-    let id: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = 'test'")
-            .bind(crate::helpers::TENANT)
-            .fetch_one(app.store.pool())
-            .await
-            .unwrap();
+    let id = app.key_id(crate::helpers::TENANT, "test").await;
     app.store
         .set_api_key_rates(id, Some(2), None)
         .await

@@ -53,15 +53,6 @@ async fn trail(app: &TestApp, operator: &str, filter: Value, count: usize) -> Ve
     }
 }
 
-async fn key_id_of(app: &TestApp, name: &str) -> uuid::Uuid {
-    sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = $2")
-        .bind(TENANT)
-        .bind(name)
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn every_api_request_is_recorded_in_the_system_tenant() {
     let app = TestApp::spawn().await;
@@ -75,7 +66,7 @@ async fn every_api_request_is_recorded_in_the_system_tenant() {
         )
         .await;
     assert_eq!(status, 401);
-    let key_id = key_id_of(&app, "test").await;
+    let key_id = app.key_id(TENANT, "test").await;
 
     let events = trail(
         &app,
@@ -116,7 +107,7 @@ async fn every_api_request_is_recorded_in_the_system_tenant() {
         )
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
-    let admin_id = key_id_of(&app, "admin").await;
+    let admin_id = app.key_id(TENANT, "admin").await;
     let forbidden = trail(
         &app,
         &operator,
@@ -186,7 +177,7 @@ async fn admin_actions_are_recorded() {
         actions,
         ["api_key.create", "api_key.revoke", "dead_letters.purge"]
     );
-    let admin_id = key_id_of(&app, "admin").await;
+    let admin_id = app.key_id(TENANT, "admin").await;
     for e in &events {
         assert_eq!(e["actor"]["id"], admin_id.to_string(), "{e}");
         assert_eq!(e["metadata"]["tenant"], TENANT, "{e}");
