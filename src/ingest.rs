@@ -52,6 +52,7 @@ pub enum IngestError {
     Unavailable { bus: BusError, outbox: String },
 }
 
+/// Cheap to clone: every part is shared.
 #[derive(Clone)]
 pub struct Recorder {
     publisher: Arc<Publisher>,

@@ -7,7 +7,9 @@ use crate::bus::{DeadLetters, Publisher};
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
+use crate::ratelimit::ConcurrencyCap;
 use crate::search::Searcher;
+use crate::self_audit::AuditTrail;
 use crate::store::Store;
 
 pub struct Services {
@@ -18,4 +20,8 @@ pub struct Services {
     pub dead_letters: DeadLetters,
     pub live: Arc<LiveFeed>,
     pub search: Searcher,
+    /// Live subscriptions each caller may hold open.
+    pub subscriptions: ConcurrencyCap,
+    /// Where admin actions are recorded.
+    pub audit: AuditTrail,
 }

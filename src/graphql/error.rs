@@ -22,6 +22,13 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal,
@@ -40,6 +47,8 @@ impl ApiError {
             ApiError::BadInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }
@@ -53,6 +62,10 @@ impl ErrorExtensions for ApiError {
             match self {
                 ApiError::BadInput { field, .. } => ext.set("field", field.as_str()),
                 ApiError::Unavailable(_) => ext.set("retryAfterSeconds", RETRY_AFTER_SECONDS),
+                ApiError::RateLimited {
+                    retry_after_seconds,
+                    ..
+                } => ext.set("retryAfterSeconds", *retry_after_seconds),
                 _ => {}
             }
         })

@@ -12,11 +12,13 @@ use async_graphql::extensions::{
 use async_graphql::{Context, ErrorExtensions, Object, Request, Response, ServerResult, Value};
 
 use super::error::ApiError;
+use super::guard::tenant;
 use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
-use super::query::{parse_filter, tenant, MAX_PAGE};
+use super::query::{parse_filter, MAX_PAGE};
 use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
 use super::Services;
+use crate::auth::Scope;
 use crate::domain::SearchQuery as ParsedQuery;
 use crate::search::{BackendKind, SearchRequest};
 
@@ -50,7 +52,7 @@ async fn search(
     first: i32,
     after: Option<&str>,
 ) -> Result<SearchConnection, ApiError> {
-    let tenant = tenant(ctx)?;
+    let tenant = tenant(ctx, Scope::EventsRead)?;
     let page_size = usize::try_from(first)
         .ok()
         .filter(|n| *n <= MAX_PAGE as usize)

@@ -6,6 +6,7 @@ mod api_keys;
 mod events;
 mod filter;
 mod outbox;
+mod retention;
 mod search;
 mod stats;
 

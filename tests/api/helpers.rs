@@ -184,6 +184,16 @@ impl TestApp {
         }
     }
 
+    /// The id of `tenant`'s key named `name` (`spawn` names its keys "test" and "admin").
+    pub async fn key_id(&self, tenant: &str, name: &str) -> Uuid {
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("the key exists")
+    }
+
     pub async fn stored_count(&self, tenant: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant = $1")
             .bind(tenant)

@@ -17,7 +17,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The promise: a subscriber sees a matching event within a second of the answer.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(1);
 
-async fn connect(app: &TestApp, init: Value) -> Socket {
+pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
     let mut request = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .unwrap();
@@ -36,7 +36,7 @@ async fn connect(app: &TestApp, init: Value) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -44,7 +44,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message, skipping pings; `None` if the socket closed or `wait` passed.
-async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -66,8 +66,16 @@ async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
     }
 }
 
-async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
+/// Subscribes with `key` and waits until the server has registered the subscription.
+pub(crate) async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
     let before = subscribers(app).await;
+    let socket = start_subscription(app, key, filter).await;
+    wait_subscribers(app, before + 1).await;
+    socket
+}
+
+/// Opens a socket with `key` and sends the subscription, without waiting for it to be taken.
+pub(crate) async fn start_subscription(app: &TestApp, key: &str, filter: Value) -> Socket {
     let mut socket = connect(app, json!({ "apiKey": key })).await;
     let ack = next(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(
@@ -87,7 +95,6 @@ async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
         }),
     )
     .await;
-    wait_subscribers(app, before + 1).await;
     socket
 }
 
