@@ -8,7 +8,7 @@ pub mod elastic;
 pub mod indexer;
 mod postgres;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, BreakerState};
 use std::future::Future;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
@@ -121,6 +121,11 @@ impl Searcher {
             postgres: PostgresSearch::new(store),
             elastic,
         })
+    }
+
+    /// How search sees Elasticsearch: its breaker's state, or `None` when none is configured.
+    pub fn elastic_breaker_state(&self) -> Option<BreakerState> {
+        self.elastic.as_ref().map(|(_, breaker)| breaker.state())
     }
 
     /// Searches, from Elasticsearch when it can answer, else from PostgreSQL. A cursor continues
