@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -12,11 +13,16 @@ use crate::auth::{self, Authenticator, NewApiKey};
 use crate::bus::{BusError, DeadLetters, Publisher, Topology};
 use crate::cache::{Cache, CacheError};
 use crate::config::Config;
-use crate::graphql::{build_schema, Services};
-use crate::http::{self, AppState};
+use crate::graphql::{build_schema, SchemaLimits};
+use crate::http::{self, AppState, HttpLimits};
 use crate::ingest::Recorder;
+use crate::jwt::JwtVerifier;
 use crate::live::LiveFeed;
 use crate::outbox;
+use crate::ratelimit::{ConcurrencyCap, DefaultRates, RateLimiter};
+use crate::search::{indexer, SearchError, Searcher};
+use crate::self_audit::AuditTrail;
+use crate::services::Services;
 use crate::store::{Store, StoreError};
 use crate::worker::{self, WorkerSettings};
 
@@ -31,8 +37,14 @@ pub enum StartupError {
     Cache(#[from] CacheError),
     #[error("RabbitMQ: {0}")]
     Bus(#[from] BusError),
+    #[error("search: {0}")]
+    Search(#[from] SearchError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("JWT settings: {0}")]
+    Jwt(#[from] crate::jwt::JwtConfigError),
+    #[error("CORS origin {0:?} is not a valid header value")]
+    CorsOrigin(String),
 }
 
 /// A fully connected service, ready to serve.
@@ -48,7 +60,9 @@ impl App {
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         // Before anything records a metric.
         crate::telemetry::metrics();
-        let store = Store::connect(&config.database_url, config.database_max_connections).await?;
+        let store = Store::connect(&config.database_url, config.database_max_connections)
+            .await?
+            .with_search_backlog(config.elasticsearch_url.is_some());
         store.migrate().await?;
         let cache = Cache::connect(
             &config.redis_url,
@@ -77,23 +91,53 @@ impl App {
             shutdown.clone(),
         );
         let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await;
+        let recorder = Recorder::new(
+            publisher.clone(),
+            cache.clone(),
+            store.clone(),
+            outbox_parked,
+        );
         let services = Arc::new(Services {
             store: store.clone(),
             cache: cache.clone(),
-            publisher: Arc::clone(&publisher),
-            recorder: Recorder::new(publisher, cache, store.clone(), outbox_parked),
+            publisher,
+            audit: AuditTrail::start(recorder.clone(), config.self_audit_queue),
+            recorder,
             dead_letters: DeadLetters::new(&config.amqp_url, topology.clone()),
             live,
+            search: Searcher::from_config(&config, store.clone())?,
+            subscriptions: ConcurrencyCap::new(config.max_subscriptions_per_key),
         });
+        let limits = SchemaLimits {
+            max_depth: config.max_query_depth,
+            max_complexity: config.max_query_complexity,
+            introspection: config.introspection,
+        };
+        let auth = Authenticator::new(store.clone(), config.key_cache_ttl())
+            .with_jwt(JwtVerifier::from_config(&config)?);
+        let rates = DefaultRates {
+            write_per_sec: config.write_rate_per_sec,
+            read_per_sec: config.read_rate_per_sec,
+        };
         let state = AppState {
-            schema: build_schema(Arc::clone(&services)),
+            schema: build_schema(Arc::clone(&services), limits),
             services,
-            auth: Arc::new(Authenticator::new(store.clone(), config.key_cache_ttl())),
+            auth: Arc::new(auth),
+            limiter: Arc::new(RateLimiter::new(cache, rates)),
+            sockets: ConcurrencyCap::new(config.max_sockets_per_key),
             amqp_url: config.amqp_url.clone(),
             topology,
         };
+        let http_limits = HttpLimits {
+            max_body_bytes: config.max_body_bytes,
+            cors_origins: config
+                .cors_origins
+                .iter()
+                .map(|o| HeaderValue::from_str(o).map_err(|_| StartupError::CorsOrigin(o.clone())))
+                .collect::<Result<_, _>>()?,
+        };
         Ok(Self {
-            router: http::router(state),
+            router: http::router(state, http_limits),
             config,
             store,
             shutdown,
@@ -113,9 +157,23 @@ impl App {
         ))
     }
 
+    /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
+    /// configured (it indexes what the worker queues).
+    pub fn spawn_indexer(&self) -> Result<Option<JoinHandle<()>>, StartupError> {
+        Ok(indexer::spawn_from_config(
+            &self.config,
+            self.store.clone(),
+            self.shutdown.clone(),
+        )?)
+    }
+
     /// Serves HTTP on `listener` until shutdown.
     pub async fn serve(self, listener: TcpListener) -> Result<(), StartupError> {
-        axum::serve(listener, self.router)
+        // The peer's address, for the self-audit's client IP.
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service)
             .with_graceful_shutdown(self.shutdown.cancelled_owned())
             .await?;
         Ok(())
@@ -125,15 +183,17 @@ impl App {
 /// Runs only the worker until a shutdown signal: the `traceledger worker` command and the
 /// `traceledger-worker` binary.
 pub async fn run_worker(config: Config) -> Result<(), StartupError> {
-    let store = Store::connect(&config.database_url, config.database_max_connections).await?;
-    store.migrate().await?;
     crate::telemetry::metrics();
-    worker::run(
-        WorkerSettings::from_config(&config),
-        store,
-        crate::shutdown::on_signal(),
-    )
-    .await;
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await?
+        .with_search_backlog(config.elasticsearch_url.is_some());
+    store.migrate().await?;
+    let shutdown = crate::shutdown::on_signal();
+    let indexer = indexer::spawn_from_config(&config, store.clone(), shutdown.clone())?;
+    worker::run(WorkerSettings::from_config(&config), store, shutdown).await;
+    if let Some(indexer) = indexer {
+        let _ = indexer.await;
+    }
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! API keys: minting them, and turning a presented key into the tenant it acts for.
+//! Credentials: minting API keys, and turning a presented key or JWT into the principal it acts
+//! for.
 //!
 //! Keys are 32 random bytes behind a recognisable `tlk_` prefix (so secret scanners can spot a
 //! leaked one). Only their SHA-256 is stored: a high-entropy key needs no slow hash.
@@ -11,6 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::jwt::JwtVerifier;
 use crate::store::{Store, StoreError};
 
 pub const KEY_PREFIX: &str = "tlk_";
@@ -51,19 +53,55 @@ impl Scope {
     }
 }
 
-/// Who is calling: the tenant every read and write of the request is scoped to, and what the
-/// key may do.
+/// Who is calling: the tenant every read and write of the request is scoped to, what the caller
+/// may do, and how often.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: String,
-    pub key_id: Uuid,
+    pub credential: Credential,
     pub scopes: Vec<Scope>,
+    pub rates: RateOverrides,
 }
 
 impl Principal {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
     }
+}
+
+/// What the caller presented.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Credential {
+    ApiKey(Uuid),
+    /// A verified JWT, by its `sub` claim.
+    Token {
+        subject: String,
+    },
+}
+
+impl Credential {
+    /// The key id or the token's subject: how audit events name the caller.
+    pub fn id(&self) -> String {
+        match self {
+            Credential::ApiKey(id) => id.to_string(),
+            Credential::Token { subject } => subject.clone(),
+        }
+    }
+
+    /// The actor type audit events give the caller.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::ApiKey(_) => "api_key",
+            Credential::Token { .. } => "jwt_subject",
+        }
+    }
+}
+
+/// A key's own rate limits, in requests per second, where it has any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateOverrides {
+    pub write_per_sec: Option<u32>,
+    pub read_per_sec: Option<u32>,
 }
 
 /// A newly minted key; `secret` is shown once and never stored.
@@ -77,16 +115,20 @@ pub struct NewApiKey {
 pub enum AuthError {
     #[error("missing or unknown API key")]
     Unauthenticated,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Verifies keys against the store, remembering verified ones briefly so a request does not cost
-/// a query; a revoked key therefore stops working within that time.
+/// a query; a revoked key therefore stops working within that time. JWTs, when configured, are
+/// verified by signature alone.
 pub struct Authenticator {
     store: Store,
     ttl: Duration,
     verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    jwt: Option<JwtVerifier>,
 }
 
 impl Authenticator {
@@ -95,13 +137,31 @@ impl Authenticator {
             store,
             ttl,
             verified: Mutex::new(HashMap::new()),
+            jwt: None,
         }
     }
 
-    pub async fn verify(&self, key: &str) -> Result<Principal, AuthError> {
-        if !key.starts_with(KEY_PREFIX) {
-            return Err(AuthError::Unauthenticated);
+    /// Also accepts JWTs that `verifier` accepts.
+    pub fn with_jwt(mut self, verifier: Option<JwtVerifier>) -> Self {
+        self.jwt = verifier;
+        self
+    }
+
+    /// The principal for a presented credential: an API key (it starts with `tlk_`) or, when
+    /// JWTs are configured, anything else.
+    pub async fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+        if presented.starts_with(KEY_PREFIX) {
+            return self.verify_key(presented).await;
         }
+        match &self.jwt {
+            Some(jwt) => jwt
+                .verify(presented)
+                .map_err(|e| AuthError::InvalidToken(e.to_string())),
+            None => Err(AuthError::Unauthenticated),
+        }
+    }
+
+    async fn verify_key(&self, key: &str) -> Result<Principal, AuthError> {
         let hash = hash_key(key);
         if let Some(principal) = self.cached(&hash, self.ttl) {
             return Ok(principal);
@@ -115,13 +175,19 @@ impl Authenticator {
         };
         let principal = Principal {
             tenant: record.tenant,
-            key_id: record.id,
+            credential: Credential::ApiKey(record.id),
             // A name this version does not know grants nothing.
             scopes: record
                 .scopes
                 .iter()
                 .filter_map(|s| Scope::parse(s))
                 .collect(),
+            rates: RateOverrides {
+                write_per_sec: record
+                    .write_rate_per_sec
+                    .and_then(|r| u32::try_from(r).ok()),
+                read_per_sec: record.read_rate_per_sec.and_then(|r| u32::try_from(r).ok()),
+            },
         };
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= MAX_CACHED_KEYS {

@@ -1,4 +1,5 @@
-//! Redis: the cache-aside copy of stored events, and the fast path for idempotency keys.
+//! Redis: the cache-aside copy of stored events, the fast path for idempotency keys, and the
+//! shared state of rate limits.
 //!
 //! Nothing here is the source of truth. Events are immutable, so a cached one is never stale;
 //! an idempotency key claimed here is still guarded by PostgreSQL's unique constraint. So when
@@ -6,7 +7,7 @@
 //! on without it; the service starts without Redis and connects when it appears.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -21,6 +22,29 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a service that started without Redis tries to reach it.
 const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// GCRA (the generic cell rate algorithm) in one atomic step: KEYS[1] holds the caller's
+/// theoretical arrival time in microseconds of Redis' clock; ARGV[1] is the interval between
+/// requests at the sustained rate, ARGV[2] how many may come at once. Returns -1 if the request
+/// may go ahead, or else the microseconds to wait.
+static GCRA: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local interval = tonumber(ARGV[1])
+        local tolerance = interval * (tonumber(ARGV[2]) - 1)
+        local tat = tonumber(redis.call('GET', KEYS[1])) or now
+        if tat < now then tat = now end
+        if now < tat - tolerance then
+            return tat - tolerance - now
+        end
+        local new_tat = tat + interval
+        redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+        return -1
+        ",
+    )
+});
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -235,6 +259,30 @@ impl Cache {
                 .await
         })
         .await
+    }
+
+    /// Takes one request from the GCRA bucket `bucket` (`interval` apart sustained, `burst` at
+    /// once). Returns `None` if it may go ahead, or how long to wait.
+    pub async fn take_rate_token(
+        &self,
+        bucket: &str,
+        interval: Duration,
+        burst: u32,
+    ) -> Result<Option<Duration>, CacheError> {
+        let key = format!("{}:rl:{bucket}", self.inner.prefix);
+        let interval_us = u64::try_from(interval.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let wait_us: i64 = self
+            .run(|mut conn| async move {
+                GCRA.key(key)
+                    .arg(interval_us)
+                    .arg(burst.max(1))
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(u64::try_from(wait_us).ok().map(Duration::from_micros))
     }
 
     fn event_key(&self, tenant: &str, id: &Uuid) -> String {

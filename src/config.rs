@@ -125,6 +125,129 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_KEY_CACHE_SECS", default_value_t = 5)]
     pub key_cache_secs: u64,
 
+    /// Elasticsearch (8+) for search. Unset: PostgreSQL full-text search answers alone.
+    #[arg(long, env = "TRACELEDGER_ELASTICSEARCH_URL")]
+    pub elasticsearch_url: Option<String>,
+
+    /// Names the alias searched, the index template, and the monthly indices (`<prefix>-YYYY.MM`).
+    #[arg(
+        long,
+        env = "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
+        default_value = "traceledger-events"
+    )]
+    pub elasticsearch_index_prefix: String,
+
+    /// How long one Elasticsearch request may take before it counts as a failure.
+    #[arg(
+        long,
+        env = "TRACELEDGER_ELASTICSEARCH_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub elasticsearch_timeout_ms: u64,
+
+    /// Consecutive Elasticsearch failures after which search stops asking it…
+    #[arg(long, env = "TRACELEDGER_SEARCH_BREAKER_FAILURES", default_value_t = 3)]
+    pub search_breaker_failures: u32,
+
+    /// …and answers from PostgreSQL this long before one request probes Elasticsearch again.
+    #[arg(
+        long,
+        env = "TRACELEDGER_SEARCH_BREAKER_COOLDOWN_MS",
+        default_value_t = 30_000
+    )]
+    pub search_breaker_cooldown_ms: u64,
+
+    /// Events the indexer sends to Elasticsearch in one `_bulk` request.
+    #[arg(long, env = "TRACELEDGER_INDEX_BATCH_SIZE", default_value_t = 500)]
+    pub index_batch_size: usize,
+
+    /// How often the indexer looks for newly stored events when it has caught up.
+    #[arg(long, env = "TRACELEDGER_INDEX_POLL_MS", default_value_t = 200)]
+    pub index_poll_ms: u64,
+    /// HS256 secret that JWTs from admin frontends are signed with (or use an RS256 key).
+    #[arg(long, env = "TRACELEDGER_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+
+    /// PEM file of the RSA public key that RS256 JWTs are verified with.
+    #[arg(long, env = "TRACELEDGER_JWT_RS256_PUBLIC_KEY_FILE")]
+    pub jwt_rs256_public_key_file: Option<std::path::PathBuf>,
+
+    /// The `iss` a JWT must carry (required when JWTs are configured).
+    #[arg(long, env = "TRACELEDGER_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// The `aud` a JWT must carry (required when JWTs are configured).
+    #[arg(long, env = "TRACELEDGER_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// The JWT claim naming the tenant the caller acts for.
+    #[arg(long, env = "TRACELEDGER_JWT_TENANT_CLAIM", default_value = "tenant")]
+    pub jwt_tenant_claim: String,
+
+    /// The JWT claim listing the caller's roles (an array, or a space-separated string).
+    #[arg(long, env = "TRACELEDGER_JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+
+    /// What each role may do, as ROLE=SCOPE entries; a role named like a scope always grants it.
+    #[arg(
+        long,
+        env = "TRACELEDGER_JWT_ROLE_SCOPES",
+        value_delimiter = ',',
+        default_value = "admin=admin,admin=events:read,auditor=events:read,writer=events:write"
+    )]
+    pub jwt_role_scopes: Vec<String>,
+
+    /// Writes (mutations) one key may make per second, sustained; a key's own limit overrides it.
+    #[arg(long, env = "TRACELEDGER_WRITE_RATE_PER_SEC", default_value_t = 1000)]
+    pub write_rate_per_sec: u32,
+
+    /// Reads (queries, exports, websocket connections) one key may make per second, sustained.
+    #[arg(long, env = "TRACELEDGER_READ_RATE_PER_SEC", default_value_t = 500)]
+    pub read_rate_per_sec: u32,
+
+    /// Websocket connections one key may hold open at once on one instance.
+    #[arg(long, env = "TRACELEDGER_MAX_SOCKETS_PER_KEY", default_value_t = 20)]
+    pub max_sockets_per_key: u32,
+
+    /// Live subscriptions one key may hold open at once on one instance.
+    #[arg(
+        long,
+        env = "TRACELEDGER_MAX_SUBSCRIPTIONS_PER_KEY",
+        default_value_t = 50
+    )]
+    pub max_subscriptions_per_key: u32,
+
+    /// The deepest GraphQL selection accepted (GraphiQL's introspection query is 15 deep).
+    #[arg(long, env = "TRACELEDGER_MAX_QUERY_DEPTH", default_value_t = 20)]
+    pub max_query_depth: usize,
+
+    /// The largest GraphQL query complexity accepted (each field selected counts one).
+    #[arg(long, env = "TRACELEDGER_MAX_QUERY_COMPLEXITY", default_value_t = 2000)]
+    pub max_query_complexity: usize,
+
+    /// Whether the schema answers introspection (GraphiQL needs it).
+    #[arg(
+        long,
+        env = "TRACELEDGER_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub introspection: bool,
+
+    /// The largest request body accepted, in bytes: room for a full `recordEvents` batch.
+    #[arg(long, env = "TRACELEDGER_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Origins (e.g. https://admin.example.com) whose browser pages may call the API; none by
+    /// default, so only same-origin pages can.
+    #[arg(long, env = "TRACELEDGER_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Requests and admin actions waiting to be recorded in tenant `_traceledger`; past this,
+    /// new ones are dropped (and counted) rather than slowing requests down.
+    #[arg(long, env = "TRACELEDGER_SELF_AUDIT_QUEUE", default_value_t = 10_000)]
+    pub self_audit_queue: usize,
+
     /// Log format.
     #[arg(long, env = "TRACELEDGER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -185,5 +308,17 @@ impl Config {
 
     pub fn key_cache_ttl(&self) -> Duration {
         Duration::from_secs(self.key_cache_secs)
+    }
+
+    pub fn elasticsearch_timeout(&self) -> Duration {
+        Duration::from_millis(self.elasticsearch_timeout_ms)
+    }
+
+    pub fn search_breaker_cooldown(&self) -> Duration {
+        Duration::from_millis(self.search_breaker_cooldown_ms)
+    }
+
+    pub fn index_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.index_poll_ms)
     }
 }

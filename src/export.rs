@@ -6,8 +6,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
+use crate::auth::Credential;
 use crate::domain::{
     ActionPattern, ActorDraft, AuditEvent, EventDraft, EventFilter, EventOrder, MAX_METADATA_BYTES,
 };
@@ -16,10 +16,9 @@ use crate::store::StoreError;
 /// Events encoded into one chunk of the body at most: whatever the database has already sent,
 /// up to this many.
 const CHUNK_EVENTS: usize = 256;
-/// The action, service and actor type of the event that records an export.
+/// The action and service of the event that records an export.
 pub const EXPORT_ACTION: &str = "traceledger.export";
 pub const EXPORT_SERVICE: &str = "traceledger";
-pub const EXPORT_ACTOR_TYPE: &str = "api_key";
 
 /// The CSV header: the event flattened, nested fields as `actor_*` and `target_*`, metadata as
 /// JSON text. Absent values are empty fields.
@@ -184,10 +183,10 @@ fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
-/// The event that records an export, made by the API key `key_id`: its metadata says which
+/// The event that records an export, made by `caller`: its metadata says which
 /// format, filter and order were asked for.
 pub fn export_event(
-    key_id: Uuid,
+    caller: &Credential,
     format: ExportFormat,
     filter: &EventFilter,
     order: EventOrder,
@@ -206,8 +205,8 @@ pub fn export_event(
         action: EXPORT_ACTION.to_owned(),
         service: EXPORT_SERVICE.to_owned(),
         actor: ActorDraft {
-            id: key_id.to_string(),
-            kind: EXPORT_ACTOR_TYPE.to_owned(),
+            id: caller.id(),
+            kind: caller.kind().to_owned(),
             name: None,
             ip: None,
         },
@@ -268,6 +267,7 @@ fn filter_json(f: &EventFilter) -> Value {
 mod tests {
     use super::*;
     use crate::domain::{Actor, Outcome, Severity, Target};
+    use uuid::Uuid;
 
     fn event(message: &str) -> AuditEvent {
         let now = Utc::now();
@@ -337,7 +337,7 @@ mod tests {
             ..Default::default()
         };
         let draft = export_event(
-            Uuid::now_v7(),
+            &Credential::ApiKey(Uuid::now_v7()),
             ExportFormat::Csv,
             &filter,
             EventOrder::default(),

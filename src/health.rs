@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::breaker::BreakerState;
 use crate::bus::{self, Topology};
-use crate::graphql::Services;
+use crate::services::Services;
 
 /// A readiness probe waits no longer than this for any one dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -38,6 +38,9 @@ pub struct Readiness {
     pub postgres: Dependency,
     pub redis: Dependency,
     pub rabbitmq: Dependency,
+    /// Only when configured; while it is down, search answers from PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elasticsearch: Option<Dependency>,
     pub outbox_depth: Option<i64>,
     pub subscribers: usize,
 }
@@ -58,13 +61,29 @@ pub async fn readiness(services: &Services) -> Readiness {
             detail: (!connected).then(|| "not connected".to_owned()),
         }
     };
+    // As search sees it: its breaker opens after repeated failures (no extra probe here).
+    let elasticsearch = services
+        .search
+        .elastic_breaker_state()
+        .map(|breaker| Dependency {
+            status: if breaker == BreakerState::Open {
+                Status::Down
+            } else {
+                Status::Up
+            },
+            breaker: Some(breaker.as_str()),
+            detail: None,
+        });
     let outbox_depth = tokio::time::timeout(PROBE_TIMEOUT, services.store.outbox_depth())
         .await
         .ok()
         .and_then(Result::ok);
+    let search_up = elasticsearch
+        .as_ref()
+        .is_none_or(|es| es.status == Status::Up);
     let status = match (postgres.status, rabbitmq.status, redis.status) {
         (Status::Down, Status::Down, _) => Status::Down,
-        (Status::Up, Status::Up, Status::Up) => Status::Up,
+        (Status::Up, Status::Up, Status::Up) if search_up => Status::Up,
         _ => Status::Degraded,
     };
     Readiness {
@@ -72,6 +91,7 @@ pub async fn readiness(services: &Services) -> Readiness {
         postgres,
         redis,
         rabbitmq,
+        elasticsearch,
         outbox_depth,
         subscribers: services.live.subscriber_count(),
     }
@@ -100,10 +120,12 @@ pub async fn refresh_gauges(services: &Services, amqp_url: &str, topology: &Topo
     if let Some(depth) = ready.outbox_depth {
         metrics::gauge!("traceledger_outbox_depth").set(depth as f64);
     }
-    for (dependency, state) in [
-        ("redis", services.cache.breaker_state()),
-        ("rabbitmq", services.publisher.breaker_state()),
-    ] {
+    let breakers = [
+        ("redis", Some(services.cache.breaker_state())),
+        ("rabbitmq", Some(services.publisher.breaker_state())),
+        ("elasticsearch", services.search.elastic_breaker_state()),
+    ];
+    for (dependency, state) in breakers.into_iter().filter_map(|(d, s)| Some((d, s?))) {
         let value = match state {
             BreakerState::Closed => 0.0,
             BreakerState::HalfOpen => 1.0,

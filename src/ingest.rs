@@ -46,10 +46,14 @@ pub enum IngestError {
     Invalid { index: usize, error: FieldError },
     #[error("at most {MAX_BATCH} events per call")]
     TooMany,
+    #[error("recording was interrupted")]
+    Interrupted,
     #[error("neither the broker ({bus}) nor the outbox ({outbox}) could take the events")]
     Unavailable { bus: BusError, outbox: String },
 }
 
+/// Cheap to clone: every part is shared.
+#[derive(Clone)]
 pub struct Recorder {
     publisher: Arc<Publisher>,
     cache: Cache,
@@ -94,6 +98,26 @@ impl Recorder {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
+        // From the idempotency claim to the broker's confirm (or the outbox) runs to the end in a
+        // task of its own: a client that hangs up mid-call must not leave a key claimed for an
+        // event that was never delivered, or a delivered event without its receipt logic.
+        let recorder = self.clone();
+        let tenant = tenant.to_owned();
+        tokio::spawn(async move { recorder.accept(&tenant, events, received_at).await })
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "recording task failed");
+                IngestError::Interrupted
+            })?
+    }
+
+    /// Settles idempotency for validated events, delivers the new ones, and writes receipts.
+    async fn accept(
+        &self,
+        tenant: &str,
+        events: Vec<AuditEvent>,
+        received_at: chrono::DateTime<Utc>,
+    ) -> Result<Vec<Receipt>, IngestError> {
         let duplicate_of = self.settle_idempotency(tenant, &events).await;
         let (fresh, receipts): (Vec<AuditEvent>, Vec<Receipt>) = {
             let mut fresh = Vec::with_capacity(events.len());

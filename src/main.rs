@@ -2,13 +2,16 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
 use tokio::net::TcpListener;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use traceledger::app::{self, bootstrap_key, App};
 use traceledger::auth::Scope;
 use traceledger::bus::{DeadLetters, Replay, Topology};
 use traceledger::config::Config;
+use traceledger::search::{indexer, ElasticSearch};
+use traceledger::self_audit::record_operator_action;
 use traceledger::store::Store;
 use traceledger::{auth, graphql, http, shutdown, telemetry};
 
@@ -39,8 +42,11 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
-    /// Manage API keys.
+    /// Manage API keys of any tenant (changes are recorded in tenant `_traceledger`).
     Keys {
+        /// Who asks, for the audit event (default: the OS user).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        operator: String,
         #[command(subcommand)]
         command: KeysCommand,
     },
@@ -48,11 +54,34 @@ enum Command {
     Dlq {
         #[command(flatten)]
         config: Config,
+        /// Who asks, for the audit event of a replay or purge (default: the OS user).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        operator: String,
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Delete every audit event that occurred before a date: the only way events leave the
+    /// append-only store. The deletion is itself recorded in tenant `_traceledger`.
+    Retention {
+        #[command(flatten)]
+        config: Config,
+        /// RFC 3339 date-time or a date (midnight UTC), e.g. 2025-01-01.
+        #[arg(long, value_parser = parse_cutoff)]
+        before: chrono::DateTime<chrono::Utc>,
+        /// Who asks, for the audit event (default: the OS user).
+        #[arg(long, env = "USER", default_value = "operator")]
+        operator: String,
+    },
     /// Print the GraphQL schema (SDL), as committed in schema.graphql.
     Schema,
+    /// Rebuild the Elasticsearch index from PostgreSQL (idempotent; safe while serving).
+    Reindex {
+        #[command(flatten)]
+        config: Config,
+        /// Only events that occurred on or after this date (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,6 +98,32 @@ enum KeysCommand {
         /// Default: events:write and events:read.
         #[arg(long = "scope", value_parser = parse_scope)]
         scopes: Vec<Scope>,
+    },
+    /// List keys (without their secrets), of every tenant or of one.
+    List {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a key: it stops working within the key cache's lifetime (seconds).
+    Revoke {
+        #[command(flatten)]
+        config: Config,
+        /// The key's id, as `list` shows it.
+        #[arg(long)]
+        id: uuid::Uuid,
+    },
+    /// Set or clear a key's own rate limits (requests per second); omitted: the default.
+    Limit {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        id: uuid::Uuid,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        write_per_sec: Option<i32>,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        read_per_sec: Option<i32>,
     },
 }
 
@@ -92,6 +147,15 @@ enum DlqCommand {
     Purge,
 }
 
+fn parse_cutoff(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("{value:?} is neither an RFC 3339 date-time nor a YYYY-MM-DD date"))
+}
+
 fn parse_scope(name: &str) -> Result<Scope, String> {
     Scope::parse(name)
         .ok_or_else(|| format!("unknown scope {name:?}: events:write, events:read or admin"))
@@ -112,28 +176,63 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format);
             app::run_worker(config).await.context("running the worker")
         }
-        Command::Dlq { config, command } => {
-            telemetry::init(config.log_format);
-            dlq(&config, command).await
-        }
-        Command::Keys {
-            command:
-                KeysCommand::Create {
-                    config,
-                    tenant,
-                    name,
-                    scopes,
-                },
+        Command::Dlq {
+            config,
+            operator,
+            command,
         } => {
             telemetry::init(config.log_format);
-            let store = connect(&config).await?;
-            store.migrate().await.context("migrating")?;
+            dlq(&config, &operator, command).await
+        }
+        Command::Keys { operator, command } => keys(&operator, command).await,
+        Command::Retention {
+            config,
+            before,
+            operator,
+        } => {
+            telemetry::init(config.log_format);
+            let store = migrated(&config).await?;
+            let deleted = store
+                .purge_events_before(before, &operator)
+                .await
+                .context("deleting old events")?;
+            println!("deleted {deleted} events that occurred before {before}");
+            Ok(())
+        }
+        Command::Reindex { config, since } => reindex(config, since).await,
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+    }
+}
+
+async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create {
+            config,
+            tenant,
+            name,
+            scopes,
+        } => {
+            telemetry::init(config.log_format);
+            let store = migrated(&config).await?;
             let scopes = if scopes.is_empty() {
                 Scope::DEFAULT.to_vec()
             } else {
                 scopes
             };
             let key = auth::create_scoped_api_key(&store, &tenant, &name, &scopes).await?;
+            let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.create",
+                Some(("api_key", &key.id.to_string())),
+                format!("API key {name:?} created for tenant {tenant}"),
+                json!({ "tenant": tenant, "name": name, "scopes": scope_names }),
+            )
+            .await?;
             println!("{}", key.secret);
             eprintln!(
                 "key {} for tenant {tenant:?}: store it now, it is not shown again",
@@ -141,8 +240,72 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Schema => {
-            print!("{}", graphql::sdl());
+        KeysCommand::List { config, tenant } => {
+            telemetry::init(config.log_format);
+            let store = migrated(&config).await?;
+            for key in store.list_api_keys(tenant.as_deref()).await? {
+                let revoked = key
+                    .revoked_at
+                    .map(|t| format!("  revoked {}", t.to_rfc3339()))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {}  {:?}  {}…  {}  created {}{revoked}",
+                    key.id,
+                    key.tenant,
+                    key.name,
+                    key.prefix,
+                    key.scopes.join(","),
+                    key.created_at.to_rfc3339()
+                );
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { config, id } => {
+            telemetry::init(config.log_format);
+            let store = migrated(&config).await?;
+            let key = store
+                .revoke_api_key(id, None)
+                .await?
+                .with_context(|| format!("there is no key {id}"))?;
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.revoke",
+                Some(("api_key", &id.to_string())),
+                format!("API key {id} of tenant {} revoked", key.tenant),
+                json!({ "tenant": key.tenant, "name": key.name }),
+            )
+            .await?;
+            println!(
+                "key {id} of tenant {:?} revoked; it stops working within {} s",
+                key.tenant, config.key_cache_secs
+            );
+            Ok(())
+        }
+        KeysCommand::Limit {
+            config,
+            id,
+            write_per_sec,
+            read_per_sec,
+        } => {
+            telemetry::init(config.log_format);
+            let store = migrated(&config).await?;
+            if !store
+                .set_api_key_rates(id, write_per_sec, read_per_sec)
+                .await?
+            {
+                anyhow::bail!("there is no key {id}");
+            }
+            record_operator_action(
+                &store,
+                operator,
+                "api_key.limit",
+                Some(("api_key", &id.to_string())),
+                format!("rate limits of API key {id} set"),
+                json!({ "writePerSec": write_per_sec, "readPerSec": read_per_sec }),
+            )
+            .await?;
+            println!("key {id}: writes {write_per_sec:?}/s, reads {read_per_sec:?}/s (None: the default)");
             Ok(())
         }
     }
@@ -162,6 +325,11 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
         );
     }
     let worker = with_worker.then(|| app.spawn_worker());
+    let indexer = if with_worker {
+        app.spawn_indexer()?
+    } else {
+        None
+    };
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -175,10 +343,35 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         worker.await.context("worker task")?;
     }
+    if let Some(indexer) = indexer {
+        indexer.await.context("indexer task")?;
+    }
     Ok(())
 }
 
-async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+async fn reindex(config: Config, since: Option<chrono::NaiveDate>) -> anyhow::Result<()> {
+    telemetry::init(config.log_format);
+    let elastic = ElasticSearch::from_config(&config)?
+        .context("set TRACELEDGER_ELASTICSEARCH_URL (or --elasticsearch-url) to reindex")?;
+    let store = connect(&config).await?;
+    store.migrate().await.context("migrating")?;
+    let since = since.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let total = store.count_events_since(since).await?;
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or_default()).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec}, eta {eta}")
+            .context("progress bar template")?,
+    );
+    let sent = indexer::reindex(&store, &elastic, since, config.index_batch_size, |n| {
+        bar.inc(n)
+    })
+    .await
+    .context("reindexing")?;
+    bar.finish();
+    println!("indexed {sent} events");
+    Ok(())
+}
+
+async fn dlq(config: &Config, operator: &str, command: DlqCommand) -> anyhow::Result<()> {
     let dead_letters = DeadLetters::new(&config.amqp_url, Topology::from_config(config));
     match command {
         DlqCommand::List { limit } => {
@@ -220,6 +413,15 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
                 .await
                 .context("replaying dead letters")?;
             bar.finish_and_clear();
+            record_operator_action(
+                &connect(config).await?,
+                operator,
+                "dead_letters.replay",
+                None,
+                format!("{replayed} dead letters replayed"),
+                json!({ "replayed": replayed }),
+            )
+            .await?;
             println!("replayed {replayed} dead letters into the worker queue");
         }
         DlqCommand::Purge => {
@@ -227,10 +429,26 @@ async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
                 .purge()
                 .await
                 .context("purging the dead-letter queue")?;
+            record_operator_action(
+                &connect(config).await?,
+                operator,
+                "dead_letters.purge",
+                None,
+                format!("{purged} dead letters purged"),
+                json!({ "purged": purged }),
+            )
+            .await?;
             println!("purged {purged} dead letters");
         }
     }
     Ok(())
+}
+
+/// A store whose migrations are applied, for commands that read or write it.
+async fn migrated(config: &Config) -> anyhow::Result<Store> {
+    let store = connect(config).await?;
+    store.migrate().await.context("migrating")?;
+    Ok(store)
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Store> {

@@ -13,12 +13,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Confirmation, Consumer};
+use lapin::{BasicProperties, Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{self, decode_batch, BusError, Failure, Topology};
@@ -119,8 +116,12 @@ async fn consume(
         batch.commit(deliveries).await?;
     }
     // Shutting down: nothing is in flight; unacknowledged prefetched messages go back.
-    let _ = channel.close(200, "worker shutting down".into()).await;
-    let _ = connection.close(200, "worker shutting down".into()).await;
+    let _ = channel
+        .close(bus::CLOSE_NORMAL, "worker shutting down".into())
+        .await;
+    let _ = connection
+        .close(bus::CLOSE_NORMAL, "worker shutting down".into())
+        .await;
     Ok(())
 }
 
@@ -292,20 +293,7 @@ impl Batcher<'_> {
         delivery: &Delivery,
         properties: BasicProperties,
     ) -> Result<(), WorkerError> {
-        let confirm = self
-            .republish
-            .basic_publish(
-                "".into(),
-                queue.into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
-            .await?
-            .await?;
-        if !matches!(confirm, Confirmation::Ack(_)) {
-            return Err(BusError::Nacked.into());
-        }
+        bus::publish_confirmed_to(self.republish, "", queue, &delivery.data, properties).await?;
         Ok(())
     }
 }

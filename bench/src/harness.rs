@@ -28,6 +28,9 @@ const COMMIT_POLL: Duration = Duration::from_millis(50);
 /// One run's isolated resources: `tl_bench_<run>` database, `tl.bench.<run>.*` exchange and
 /// queues, `tl-bench-<run>` cache prefix. The run id lets two runs (a developer's and CI's) share
 /// the local services without meeting.
+/// A per-key limit high enough never to bind in a benchmark.
+const UNLIMITED: u32 = 1_000_000;
+
 pub struct BenchEnv {
     pub config: Config,
     pub store: Store,
@@ -75,6 +78,15 @@ impl BenchEnv {
             ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
             ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
             ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+            // The load comes from one key per scenario: lift the per-key limits meant for
+            // abusive clients, so what is measured is the pipeline, not the rate limiter.
+            ("TRACELEDGER_WRITE_RATE_PER_SEC", UNLIMITED.to_string()),
+            ("TRACELEDGER_READ_RATE_PER_SEC", UNLIMITED.to_string()),
+            ("TRACELEDGER_MAX_SOCKETS_PER_KEY", UNLIMITED.to_string()),
+            (
+                "TRACELEDGER_MAX_SUBSCRIPTIONS_PER_KEY",
+                UNLIMITED.to_string(),
+            ),
         ]
     }
 

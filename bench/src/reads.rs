@@ -47,6 +47,10 @@ const LIST: &str = "query($filter: AuditEventFilter) { auditEvents(first: 50, fi
     pageInfo { hasNextPage endCursor } } }";
 const ONE: &str = "query($id: ID!) { auditEvent(id: $id) { id occurredAt action service \
     severity actor { id } target { id type } message } }";
+const SEARCH: &str = "query($q: String!) { search(query: $q, first: 20) { total \
+    hits { score event { id } } } }";
+const STATS: &str = "query($f: AuditEventFilter) { eventStats(filter: $f, groupBy: [SERVICE], \
+    interval: HOUR) { totalCount buckets { start count } } }";
 
 pub struct ReadResult {
     pub name: &'static str,
@@ -127,7 +131,64 @@ pub async fn run(
         )
         .await?,
     );
+    // Full-text search from PostgreSQL (no Elasticsearch URL is configured for the run).
+    results.push(
+        measure(
+            "search (PostgreSQL)",
+            sizes,
+            api,
+            &client,
+            |client, i| async move { search(&client, i).await },
+        )
+        .await?,
+    );
+    results.push(
+        measure(
+            "eventStats(HOUR, by SERVICE), one day",
+            sizes,
+            api,
+            &client,
+            move |client, i| async move { stats(&client, i, now).await },
+        )
+        .await?,
+    );
     Ok(results)
+}
+
+/// The `i`th search: a word narrowed by a field term, a phrase within a service, or words and an
+/// action prefix for one actor, in turn; each matches a different share of the events.
+async fn search(client: &Client, i: usize) -> anyhow::Result<()> {
+    let query = match i % 3 {
+        0 => format!("correction actor:user-{}", i % ACTORS),
+        1 => format!("\"total changed\" service:{}", SERVICES[i % SERVICES.len()]),
+        // Actor k acts on every event i ≡ k (mod 1000); with k ≡ 0 (mod 8) those are invoice.create.
+        _ => format!("manual action:invoice.* actor:user-{}", 8 * (i % 125)),
+    };
+    let data = client.gql(SEARCH, json!({ "q": query })).await?;
+    ensure!(
+        data["search"]["hits"]
+            .as_array()
+            .is_some_and(|hits| !hits.is_empty()),
+        "search {query:?} found nothing: {data}"
+    );
+    Ok(())
+}
+
+/// Hourly counts by service over one of the seeded days, a different one each request.
+async fn stats(client: &Client, i: usize, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
+    let day = (i % SEED_DAYS as usize) as i64;
+    let before = now - chrono::Duration::days(day);
+    let after = before - chrono::Duration::days(1);
+    let filter =
+        json!({ "occurredAfter": after.to_rfc3339(), "occurredBefore": before.to_rfc3339() });
+    let data = client.gql(STATS, json!({ "f": filter })).await?;
+    ensure!(
+        data["eventStats"]["totalCount"]
+            .as_i64()
+            .is_some_and(|n| n > 0),
+        "eventStats counted nothing: {data}"
+    );
+    Ok(())
 }
 
 /// Inserts `count` events of `TENANT` through `Store::insert_events` and returns a sample of their

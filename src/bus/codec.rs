@@ -51,3 +51,40 @@ pub fn decode_batch(payload: &[u8]) -> Result<Vec<AuditEvent>, DecodeError> {
     }
     Ok(batch.events)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ActorDraft, EventDraft, NewEvent};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever bytes arrive, decoding answers (never panics), and only valid events pass.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(events) = decode_batch(&bytes) {
+                prop_assert!(events.iter().all(|e| e.check().is_ok()));
+            }
+        }
+
+        /// What the API encodes, the worker decodes to the same events.
+        #[test]
+        fn encoded_batches_round_trip(actions in proptest::collection::vec("[a-z]{1,8}(\\.[a-z]{1,8}){0,2}", 1..20)) {
+            let now = chrono::Utc::now();
+            let events: Vec<AuditEvent> = actions
+                .into_iter()
+                .map(|action| {
+                    let draft = EventDraft {
+                        action,
+                        service: "svc".into(),
+                        actor: ActorDraft { id: "a".into(), kind: "user".into(), ..Default::default() },
+                        ..Default::default()
+                    };
+                    NewEvent::parse(draft, now).unwrap().accept("t", uuid::Uuid::now_v7(), now)
+                })
+                .collect();
+            let decoded = decode_batch(&encode_batch(&events).unwrap()).unwrap();
+            prop_assert_eq!(decoded, events);
+        }
+    }
+}

@@ -2,14 +2,13 @@
 //! purge it. Used by `traceledger dlq` and the admin GraphQL fields.
 
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueDeclareOptions, QueuePurgeOptions,
+    BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions, QueuePurgeOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{Channel, Confirmation, Connection};
+use lapin::{Channel, Connection};
 
 use super::failure::{header_str, Failure, DEAD_LETTER_ID_HEADER, REASON_HEADER};
-use super::{connect, decode_batch, BusError, Topology};
+use super::{connect, decode_batch, publish_confirmed_to, BusError, Topology};
 
 /// One dead letter, as an operator sees it.
 #[derive(Clone, Debug)]
@@ -102,19 +101,14 @@ impl DeadLetters {
             if !chosen {
                 continue;
             }
-            let confirm = channel
-                .basic_publish(
-                    "".into(),
-                    self.topology.worker_queue.as_str().into(),
-                    BasicPublishOptions::default(),
-                    &delivery.data,
-                    Failure::clear(&delivery.properties),
-                )
-                .await?
-                .await?;
-            if !matches!(confirm, Confirmation::Ack(_)) {
-                return Err(BusError::Nacked);
-            }
+            publish_confirmed_to(
+                &channel,
+                "",
+                &self.topology.worker_queue,
+                &delivery.data,
+                Failure::clear(&delivery.properties),
+            )
+            .await?;
             delivery.acker.ack(BasicAckOptions::default()).await?;
             replayed += 1;
             progress(replayed, total);
@@ -174,6 +168,6 @@ impl DeadLetters {
 }
 
 async fn close(connection: Connection, channel: Channel) {
-    let _ = channel.close(200, "done".into()).await;
-    let _ = connection.close(200, "done".into()).await;
+    let _ = channel.close(super::CLOSE_NORMAL, "done".into()).await;
+    let _ = connection.close(super::CLOSE_NORMAL, "done".into()).await;
 }

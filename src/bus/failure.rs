@@ -48,7 +48,7 @@ impl Failure {
 
     /// This record after one more failed attempt for `reason`.
     pub fn failed_again(&self, reason: &str) -> Self {
-        let attempts = self.attempts + 1;
+        let attempts = self.attempts.saturating_add(1);
         let mut history = self.history.clone();
         history.push(format!("{} attempt {attempts}: {reason}", now()));
         Self { attempts, history }

@@ -21,6 +21,8 @@ pub use dead_letters::{DeadLetter, DeadLetters, Replay};
 pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADER, REASON_HEADER};
 pub use publisher::Publisher;
 
+/// AMQP reply code for closing a channel or connection normally.
+pub(crate) const CLOSE_NORMAL: u16 = 200;
 /// How long opening a connection to the broker may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -34,7 +36,7 @@ pub enum BusError {
     Unavailable,
     #[error("the broker refused the message")]
     Nacked,
-    #[error("no queue is bound to exchange {0}")]
+    #[error("no queue takes messages sent to {0}")]
     Unroutable(String),
     #[error("could not encode the message: {0}")]
     Encode(#[from] serde_json::Error),
@@ -145,6 +147,38 @@ impl Topology {
     }
 }
 
+/// Publishes on a confirm-mode channel and waits for the broker's confirm. Mandatory: a message
+/// that no queue takes comes back as an error instead of being confirmed and dropped, so the
+/// caller never acknowledges (and loses) its original.
+pub async fn publish_confirmed_to(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    payload: &[u8],
+    properties: lapin::BasicProperties,
+) -> Result<(), BusError> {
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            payload,
+            properties,
+        )
+        .await?
+        .await?;
+    match confirm {
+        lapin::Confirmation::Ack(None) => Ok(()),
+        lapin::Confirmation::Ack(Some(_returned)) => {
+            Err(BusError::Unroutable(format!("{exchange}/{routing_key}")))
+        }
+        lapin::Confirmation::Nack(_) | lapin::Confirmation::NotRequested => Err(BusError::Nacked),
+    }
+}
+
 /// How many messages wait in each of the topology's queues.
 pub async fn queue_depths(url: &str, topology: &Topology) -> Result<Vec<(String, u32)>, BusError> {
     let connection = connect(url, "traceledger-metrics").await?;
@@ -164,7 +198,7 @@ pub async fn queue_depths(url: &str, topology: &Topology) -> Result<Vec<(String,
             .await?;
         depths.push((queue, declared.message_count()));
     }
-    let _ = connection.close(200, "done".into()).await;
+    let _ = connection.close(CLOSE_NORMAL, "done".into()).await;
     Ok(depths)
 }
 

@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use lapin::options::ConfirmSelectOptions;
+use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
-use super::{connect, encode_batch, BusError, Topology};
+use super::{connect, encode_batch, publish_confirmed_to, BusError, Topology};
 use crate::breaker::{Breaker, BreakerState};
 use crate::domain::AuditEvent;
 
@@ -106,27 +106,7 @@ impl Publisher {
             properties = properties.with_message_id(id.into());
         }
         let channel = self.channel().await?;
-        let confirm = channel
-            .basic_publish(
-                self.topology.exchange.as_str().into(),
-                "".into(),
-                // Mandatory: a message no queue would take comes back instead of vanishing.
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..Default::default()
-                },
-                payload,
-                properties,
-            )
-            .await?
-            .await?;
-        match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(_returned)) => {
-                Err(BusError::Unroutable(self.topology.exchange.clone()))
-            }
-            Confirmation::Nack(_) | Confirmation::NotRequested => Err(BusError::Nacked),
-        }
+        publish_confirmed_to(&channel, &self.topology.exchange, "", payload, properties).await
     }
 
     /// The shared channel, reopened (with the topology declared again) if it broke.

@@ -70,6 +70,18 @@ impl EventFilter {
         }
     }
 
+    /// The exact-match lists, each with the event field it selects on, named as stored (the
+    /// PostgreSQL column and the Elasticsearch field alike).
+    pub fn exact_lists(&self) -> [(&'static str, &[String]); 5] {
+        [
+            ("service", &self.services),
+            ("actor_id", &self.actor_ids),
+            ("actor_type", &self.actor_types),
+            ("target_id", &self.target_ids),
+            ("target_type", &self.target_types),
+        ]
+    }
+
     /// The same predicate the store evaluates in SQL, for events that never touch it (live feed).
     pub fn matches(&self, event: &AuditEvent) -> bool {
         fn any_of(list: &[String], value: Option<&str>) -> bool {

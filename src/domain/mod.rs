@@ -1,16 +1,20 @@
 //! The event model and everything we know about it without doing I/O: validated input, filters,
-//! pagination cursors, analytics questions. Every other module depends on this one; it depends
-//! on none of ours.
+//! pagination cursors, analytics questions, the search query language. Every other module
+//! depends on this one; it depends on none of ours.
 
 mod cursor;
 mod event;
 mod filter;
+mod search;
 mod stats;
 mod validate;
 
 pub use cursor::{Cursor, CursorError};
 pub use event::{Actor, AuditEvent, Outcome, Severity, Target};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
+pub use search::{
+    FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
+};
 pub use stats::{
     EventStats, LagPercentiles, ProcessingMetrics, StatsBucket, StatsGroupBy, StatsInterval,
     StatsRequest, TimeRange, DEFAULT_RANGE, MAX_STATS_BUCKETS, MAX_STATS_GROUPS,

@@ -128,14 +128,13 @@ impl NewEvent {
         {
             return Err(FieldError::new(
                 "occurredAt",
-                "must not be more than 5 minutes in the future",
+                format!(
+                    "must not be more than {} minutes in the future",
+                    MAX_FUTURE_SKEW.num_minutes()
+                ),
             ));
         }
         Ok(event)
-    }
-
-    pub fn idempotency_key(&self) -> Option<&str> {
-        self.idempotency_key.as_deref()
     }
 
     /// Accepts the event for `tenant`: `occurredAt` defaults to the time it was received.
@@ -223,7 +222,10 @@ fn check_fields(f: Fields<'_>) -> Result<(), FieldError> {
 fn check_action(action: &str) -> Result<(), FieldError> {
     const FIELD: &str = "action";
     if action.len() > MAX_ACTION_LEN {
-        return Err(FieldError::new(FIELD, "must be at most 128 characters"));
+        return Err(FieldError::new(
+            FIELD,
+            format!("must be at most {MAX_ACTION_LEN} characters"),
+        ));
     }
     let well_formed = action.starts_with(|c: char| c.is_ascii_lowercase())
         && action.split('.').all(|segment| {
@@ -274,7 +276,10 @@ fn check_ip(ip: &str) -> Result<(), FieldError> {
 
 fn check_message(message: &str) -> Result<(), FieldError> {
     if message.len() > MAX_MESSAGE_BYTES {
-        return Err(FieldError::new("message", "must be at most 8 KiB"));
+        return Err(FieldError::new(
+            "message",
+            format!("must be at most {} KiB", MAX_MESSAGE_BYTES / 1024),
+        ));
     }
     // PostgreSQL text cannot hold NUL; other control characters (newlines, tabs) are fine here.
     if message.contains('\0') {
@@ -295,7 +300,13 @@ fn check_metadata(metadata: &serde_json::Value) -> Result<(), FieldError> {
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
     if size > MAX_METADATA_BYTES {
-        return Err(FieldError::new(FIELD, "must be at most 16 KiB serialized"));
+        return Err(FieldError::new(
+            FIELD,
+            format!(
+                "must be at most {} KiB serialized",
+                MAX_METADATA_BYTES / 1024
+            ),
+        ));
     }
     if contains_nul(metadata) {
         return Err(FieldError::new(
@@ -434,5 +445,102 @@ mod tests {
         assert!(event.check().is_ok());
         event.message = Some("nul\0".into());
         assert_eq!(event.check().unwrap_err().field, "message");
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Any text, biased towards the edges the rules care about.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][a-z0-9_]{0,10}(\\.[a-z0-9_]{1,8}){0,3}",
+            ".{0,300}",
+            "[\\x00-\\x1f]{1,3}",
+            Just(String::new()),
+            Just("x".repeat(257)),
+        ]
+    }
+
+    fn draft() -> impl Strategy<Value = EventDraft> {
+        (
+            text(),
+            text(),
+            text(),
+            text(),
+            proptest::option::of(text()),
+            proptest::option::of(text()),
+            proptest::option::of("\\PC{0,9000}"),
+            proptest::option::of(text()),
+        )
+            .prop_map(
+                |(action, service, actor_id, actor_kind, ip, target, message, key)| EventDraft {
+                    action,
+                    service,
+                    actor: ActorDraft {
+                        id: actor_id,
+                        kind: actor_kind,
+                        name: None,
+                        ip,
+                    },
+                    target: target.map(|id| TargetDraft {
+                        id,
+                        kind: "doc".into(),
+                        name: None,
+                    }),
+                    message,
+                    idempotency_key: key,
+                    ..Default::default()
+                },
+            )
+    }
+
+    const FIELDS: &[&str] = &[
+        "action",
+        "service",
+        "actor.id",
+        "actor.type",
+        "actor.ip",
+        "target.id",
+        "message",
+        "idempotencyKey",
+    ];
+
+    proptest! {
+        /// Parsing never panics; what it accepts also passes the worker's check, and what it
+        /// rejects names one of the input's fields.
+        #[test]
+        fn parse_accepts_only_what_the_worker_accepts(draft in draft()) {
+            let now = Utc::now();
+            match NewEvent::parse(draft, now) {
+                Ok(new) => {
+                    let event = new.accept("acme", Uuid::now_v7(), now);
+                    prop_assert!(event.check().is_ok());
+                    prop_assert!(!event.action.is_empty() && event.action.len() <= MAX_ACTION_LEN);
+                    prop_assert!(!event.service.chars().any(char::is_control));
+                }
+                Err(error) => prop_assert!(FIELDS.contains(&error.field.as_str()), "{}", error.field),
+            }
+        }
+
+        /// Metadata is accepted exactly when it is an object within the size limit without NUL.
+        #[test]
+        fn metadata_rule(keys in proptest::collection::vec(("\\PC{0,20}", "\\PC{0,2000}"), 0..12)) {
+            let object: serde_json::Map<String, serde_json::Value> =
+                keys.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let metadata = serde_json::Value::Object(object);
+            let size = serde_json::to_vec(&metadata).unwrap().len();
+            let mut draft = EventDraft {
+                action: "a.b".into(),
+                service: "s".into(),
+                actor: ActorDraft { id: "x".into(), kind: "user".into(), ..Default::default() },
+                ..Default::default()
+            };
+            draft.metadata = Some(metadata.clone());
+            let accepted = NewEvent::parse(draft, Utc::now()).is_ok();
+            prop_assert_eq!(accepted, size <= MAX_METADATA_BYTES && !contains_nul(&metadata));
+        }
     }
 }

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
+use serde_json::json;
 
 use super::error::ApiError;
+use super::guard::principal;
 use super::Services;
 use crate::auth::{Principal, Scope};
 use crate::bus::{BusError, DeadLetter as DeadLetterRecord, Replay};
@@ -52,7 +54,7 @@ impl AdminQuery {
         #[graphql(default = 50)] first: i32,
     ) -> async_graphql::Result<Vec<DeadLetter>> {
         let list = async {
-            let services = admin(ctx)?;
+            let (_, services) = admin(ctx)?;
             if !(1..=MAX_LISTED).contains(&first) {
                 return Err(ApiError::bad_input(
                     "first",
@@ -84,11 +86,15 @@ impl AdminMutation {
         #[graphql(default = false)] all: bool,
     ) -> async_graphql::Result<i32> {
         let replay = async {
-            let services = admin(ctx)?;
+            let (principal, services) = admin(ctx)?;
             let which = match (id, all) {
                 (Some(id), false) => Replay::One(id.0),
                 (None, true) => Replay::All,
                 _ => return Err(ApiError::bad_input("id", "give either an id or all: true")),
+            };
+            let target = match &which {
+                Replay::One(id) => Some(("dead_letter", id.clone())),
+                Replay::All => None,
             };
             let replayed = services
                 .dead_letters
@@ -96,6 +102,13 @@ impl AdminMutation {
                 .await
                 .map_err(unavailable)?;
             tracing::info!(replayed, "dead letters replayed");
+            services.audit.admin_action(
+                principal,
+                "dead_letters.replay",
+                target.as_ref().map(|(kind, id)| (*kind, id.as_str())),
+                format!("{replayed} dead letters replayed"),
+                json!({ "replayed": replayed }),
+            );
             Ok(i32::try_from(replayed).unwrap_or(i32::MAX))
         };
         replay.await.map_err(|e: ApiError| e.extend())
@@ -104,26 +117,26 @@ impl AdminMutation {
     /// Drops every dead letter. Returns how many there were.
     async fn purge_dead_letters(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let purge = async {
-            let services = admin(ctx)?;
+            let (principal, services) = admin(ctx)?;
             let purged = services.dead_letters.purge().await.map_err(unavailable)?;
             tracing::warn!(purged, "dead letters purged");
+            services.audit.admin_action(
+                principal,
+                "dead_letters.purge",
+                None,
+                format!("{purged} dead letters purged"),
+                json!({ "purged": purged }),
+            );
             Ok(i32::try_from(purged).unwrap_or(i32::MAX))
         };
         purge.await.map_err(|e: ApiError| e.extend())
     }
 }
 
-/// The services, if the caller holds the `admin` scope.
-fn admin<'a>(ctx: &Context<'a>) -> Result<&'a Arc<Services>, ApiError> {
-    let principal = ctx
-        .data_opt::<Principal>()
-        .ok_or(ApiError::Unauthenticated)?;
-    if !principal.has(Scope::Admin) {
-        return Err(ApiError::Forbidden(
-            "this needs a key with the admin scope".into(),
-        ));
-    }
-    Ok(ctx.data_unchecked::<Arc<Services>>())
+/// The caller and the services, if the caller holds the `admin` scope.
+fn admin<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a Arc<Services>), ApiError> {
+    let principal = principal(ctx, Scope::Admin)?;
+    Ok((principal, ctx.data_unchecked::<Arc<Services>>()))
 }
 
 fn unavailable(e: BusError) -> ApiError {

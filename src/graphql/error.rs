@@ -7,6 +7,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{ErrorExtensions, Response, ServerError};
 
 use crate::ingest::IngestError;
+use crate::search::SearchError;
 use crate::store::StoreError;
 
 /// The hint given with UNAVAILABLE: long enough for a breaker to probe again.
@@ -20,6 +21,13 @@ pub enum ApiError {
     Unauthenticated,
     #[error("{0}")]
     Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -39,6 +47,8 @@ impl ApiError {
             ApiError::BadInput { .. } => "BAD_USER_INPUT",
             ApiError::Unauthenticated => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Internal => "INTERNAL",
         }
@@ -52,6 +62,10 @@ impl ErrorExtensions for ApiError {
             match self {
                 ApiError::BadInput { field, .. } => ext.set("field", field.as_str()),
                 ApiError::Unavailable(_) => ext.set("retryAfterSeconds", RETRY_AFTER_SECONDS),
+                ApiError::RateLimited {
+                    retry_after_seconds,
+                    ..
+                } => ext.set("retryAfterSeconds", *retry_after_seconds),
                 _ => {}
             }
         })
@@ -66,6 +80,20 @@ impl From<StoreError> for ApiError {
         } else {
             tracing::error!(error = %e, "database error");
             ApiError::Internal
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
+        match e {
+            SearchError::BadCursor => ApiError::bad_input("after", e.to_string()),
+            SearchError::CursorBackendUnavailable => ApiError::Unavailable(e.to_string()),
+            SearchError::Store(e) => e.into(),
+            SearchError::Elastic(_) => {
+                tracing::error!(error = %e, "search failed");
+                ApiError::Internal
+            }
         }
     }
 }
@@ -88,7 +116,7 @@ pub fn ingest_error(argument: &str, e: IngestError) -> ApiError {
             ApiError::bad_input(field, error.message)
         }
         IngestError::TooMany => ApiError::bad_input(argument, e.to_string()),
-        IngestError::Unavailable { .. } => {
+        IngestError::Unavailable { .. } | IngestError::Interrupted => {
             tracing::error!(error = %e, "cannot record");
             ApiError::Unavailable("events cannot be recorded right now; retry shortly".into())
         }

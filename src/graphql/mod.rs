@@ -3,9 +3,12 @@
 
 mod admin;
 mod error;
+mod guard;
 mod inputs;
+mod keys;
 mod loader;
 mod mutation;
+mod operation;
 mod query;
 mod scalars;
 mod search;
@@ -20,13 +23,10 @@ use async_graphql::{MergedObject, Schema};
 
 pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
+pub use operation::{classify, Operation, SocketCharge};
 
 use crate::auth::Principal;
-use crate::bus::{DeadLetters, Publisher};
-use crate::cache::Cache;
-use crate::ingest::Recorder;
-use crate::live::LiveFeed;
-use crate::store::Store;
+pub use crate::services::Services;
 
 pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 
@@ -38,24 +38,35 @@ pub struct Query(
     search::SearchQuery,
     stats::StatsQuery,
     admin::AdminQuery,
+    keys::KeysQuery,
 );
 
 // Every mutation field, one object per capability.
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::RecordMutation, admin::AdminMutation);
+pub struct Mutation(
+    mutation::RecordMutation,
+    admin::AdminMutation,
+    keys::KeysMutation,
+);
 
-/// What resolvers reach through the context, shared by every request.
-pub struct Services {
-    pub store: Store,
-    pub cache: Cache,
-    pub publisher: Arc<Publisher>,
-    pub recorder: Recorder,
-    pub dead_letters: DeadLetters,
-    pub live: Arc<LiveFeed>,
+/// What one query may ask of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct SchemaLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub introspection: bool,
 }
 
-pub fn build_schema(services: Arc<Services>) -> AppSchema {
-    schema_builder().data(services).finish()
+pub fn build_schema(services: Arc<Services>, limits: SchemaLimits) -> AppSchema {
+    let builder = schema_builder()
+        .data(services)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity);
+    if limits.introspection {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The schema's SDL, as committed in `schema.graphql`.
@@ -70,6 +81,8 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(search::SearchBackendReport)
+    .extension(operation::SocketRates)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

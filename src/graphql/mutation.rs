@@ -5,10 +5,12 @@ use std::sync::Arc;
 use async_graphql::{Context, ErrorExtensions, Object};
 
 use super::error::{ingest_error, ApiError};
+use super::guard::tenant;
 use super::inputs::RecordEventInput;
-use super::query::tenant;
 use super::types::RecordEventPayload;
 use super::Services;
+use crate::auth::Scope;
+use crate::self_audit::SYSTEM_TENANT;
 
 #[derive(Default)]
 pub struct RecordMutation;
@@ -42,7 +44,12 @@ async fn record(
     argument: &str,
     inputs: Vec<RecordEventInput>,
 ) -> Result<Vec<RecordEventPayload>, ApiError> {
-    let tenant = tenant(ctx)?;
+    let tenant = tenant(ctx, Scope::EventsWrite)?;
+    if *tenant == *SYSTEM_TENANT {
+        return Err(ApiError::Forbidden(format!(
+            "tenant {SYSTEM_TENANT} is written only by the service itself"
+        )));
+    }
     let services = ctx.data_unchecked::<Arc<Services>>();
     let drafts = inputs.into_iter().map(Into::into).collect();
     let receipts = services

@@ -7,11 +7,12 @@ use async_graphql::{Context, ErrorExtensions, Object, ID};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::guard::tenant;
 use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
 use super::types::{AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo};
 use super::Services;
-use crate::auth::Principal;
+use crate::auth::Scope;
 use crate::domain::{self, Cursor};
 
 /// The largest page a client may ask for.
@@ -46,7 +47,7 @@ impl EventQuery {
             let id =
                 Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not an event id"))?;
             let key = EventKey {
-                tenant: tenant(ctx)?,
+                tenant: tenant(ctx, Scope::EventsRead)?,
                 id,
             };
             let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
@@ -55,13 +56,6 @@ impl EventQuery {
         };
         load.await.map_err(|e| e.extend())
     }
-}
-
-/// The tenant every read of this request is scoped to.
-pub(super) fn tenant(ctx: &Context<'_>) -> Result<Arc<str>, ApiError> {
-    ctx.data_opt::<Principal>()
-        .map(|p| Arc::from(p.tenant.as_str()))
-        .ok_or(ApiError::Unauthenticated)
 }
 
 pub(super) fn parse_filter(
@@ -81,7 +75,7 @@ async fn list_events(
     after: Option<String>,
     order: EventOrder,
 ) -> Result<AuditEventConnection, ApiError> {
-    let tenant = tenant(ctx)?;
+    let tenant = tenant(ctx, Scope::EventsRead)?;
     if !(0..=MAX_PAGE).contains(&first) {
         return Err(ApiError::bad_input(
             "first",

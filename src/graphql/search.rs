@@ -1,10 +1,29 @@
-//! `search`: full-text search over the caller's events.
+//! `search`: full-text search over the caller's events. The search backend finds ids, scores
+//! and highlights; the events come through the same loader as `auditEvents`, so every hit is the
+//! canonical stored event. The backend that answered is reported in
+//! `extensions.searchBackend` ("elasticsearch" or "postgres").
 
-use async_graphql::{ErrorExtensions, Object};
+use std::sync::{Arc, Mutex};
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
+};
+use async_graphql::{Context, ErrorExtensions, Object, Request, Response, ServerResult, Value};
 
 use super::error::ApiError;
+use super::guard::tenant;
 use super::inputs::AuditEventFilter;
-use super::types::SearchConnection;
+use super::loader::{EventKey, EventLoader};
+use super::query::{parse_filter, MAX_PAGE};
+use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
+use super::Services;
+use crate::auth::Scope;
+use crate::domain::SearchQuery as ParsedQuery;
+use crate::search::{BackendKind, SearchRequest};
+
+/// The response extension naming the backend that answered.
+const BACKEND_EXTENSION: &str = "searchBackend";
 
 #[derive(Default)]
 pub struct SearchQuery;
@@ -14,15 +33,132 @@ impl SearchQuery {
     /// Full-text search over the caller's events.
     async fn search(
         &self,
+        ctx: &Context<'_>,
         query: String,
         filter: Option<AuditEventFilter>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
     ) -> async_graphql::Result<SearchConnection> {
-        let _ = (query, filter, first, after);
-        Err(
-            ApiError::Unavailable("full-text search is not available in this version".into())
-                .extend(),
-        )
+        search(ctx, &query, filter, first, after.as_deref())
+            .await
+            .map_err(|e| e.extend())
+    }
+}
+
+async fn search(
+    ctx: &Context<'_>,
+    query: &str,
+    filter: Option<AuditEventFilter>,
+    first: i32,
+    after: Option<&str>,
+) -> Result<SearchConnection, ApiError> {
+    let tenant = tenant(ctx, Scope::EventsRead)?;
+    let page_size = usize::try_from(first)
+        .ok()
+        .filter(|n| *n <= MAX_PAGE as usize)
+        .ok_or_else(|| ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")))?;
+    let query =
+        ParsedQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
+    let filter = parse_filter(filter)?;
+    let services = ctx.data_unchecked::<Arc<Services>>();
+    let (page, backend) = services
+        .search
+        .search(SearchRequest {
+            tenant: &tenant,
+            query: &query,
+            filter: &filter,
+            first: page_size,
+            after,
+        })
+        .await?;
+    if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
+        answered.set(backend);
+    }
+
+    let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+    let key = |id| EventKey {
+        tenant: Arc::clone(&tenant),
+        id,
+    };
+    let mut events = loader
+        .load_many(page.hits.iter().map(|h| key(h.id)))
+        .await
+        .map_err(ApiError::from)?;
+    let end_cursor = page.hits.last().map(|h| h.cursor.clone());
+    // A hit whose event the store does not have (an index older than the database) is left out.
+    let hits = page
+        .hits
+        .into_iter()
+        .filter_map(|hit| {
+            events.remove(&key(hit.id)).map(|event| SearchHit {
+                cursor: hit.cursor,
+                score: hit.score,
+                event: AuditEvent(event),
+                highlights: hit.highlights,
+            })
+        })
+        .collect();
+    Ok(SearchConnection {
+        hits,
+        page_info: PageInfo {
+            has_next_page: page.has_next_page,
+            end_cursor,
+        },
+        total: i32::try_from(page.total).unwrap_or(i32::MAX),
+    })
+}
+
+/// Per request: which backend answered its search, if it searched.
+#[derive(Clone, Default)]
+struct AnsweredBy(Arc<Mutex<Option<BackendKind>>>);
+
+impl AnsweredBy {
+    fn set(&self, backend: BackendKind) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(backend);
+    }
+
+    fn get(&self) -> Option<BackendKind> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Adds `extensions.searchBackend` to responses whose request searched.
+pub struct SearchBackendReport;
+
+impl ExtensionFactory for SearchBackendReport {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(BackendReport::default())
+    }
+}
+
+#[derive(Default)]
+struct BackendReport {
+    answered: AnsweredBy,
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for BackendReport {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        next.run(ctx, request.data(self.answered.clone())).await
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let mut response = next.run(ctx, operation_name).await;
+        if let Some(backend) = self.answered.get() {
+            response
+                .extensions
+                .insert(BACKEND_EXTENSION.to_owned(), Value::from(backend.as_str()));
+        }
+        response
     }
 }

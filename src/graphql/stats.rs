@@ -7,10 +7,12 @@ use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
 use chrono::Utc;
 
 use super::error::ApiError;
+use super::guard::tenant;
 use super::inputs::AuditEventFilter;
-use super::query::{parse_filter, tenant};
+use super::query::parse_filter;
 use super::scalars::DateTime;
 use super::Services;
+use crate::auth::Scope;
 use crate::domain::{self, FieldError, StatsRequest, TimeRange};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +137,7 @@ async fn event_stats(
     group_by: Vec<StatsGroupBy>,
     interval: StatsInterval,
 ) -> Result<EventStats, ApiError> {
-    let tenant = tenant(ctx)?;
+    let tenant = tenant(ctx, Scope::EventsRead)?;
     let request = StatsRequest::parse(
         parse_filter(filter)?,
         group_by.iter().copied().map(Into::into).collect(),
@@ -176,7 +178,7 @@ async fn processing_metrics(
     occurred_after: Option<DateTime>,
     occurred_before: Option<DateTime>,
 ) -> Result<ProcessingMetrics, ApiError> {
-    let tenant = tenant(ctx)?;
+    let tenant = tenant(ctx, Scope::EventsRead)?;
     let range = TimeRange::parse(
         occurred_after.map(|t| t.0),
         occurred_before.map(|t| t.0),

@@ -18,12 +18,14 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 
-use super::credentials::authenticate;
+use super::audit::{noted, AuditNote};
+use super::credentials::{authenticate, forbidden_unless, rate_limit};
 use super::{bad_input_response, error_response, AppState};
-use crate::auth::Principal;
+use crate::auth::{Principal, Scope};
 use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
 use crate::export::{self, ExportFormat};
 use crate::graphql::ApiError;
+use crate::ratelimit::RequestKind;
 
 pub(super) async fn export(
     State(state): State<AppState>,
@@ -34,6 +36,21 @@ pub(super) async fn export(
         Ok(principal) => principal,
         Err(response) => return response,
     };
+    let note = AuditNote::new("GET /export", Some(&principal));
+    if let Some(response) = forbidden_unless(&principal, Scope::EventsRead) {
+        return noted(response, note);
+    }
+    if let Err(response) = rate_limit(&state, &principal, RequestKind::Read).await {
+        return noted(response, note);
+    }
+    noted(stream_export(&state, principal, query).await, note)
+}
+
+async fn stream_export(
+    state: &AppState,
+    principal: Principal,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
     let request = match query {
         Ok(Query(params)) => ExportRequest::parse(params),
         Err(rejection) => Err(FieldError::new("query", rejection.body_text())),
@@ -42,12 +59,10 @@ pub(super) async fn export(
         Ok(request) => request,
         Err(e) => return bad_input_response(&e.field, &e.message),
     };
-    record_export(&state, &principal, &request);
-
     let format = request.format;
     let mut events = Box::pin(state.services.store.stream_events(
-        principal.tenant,
-        request.filter,
+        principal.tenant.clone(),
+        request.filter.clone(),
         request.order,
     ));
     // Wait for the first row (or the end) before answering, so a store that cannot answer gets
@@ -61,6 +76,8 @@ pub(super) async fn export(
         };
         return error_response(status, e.code(), &e.to_string());
     }
+    // Recorded once the export is really under way, not for one the store refused.
+    record_export(state, &principal, &request);
     let events = stream::iter(first).chain(events);
     let disposition = format!(
         "attachment; filename=\"traceledger-export.{}\"",
@@ -79,8 +96,15 @@ pub(super) async fn export(
 /// Records the export through the normal pipeline, in the background: a failure is logged and
 /// does not stop the export.
 fn record_export(state: &AppState, principal: &Principal, request: &ExportRequest) {
+    state.services.audit.admin_action(
+        principal,
+        "events.export",
+        None,
+        format!("export of tenant {}'s events", principal.tenant),
+        serde_json::json!({ "format": request.format.as_str() }),
+    );
     let draft = export::export_event(
-        principal.key_id,
+        &principal.credential,
         request.format,
         &request.filter,
         request.order,

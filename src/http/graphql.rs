@@ -1,4 +1,8 @@
-//! The `/graphql` handlers: credentials first, then the schema.
+//! The `/graphql` handlers: credentials, scope-free checks (content type, rate limits) first,
+//! then the schema. Resolvers check scopes themselves.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
@@ -6,9 +10,16 @@ use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::credentials::{authenticate, presented_key};
-use super::{error_response, AppState};
-use crate::graphql::request_data;
+use super::audit::{client_ip, noted, AuditNote};
+use super::credentials::{authenticate, presented_key, rate_limit};
+use super::{error_response, AppState, GRAPHQL_PATH};
+use crate::auth::{AuthError, Principal};
+use crate::graphql::{classify, request_data, SocketCharge};
+use crate::ratelimit::{whole_seconds, RequestKind};
+use crate::self_audit::{RequestNote, Transport};
+
+/// What a websocket's audit event names as its operation.
+const WEBSOCKET_OPERATION: &str = "websocket /graphql";
 
 pub(super) async fn execute(
     State(state): State<AppState>,
@@ -19,16 +30,57 @@ pub(super) async fn execute(
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    let request = match request {
+    let unread = AuditNote::new(format!("POST {GRAPHQL_PATH}"), Some(&principal));
+    if !is_json(&headers) {
+        let response = error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "BAD_USER_INPUT",
+            "send the GraphQL request as JSON, with \"Content-Type: application/json\"",
+        );
+        return noted(response, unread);
+    }
+    let mut request = match request {
         Ok(request) => request.into_inner(),
         Err(rejection) => {
             let message = format!("unreadable GraphQL request: {}", rejection.0);
-            return error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message);
+            let response = error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message);
+            return noted(response, unread);
         }
     };
-    let mut request = request;
+    let operation = classify(&request.query, request.operation_name.as_deref());
+    let mut note = AuditNote::new(operation.name, Some(&principal));
+    if let Err(response) = rate_limit(&state, &principal, operation.kind).await {
+        return noted(response, note);
+    }
     request.data = request_data(&state.services, principal);
-    GraphQLResponse::from(state.schema.execute(request).await).into_response()
+    let response = state.schema.execute(request).await;
+    note.error_codes = response
+        .errors
+        .iter()
+        .map(
+            |e| match e.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "INTERNAL".to_owned(),
+            },
+        )
+        .collect();
+    noted(GraphQLResponse::from(response).into_response(), note)
+}
+
+/// `application/json`, with or without parameters such as a charset.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// How a websocket's connection_init went, for its audit event.
+#[derive(Default)]
+struct SocketOutcome {
+    status: Option<u16>,
+    principal: Option<Principal>,
 }
 
 /// GET: a websocket upgrade runs subscriptions (graphql-transport-ws); anything else gets
@@ -49,24 +101,90 @@ pub(super) async fn playground_or_websocket(
         (Err(rejection), _) => return rejection.into_response(),
         (_, Err(status)) => return status.into_response(),
     };
+    let client_ip = client_ip(&parts.extensions);
     // Credentials may come with the upgrade request or, as browsers must, in connection_init.
     let header_key = presented_key(&parts.headers).map(str::to_owned);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
+            let started = Instant::now();
+            let outcome = Arc::new(Mutex::new(SocketOutcome::default()));
             let schema = state.schema.clone();
+            let init_state = state.clone();
+            let init_outcome = Arc::clone(&outcome);
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let key = connection_init_key(&payload).or(header_key);
-                    let principal = state
-                        .auth
-                        .verify(key.as_deref().unwrap_or_default())
-                        .await
-                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
-                    Ok(request_data(&state.services, principal))
+                    let admitted = admit(&init_state, key.as_deref().unwrap_or_default()).await;
+                    let mut outcome = init_outcome.lock().unwrap_or_else(|p| p.into_inner());
+                    match admitted {
+                        Ok((principal, data)) => {
+                            outcome.status = Some(StatusCode::SWITCHING_PROTOCOLS.as_u16());
+                            outcome.principal = Some(principal);
+                            Ok(data)
+                        }
+                        Err((status, message)) => {
+                            outcome.status = Some(status.as_u16());
+                            Err(async_graphql::Error::new(message))
+                        }
+                    }
                 })
                 .serve()
+                .await;
+            let outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|p| p.into_inner()));
+            state.services.audit.request(RequestNote {
+                transport: Transport::Websocket,
+                operation: WEBSOCKET_OPERATION.to_owned(),
+                // A socket closed before connection_init never authenticated.
+                status: outcome.status.unwrap_or(StatusCode::UNAUTHORIZED.as_u16()),
+                duration: started.elapsed(),
+                caller: outcome.principal.map(|p| (p.tenant, p.credential)),
+                error_codes: Vec::new(),
+                client_ip,
+            });
         })
+}
+
+/// Verifies a websocket's credentials, charges the connection to the caller's read budget and
+/// takes one of its socket slots (held in the connection's data until it closes).
+async fn admit(
+    state: &AppState,
+    key: &str,
+) -> Result<(Principal, async_graphql::Data), (StatusCode, String)> {
+    let principal = state.auth.verify(key).await.map_err(|e| match e {
+        // The client learns what it can act on; store details stay in the log.
+        AuthError::Store(store) => {
+            tracing::warn!(error = %store, "cannot verify websocket credentials");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "credentials cannot be verified right now".to_owned(),
+            )
+        }
+        other => (StatusCode::UNAUTHORIZED, other.to_string()),
+    })?;
+    if let Err(wait) = state.limiter.check(&principal, RequestKind::Read).await {
+        let seconds = whole_seconds(wait);
+        return Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("rate limit reached for this key; retry in {seconds} s"),
+        ));
+    }
+    let slot = state.sockets.acquire(&principal).ok_or_else(|| {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {} websocket connections per key at once",
+                state.sockets.max()
+            ),
+        )
+    })?;
+    let mut data = request_data(&state.services, principal.clone());
+    data.insert(slot);
+    data.insert(SocketCharge {
+        principal: principal.clone(),
+        limiter: Arc::clone(&state.limiter),
+    });
+    Ok((principal, data))
 }
 
 /// `{"apiKey": "<key>"}` or `{"Authorization": "Bearer <key>"}` in connection_init.

@@ -2,6 +2,7 @@
 //! subscriptions over GET), the live dashboard at `/dashboard`, `/export`, `/health`, `/ready`
 //! and `/metrics`.
 
+mod audit;
 mod credentials;
 mod export;
 mod graphql;
@@ -10,49 +11,97 @@ mod playground;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{middleware, Json, Router};
 use serde_json::json;
+use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::bus::Topology;
-use crate::graphql::{AppSchema, Services};
+use crate::graphql::AppSchema;
+use crate::ratelimit::{ConcurrencyCap, RateLimiter};
+use crate::services::Services;
 
 pub use playground::DASHBOARD_PATH;
 
 pub const GRAPHQL_PATH: &str = "/graphql";
-/// Room for a full `recordEvents` batch: 1000 events with their largest message and metadata.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// How long a browser may remember a CORS preflight's answer.
+const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
+    pub limiter: Arc<RateLimiter>,
+    /// Websocket connections each caller may hold open.
+    pub sockets: ConcurrencyCap,
     /// For the queue-depth gauges.
     pub amqp_url: String,
     pub topology: Topology,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// What the HTTP layer itself accepts.
+#[derive(Clone, Debug, Default)]
+pub struct HttpLimits {
+    pub max_body_bytes: usize,
+    /// Origins allowed to call from browser pages; empty: same-origin only.
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
+    let api = Router::new()
         .route(
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
+        .route("/export", get(export::export))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(middleware::map_response(coded_body_limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_requests,
+        ));
+    let router = Router::new()
+        .merge(api)
         .route(DASHBOARD_PATH, get(playground::dashboard))
         .route(playground::ASSETS_ROUTE, get(playground::asset))
-        .route("/export", get(export::export))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    if limits.cors_origins.is_empty() {
+        return router;
+    }
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(limits.cors_origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::HeaderName::from_static("x-api-key"),
+            ])
+            .expose_headers([header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+            .max_age(CORS_MAX_AGE),
+    )
+}
+
+/// The body limit answers 413 in plain text; clients get the API's coded error instead.
+async fn coded_body_limit(response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "BAD_USER_INPUT",
+        "the request body is larger than this server accepts",
+    )
 }
 
 /// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).

@@ -1,10 +1,14 @@
-//! API keys: stored by hash, each bound to a tenant.
+//! API keys: stored by hash, each bound to a tenant; listed and revoked by operators.
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+
+/// The columns of `ApiKeyRecord`, in its order.
+const KEY_COLUMNS: &str = "id, tenant, name, prefix, scopes, created_at, revoked_at, \
+                           write_rate_per_sec, read_rate_per_sec";
 
 /// A stored key, without its secret.
 #[derive(Clone, Debug, FromRow)]
@@ -16,6 +20,9 @@ pub struct ApiKeyRecord {
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Overrides of the default rate limits, in requests per second.
+    pub write_rate_per_sec: Option<i32>,
+    pub read_rate_per_sec: Option<i32>,
 }
 
 impl Store {
@@ -48,13 +55,70 @@ impl Store {
         &self,
         key_hash: &[u8],
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant, name, prefix, scopes, created_at, revoked_at FROM api_keys \
-             WHERE key_hash = $1 AND revoked_at IS NULL",
-        )
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ))
         .bind(key_hash)
         .fetch_optional(self.pool())
         .await?)
+    }
+
+    pub async fn api_key_by_id(&self, id: Uuid) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Every key, or those of `tenant`, revoked ones included, oldest first.
+    pub async fn list_api_keys(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE $1::text IS NULL OR tenant = $1 \
+             ORDER BY created_at, id"
+        ))
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Revokes the key `id` (of `tenant`, when given). Returns the key as it now is, or `None` if
+    /// there is no such key; revoking a revoked key keeps its first revocation time.
+    pub async fn revoke_api_key(
+        &self,
+        id: Uuid,
+        tenant: Option<&str>,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(sqlx::query_as(&format!(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) \
+             WHERE id = $1 AND ($2::text IS NULL OR tenant = $2) RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(tenant)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Sets or clears (`None`) a key's rate-limit overrides.
+    pub async fn set_api_key_rates(
+        &self,
+        id: Uuid,
+        write_rate_per_sec: Option<i32>,
+        read_rate_per_sec: Option<i32>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE api_keys SET write_rate_per_sec = $2, read_rate_per_sec = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(write_rate_per_sec)
+        .bind(read_rate_per_sec)
+        .execute(self.pool())
+        .await?;
+        Ok(updated.rows_affected() == 1)
     }
 
     pub async fn count_api_keys(&self) -> Result<i64, StoreError> {

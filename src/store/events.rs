@@ -14,14 +14,15 @@ use crate::domain::{
     Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
 };
 
-const COLUMNS: &str = "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
+pub(super) const COLUMNS: &str =
+    "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
     actor_id, actor_type, actor_name, actor_ip, target_id, target_type, target_name, message, \
     metadata, idempotency_key, request_id, trace_id";
 
 /// An event as one flat row: serialized into `jsonb_to_recordset` on the way in, read back
 /// with `FromRow` on the way out.
 #[derive(Serialize, FromRow)]
-struct EventRow {
+pub(super) struct EventRow {
     id: Uuid,
     tenant: String,
     occurred_at: DateTime<Utc>,
@@ -118,14 +119,15 @@ impl TryFrom<EventRow> for AuditEvent {
 impl Store {
     /// Inserts a batch in one statement and one transaction. Rows whose id or
     /// (tenant, idempotency key) is already stored are skipped, so a redelivered message never
-    /// makes a second row. Returns how many rows were new.
+    /// makes a second row. With the search backlog on, new rows are also queued for indexing.
+    /// Returns how many rows were new.
     pub async fn insert_events(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(0);
         }
         let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
         let rows = serde_json::to_value(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let sql = format!(
+        let insert = format!(
             "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM jsonb_to_recordset($1) AS x(
                 id uuid, tenant text, occurred_at timestamptz, received_at timestamptz,
                 action text, outcome text, severity smallint, service text,
@@ -134,6 +136,16 @@ impl Store {
                 metadata jsonb, idempotency_key text, request_id text, trace_id text)
              ON CONFLICT DO NOTHING"
         );
+        // The new rows are queued for the search index in the same statement, so an event is
+        // never stored without being queued (one row queued per row inserted).
+        let sql = if self.search_backlog {
+            format!(
+                "WITH inserted AS ({insert} RETURNING id) \
+                 INSERT INTO search_backlog (event_id) SELECT id FROM inserted"
+            )
+        } else {
+            insert
+        };
         let done = sqlx::query(&sql).bind(rows).execute(self.pool()).await?;
         Ok(done.rows_affected())
     }

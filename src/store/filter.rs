@@ -25,17 +25,10 @@ pub(super) fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &EventFilter) {
         }
         q.push(")");
     }
-    let lists = [
-        ("service", &f.services),
-        ("actor_id", &f.actor_ids),
-        ("actor_type", &f.actor_types),
-        ("target_id", &f.target_ids),
-        ("target_type", &f.target_types),
-    ];
-    for (column, values) in lists {
+    for (column, values) in f.exact_lists() {
         if !values.is_empty() {
             q.push(format!(" AND {column} = ANY("));
-            q.push_bind(values.clone());
+            q.push_bind(values.to_vec());
             q.push(")");
         }
     }
@@ -60,7 +53,7 @@ pub(super) fn push_filter(q: &mut QueryBuilder<'_, Postgres>, f: &EventFilter) {
 }
 
 /// Escapes LIKE's wildcards (`_` is common in action names) with the default escape, `\`.
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '\\' | '%' | '_') {

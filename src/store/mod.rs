@@ -1,10 +1,13 @@
 //! PostgreSQL, the source of truth: connecting (creating the database if needed), migrations,
-//! and the queries for events, statistics and API keys. Speaks domain types only.
+//! and the queries for events, full-text search, statistics and API keys. Speaks domain types
+//! only.
 
 mod api_keys;
 mod events;
 mod filter;
 mod outbox;
+mod retention;
+mod search;
 mod stats;
 
 use std::str::FromStr;
@@ -15,6 +18,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
 pub use outbox::OutboxEntry;
+pub use search::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,6 +84,8 @@ impl StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Whether inserted events are queued for the Elasticsearch indexer.
+    search_backlog: bool,
 }
 
 impl Store {
@@ -92,7 +98,10 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            search_backlog: false,
+        })
     }
 
     /// Applies the migrations in `migrations/` that this database has not seen.
@@ -104,6 +113,12 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Queues every event this store inserts for the search indexer (`search_backlog`).
+    pub fn with_search_backlog(mut self, on: bool) -> Self {
+        self.search_backlog = on;
+        self
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -29,7 +29,16 @@ async fn missing_or_unknown_keys_get_401() {
         )
         .await;
     assert_eq!(status, 401);
-    assert_eq!(app.stored_count(crate::helpers::TENANT).await, 0);
+    // A marker behind it: once the marker is stored, the refused call would have been too.
+    app.record(event("marker.after")).await;
+    app.wait_stored(crate::helpers::TENANT, 1).await;
+    let body = app
+        .gql("{ auditEvents { edges { node { action } } } }", json!({}))
+        .await;
+    assert_eq!(
+        body["data"]["auditEvents"]["edges"],
+        json!([{ "node": { "action": "marker.after" } }])
+    );
 }
 
 #[tokio::test]

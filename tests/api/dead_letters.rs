@@ -162,6 +162,7 @@ fn dlq(app: &TestApp, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .arg("dlq")
         .args(args)
+        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
         .env("TRACELEDGER_AMQP_URL", &app.config.amqp_url)
         .env("TRACELEDGER_EXCHANGE", &app.config.exchange)
         .env("TRACELEDGER_WORKER_QUEUE", &app.config.worker_queue)

@@ -43,6 +43,16 @@ impl TestApp {
 
     /// Like `spawn`, with the isolated configuration adjusted by `configure` first.
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(configure, true).await
+    }
+
+    /// The API alone, for tests that run the worker as a process of its own.
+    #[allow(dead_code)] // used by tests/chaos, which shares this file
+    pub async fn spawn_without_worker(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start(configure, false).await
+    }
+
+    async fn start(configure: impl FnOnce(&mut Config), with_worker: bool) -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let mut config = Config::from_env().expect("configuration");
         config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
@@ -52,13 +62,17 @@ impl TestApp {
         config.cache_prefix = format!("tl-test-{id}");
         config.batch_timeout_ms = 20;
         config.retry_delays_ms = vec![100, 200];
+        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
         configure(&mut config);
         let shutdown = CancellationToken::new();
         let app = App::build(config.clone(), shutdown.clone())
             .await
             .expect("the app starts against the local services");
         let store = app.store().clone();
-        app.spawn_worker();
+        if with_worker {
+            app.spawn_worker();
+            app.spawn_indexer().expect("the search indexer starts");
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         tokio::spawn(app.serve(listener));
@@ -140,6 +154,11 @@ impl TestApp {
         assert!(body.get("errors").is_none(), "{body}");
     }
 
+    /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.
+    pub async fn record_all(&self, inputs: &[Value]) {
+        self.record_many_as(&self.key, inputs).await
+    }
+
     pub async fn record(&self, input: Value) -> Value {
         self.record_as(&self.key, input).await
     }
@@ -163,6 +182,16 @@ impl TestApp {
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// The id of `tenant`'s key named `name` (`spawn` names its keys "test" and "admin").
+    pub async fn key_id(&self, tenant: &str, name: &str) -> Uuid {
+        sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = $2")
+            .bind(tenant)
+            .bind(name)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("the key exists")
     }
 
     pub async fn stored_count(&self, tenant: &str) -> i64 {

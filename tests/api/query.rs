@@ -30,13 +30,7 @@ async fn seed(app: &TestApp) -> Vec<Value> {
             "message": format!("event {i}"),
         }));
     }
-    let body = app
-        .gql(
-            "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
-            json!({ "inputs": inputs }),
-        )
-        .await;
-    assert!(body.get("errors").is_none(), "{body}");
+    app.record_all(&inputs).await;
     // Another tenant's look-alike events must never show up.
     app.record_as(&app.other_key, inputs[0].clone()).await;
     app.wait_stored(TENANT, 10).await;
@@ -267,4 +261,34 @@ async fn another_tenants_event_is_not_found_by_id() {
         .gql("{ auditEvents { edges { node { id } } } }", json!({}))
         .await;
     assert_eq!(list["data"]["auditEvents"]["edges"], json!([]));
+
+    // Filters naming exactly what their event holds find nothing either, nor does an export.
+    let filter =
+        json!({ "actions": ["secret.thing"], "services": ["billing"], "actorIds": ["alice"] });
+    let filtered = app
+        .gql(
+            "query($f: AuditEventFilter) { auditEvents(filter: $f) { edges { node { id } } } }",
+            json!({ "f": filter }),
+        )
+        .await;
+    assert_eq!(
+        filtered["data"]["auditEvents"]["edges"],
+        json!([]),
+        "{filtered}"
+    );
+    let stats = app
+        .gql(
+            "query($f: AuditEventFilter) { eventStats(filter: $f, groupBy: [ACTION], interval: DAY) { totalCount } }",
+            json!({ "f": filter }),
+        )
+        .await;
+    assert_eq!(stats["data"]["eventStats"]["totalCount"], 0, "{stats}");
+    let export = reqwest::Client::new()
+        .get(app.url("/export?actions=secret.thing"))
+        .bearer_auth(&app.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), 200);
+    assert_eq!(export.text().await.unwrap(), "");
 }

@@ -17,7 +17,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// The promise: a subscriber sees a matching event within a second of the answer.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(1);
 
-async fn connect(app: &TestApp, init: Value) -> Socket {
+pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
     let mut request = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .unwrap();
@@ -36,7 +36,7 @@ async fn connect(app: &TestApp, init: Value) -> Socket {
     socket
 }
 
-async fn send(socket: &mut Socket, message: Value) {
+pub(crate) async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -44,7 +44,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next protocol message, skipping pings; `None` if the socket closed or `wait` passed.
-async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())
@@ -66,7 +66,16 @@ async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
     }
 }
 
-async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
+/// Subscribes with `key` and waits until the server has registered the subscription.
+pub(crate) async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
+    let before = subscribers(app).await;
+    let socket = start_subscription(app, key, filter).await;
+    wait_subscribers(app, before + 1).await;
+    socket
+}
+
+/// Opens a socket with `key` and sends the subscription, without waiting for it to be taken.
+pub(crate) async fn start_subscription(app: &TestApp, key: &str, filter: Value) -> Socket {
     let mut socket = connect(app, json!({ "apiKey": key })).await;
     let ack = next(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(
@@ -86,9 +95,31 @@ async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
         }),
     )
     .await;
-    // Give the server a moment to register the subscription before events are recorded.
-    tokio::time::sleep(Duration::from_millis(200)).await;
     socket
+}
+
+/// The live subscriptions this instance serves, as operators see them on /ready.
+async fn subscribers(app: &TestApp) -> u64 {
+    let ready: Value = reqwest::get(app.url("/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["subscribers"].as_u64().expect("subscriber count")
+}
+
+/// Waits until the server has registered `count` subscriptions, so no event is recorded before
+/// a subscriber is listening.
+async fn wait_subscribers(app: &TestApp, count: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while subscribers(app).await < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription was never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -147,12 +178,16 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
 async fn a_websocket_with_a_bad_key_is_refused() {
     let app = TestApp::spawn().await;
     let mut socket = connect(&app, json!({ "apiKey": "tlk_unknown" })).await;
-    let answer = next(&mut socket, Duration::from_secs(5)).await;
-    assert_ne!(
-        answer.as_ref().map(|a| a["type"].clone()),
-        Some(json!("connection_ack")),
-        "{answer:?}"
-    );
+    let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("the server answers a bad key")
+        .expect("a message")
+        .expect("a readable message");
+    let Message::Close(Some(closed)) = message else {
+        panic!("the server answered a bad key with {message:?}");
+    };
+    assert_eq!(u16::from(closed.code), 1002, "{closed:?}");
+    assert!(closed.reason.contains("API key"), "{closed:?}");
 }
 
 #[tokio::test]

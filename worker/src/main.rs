@@ -1,4 +1,5 @@
-//! `traceledger-worker`: the worker on its own, to scale consumers apart from the API.
+//! `traceledger-worker`: the worker on its own, to scale consumers apart from the API, with the
+//! search indexer beside it when Elasticsearch is configured.
 //! The pipeline itself lives in the traceledger library, which `traceledger serve` also embeds.
 
 use anyhow::Context;

@@ -1,0 +1,28 @@
+//! Who may call what: every resolver names the scope it needs and gets the caller's principal
+//! (and so its tenant) only if the caller holds that scope.
+
+use std::sync::Arc;
+
+use async_graphql::Context;
+
+use super::error::ApiError;
+use crate::auth::{Principal, Scope};
+
+/// The caller, if it holds `scope`; FORBIDDEN naming the missing scope otherwise.
+pub(super) fn principal<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a Principal, ApiError> {
+    let principal = ctx
+        .data_opt::<Principal>()
+        .ok_or(ApiError::Unauthenticated)?;
+    if !principal.has(scope) {
+        return Err(ApiError::Forbidden(format!(
+            "this needs a key with the {} scope",
+            scope.as_str()
+        )));
+    }
+    Ok(principal)
+}
+
+/// The tenant every read or write of this request is scoped to, if the caller holds `scope`.
+pub(super) fn tenant(ctx: &Context<'_>, scope: Scope) -> Result<Arc<str>, ApiError> {
+    principal(ctx, scope).map(|p| Arc::from(p.tenant.as_str()))
+}

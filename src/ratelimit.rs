@@ -1,0 +1,217 @@
+//! Abuse protection per caller: request rates (GCRA in Redis, shared by every instance, with an
+//! in-process limiter taking over while Redis is down), and caps on the websocket connections
+//! and subscriptions one caller holds open on this instance.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota};
+
+use crate::auth::{Credential, Principal};
+use crate::cache::Cache;
+
+/// In-process limiters kept at most before the map starts afresh (a restart of the counts is
+/// the worst that happens).
+const MAX_LOCAL_BUCKETS: usize = 10_000;
+
+/// Which budget a request draws on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// Mutations.
+    Write,
+    /// Queries, subscriptions (per connection), exports.
+    Read,
+}
+
+impl RequestKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Write => "w",
+            RequestKind::Read => "r",
+        }
+    }
+}
+
+/// The deployment's default rates, in requests per second (the burst allowed is one second's).
+#[derive(Clone, Copy, Debug)]
+pub struct DefaultRates {
+    pub write_per_sec: u32,
+    pub read_per_sec: u32,
+}
+
+pub struct RateLimiter {
+    cache: Cache,
+    defaults: DefaultRates,
+    /// By bucket (kind and caller) and rate: a changed override starts a fresh limiter.
+    local: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
+}
+
+impl RateLimiter {
+    pub fn new(cache: Cache, defaults: DefaultRates) -> Self {
+        Self {
+            cache,
+            defaults,
+            local: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request of `kind` from the caller's budget: `Ok` to go ahead, or how long to
+    /// wait.
+    pub async fn check(&self, principal: &Principal, kind: RequestKind) -> Result<(), Duration> {
+        let rate = match kind {
+            RequestKind::Write => principal.rates.write_per_sec,
+            RequestKind::Read => principal.rates.read_per_sec,
+        }
+        .unwrap_or(match kind {
+            RequestKind::Write => self.defaults.write_per_sec,
+            RequestKind::Read => self.defaults.read_per_sec,
+        })
+        .max(1);
+        let bucket = format!("{}:{}", kind.as_str(), caller_id(principal));
+        let interval = Duration::from_secs(1) / rate;
+        match self.cache.take_rate_token(&bucket, interval, rate).await {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(e) => {
+                tracing::debug!(error = %e, "rate limits fall back to this instance");
+                self.check_locally(bucket, rate)
+            }
+        }
+    }
+
+    fn check_locally(&self, bucket: String, rate: u32) -> Result<(), Duration> {
+        let limiter = {
+            let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+            if local.len() >= MAX_LOCAL_BUCKETS {
+                local.clear();
+            }
+            let per_sec = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+            Arc::clone(local.entry((bucket, rate)).or_insert_with(|| {
+                Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(per_sec)))
+            }))
+        };
+        limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// A wait as `Retry-After` counts it: whole seconds, rounded up, never 0.
+pub fn whole_seconds(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// One caller's identity for limits: its tenant and key id or token subject, unambiguous
+/// whatever either holds.
+fn caller_id(principal: &Principal) -> String {
+    let (kind, id) = match &principal.credential {
+        Credential::ApiKey(id) => ("k", id.to_string()),
+        Credential::Token { subject } => ("t", subject.clone()),
+    };
+    format!(
+        "{}:{}:{kind}:{id}",
+        principal.tenant.len(),
+        principal.tenant
+    )
+}
+
+/// Caps how many of something (websocket connections, subscriptions) each caller holds at once.
+#[derive(Clone)]
+pub struct ConcurrencyCap {
+    max: u32,
+    held: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+/// One held slot; released when dropped.
+pub struct Slot {
+    caller: String,
+    held: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl ConcurrencyCap {
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            held: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A slot for the caller, or `None` if it already holds the maximum.
+    pub fn acquire(&self, principal: &Principal) -> Option<Slot> {
+        let caller = caller_id(principal);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let count = held.entry(caller.clone()).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            caller,
+            held: Arc::clone(&self.held),
+        })
+    }
+
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = held.get_mut(&self.caller) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.caller);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::RateOverrides;
+
+    fn caller(tenant: &str, subject: &str) -> Principal {
+        Principal {
+            tenant: tenant.into(),
+            credential: Credential::Token {
+                subject: subject.into(),
+            },
+            scopes: vec![],
+            rates: RateOverrides::default(),
+        }
+    }
+
+    #[test]
+    fn a_cap_counts_per_caller_and_frees_dropped_slots() {
+        let cap = ConcurrencyCap::new(2);
+        let alice = caller("acme", "alice");
+        let first = cap.acquire(&alice).unwrap();
+        let _second = cap.acquire(&alice).unwrap();
+        assert!(cap.acquire(&alice).is_none());
+        assert!(cap.acquire(&caller("acme", "bob")).is_some());
+        drop(first);
+        assert!(cap.acquire(&alice).is_some());
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(5)), 1);
+        assert_eq!(whole_seconds(Duration::from_secs(2)), 2);
+        assert_eq!(whole_seconds(Duration::from_millis(2001)), 3);
+    }
+
+    #[test]
+    fn caller_ids_are_unambiguous() {
+        assert_ne!(
+            caller_id(&caller("a:1", "b")),
+            caller_id(&caller("a", "1:b"))
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Keeping Elasticsearch in step with PostgreSQL. The worker's batch insert queues every new
+//! event in `search_backlog` in the same transaction; this task sends the backlog to
+//! Elasticsearch with one `_bulk` per batch and deletes rows only once Elasticsearch has taken
+//! them. While Elasticsearch is down it backs off and retries, so it catches up when it returns.
+//! [`reindex`] rebuilds the index from PostgreSQL (`traceledger reindex`).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{ElasticSearch, SearchError};
+use crate::config::Config;
+use crate::store::Store;
+
+const RETRY_FIRST_DELAY: Duration = Duration::from_millis(200);
+const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct IndexerSettings {
+    pub batch_size: usize,
+    pub poll_interval: Duration,
+}
+
+impl IndexerSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            batch_size: config.index_batch_size.max(1),
+            poll_interval: config.index_poll_interval(),
+        }
+    }
+}
+
+/// Starts the indexer when the configuration names an Elasticsearch; `store` must queue its
+/// inserts ([`Store::with_search_backlog`]).
+pub fn spawn_from_config(
+    config: &Config,
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<Option<JoinHandle<()>>, SearchError> {
+    let settings = IndexerSettings::from_config(config);
+    Ok(ElasticSearch::from_config(config)?
+        .map(|elastic| tokio::spawn(run(settings, store, elastic, shutdown))))
+}
+
+/// Drains the backlog until `shutdown`.
+pub async fn run(
+    settings: IndexerSettings,
+    store: Store,
+    elastic: ElasticSearch,
+    shutdown: CancellationToken,
+) {
+    let mut template_ready = false;
+    let mut delay = RETRY_FIRST_DELAY;
+    while !shutdown.is_cancelled() {
+        let round = async {
+            if !template_ready {
+                elastic.ensure_template().await?;
+                template_ready = true;
+            }
+            drain_batch(&store, &elastic, settings.batch_size).await
+        };
+        let wait = match round.await {
+            // A full batch: there may be more waiting right now.
+            Ok(sent) if sent >= settings.batch_size => Duration::ZERO,
+            Ok(_) => settings.poll_interval,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "search indexing failed; will retry");
+                // A cluster that comes back may have lost the template (a rebuilt cluster).
+                template_ready = false;
+                let wait = delay;
+                delay = (delay * 2).min(RETRY_MAX_DELAY);
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+        };
+        delay = RETRY_FIRST_DELAY;
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Sends the oldest backlog batch; returns how many events it held. Events Elasticsearch
+/// refused for good are logged and dropped from the backlog (PostgreSQL search still finds
+/// them); events refused for now stay queued and make the round an error, so it backs off.
+async fn drain_batch(
+    store: &Store,
+    elastic: &ElasticSearch,
+    batch_size: usize,
+) -> Result<usize, SearchError> {
+    let limit = i64::try_from(batch_size).unwrap_or(i64::MAX);
+    let events = store.search_backlog(limit).await?;
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let outcome = elastic.index(&events).await?;
+    let done: Vec<_> = outcome
+        .indexed
+        .iter()
+        .chain(&outcome.rejected)
+        .copied()
+        .collect();
+    store.clear_search_backlog(&done).await?;
+    if !outcome.retry.is_empty() {
+        return Err(SearchError::Elastic(format!(
+            "{} events were not taken; retrying",
+            outcome.retry.len()
+        )));
+    }
+    Ok(events.len())
+}
+
+/// Sends every event that occurred since `since` (all when None) to Elasticsearch again, in
+/// batches, calling `progress` with each batch's size. Idempotent: document id = event id.
+pub async fn reindex(
+    store: &Store,
+    elastic: &ElasticSearch,
+    since: Option<DateTime<Utc>>,
+    batch_size: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, SearchError> {
+    elastic.ensure_template().await?;
+    let limit = i64::try_from(batch_size.max(1)).unwrap_or(i64::MAX);
+    let mut after = None;
+    let mut total = 0;
+    loop {
+        let events = store.events_in_id_order(since, after, limit).await?;
+        let Some(last) = events.last() else {
+            return Ok(total);
+        };
+        after = Some(last.id);
+        let outcome = elastic.index(&events).await?;
+        if !outcome.retry.is_empty() || !outcome.rejected.is_empty() {
+            return Err(SearchError::Elastic(format!(
+                "{} events were refused, {} for now; run reindex again",
+                outcome.rejected.len() + outcome.retry.len(),
+                outcome.retry.len()
+            )));
+        }
+        let sent = events.len() as u64;
+        total += sent;
+        progress(sent);
+    }
+}

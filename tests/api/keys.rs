@@ -1,0 +1,178 @@
+//! Key management: admins list, create and revoke their own tenant's keys over GraphQL, operators
+//! do it across tenants with `traceledger keys`; a revoked key stops working within seconds.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{event, TestApp, OTHER_TENANT, TENANT};
+
+/// The key cache's lifetime (5 s) and some room: a revoked key must fail by then.
+const REVOCATION_DEADLINE: Duration = Duration::from_secs(8);
+
+const CREATE: &str = "mutation($n: String!, $s: [KeyScope!]) { createApiKey(name: $n, scopes: $s) { secret key { id tenant name prefix scopes revokedAt } } }";
+const REVOKE: &str = "mutation($id: ID!) { revokeApiKey(id: $id) { id revokedAt } }";
+const READ: &str = "{ auditEvents { edges { cursor } } }";
+
+/// Waits until `key` is refused, failing after the deadline.
+async fn wait_refused(app: &TestApp, key: &str) {
+    let deadline = tokio::time::Instant::now() + REVOCATION_DEADLINE;
+    loop {
+        let (status, body) = app.post(Some(key), READ, json!({})).await;
+        if status == 401 {
+            assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked key still works: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_admin_creates_lists_and_revokes_its_tenants_keys() {
+    let app = TestApp::spawn().await;
+    let body = app
+        .gql_as(
+            &app.admin_key,
+            CREATE,
+            json!({ "n": "ci-pipeline", "s": ["EVENTS_WRITE"] }),
+        )
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let created = &body["data"]["createApiKey"];
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(
+        secret.starts_with("tlk_") && secret.len() == 4 + 64,
+        "{secret}"
+    );
+    assert!(secret.starts_with(created["key"]["prefix"].as_str().unwrap()));
+    assert_eq!(created["key"]["tenant"], TENANT);
+    assert_eq!(created["key"]["scopes"], json!(["events:write"]));
+    let id = created["key"]["id"].clone();
+
+    // It works, and it is listed, without its secret.
+    app.record_as(&secret, event("by.new.key")).await;
+    let body = app
+        .gql_as(&app.admin_key, "{ apiKeys { id name tenant } }", json!({}))
+        .await;
+    let keys = body["data"]["apiKeys"].as_array().unwrap();
+    assert_eq!(
+        keys.len(),
+        3,
+        "the test's two keys of {TENANT} and the new one: {body}"
+    );
+    assert!(keys.iter().all(|k| k["tenant"] == TENANT), "{body}");
+    assert!(keys
+        .iter()
+        .any(|k| k["id"] == id && k["name"] == "ci-pipeline"));
+    assert!(!body.to_string().contains(&secret));
+
+    let body = app
+        .gql_as(&app.admin_key, REVOKE, json!({ "id": id }))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(
+        body["data"]["revokeApiKey"]["revokedAt"].is_string(),
+        "{body}"
+    );
+    wait_refused(&app, &secret).await;
+
+    // Revoked keys are listed only on request.
+    let body = app
+        .gql_as(&app.admin_key, "{ apiKeys { id } }", json!({}))
+        .await;
+    assert_eq!(body["data"]["apiKeys"].as_array().unwrap().len(), 2);
+    let body = app
+        .gql_as(
+            &app.admin_key,
+            "{ apiKeys(includeRevoked: true) { id revokedAt } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["apiKeys"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_key_in_use_stops_working_within_seconds_of_revocation() {
+    let app = TestApp::spawn().await;
+    // In use: verified and cached.
+    let (status, _) = app.post(Some(&app.key), READ, json!({})).await;
+    assert_eq!(status, 200);
+    let id = app.key_id(TENANT, "test").await;
+    let body = app
+        .gql_as(&app.admin_key, REVOKE, json!({ "id": id.to_string() }))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    wait_refused(&app, &app.key).await;
+}
+
+#[tokio::test]
+async fn an_admin_cannot_see_or_revoke_another_tenants_keys() {
+    let app = TestApp::spawn().await;
+    let theirs = app.key_id(OTHER_TENANT, "test").await;
+    let body = app
+        .gql_as(&app.admin_key, REVOKE, json!({ "id": theirs.to_string() }))
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{body}"
+    );
+    let body = app
+        .gql_as(&app.admin_key, "{ apiKeys { tenant } }", json!({}))
+        .await;
+    assert!(!body.to_string().contains(OTHER_TENANT), "{body}");
+    // Their key still works.
+    let (status, _) = app.post(Some(&app.other_key), READ, json!({})).await;
+    assert_eq!(status, 200);
+
+    for (variables, field) in [
+        (json!({ "n": "", "s": null }), "name"),
+        (json!({ "n": "x", "s": [] }), "scopes"),
+    ] {
+        let body = app.gql_as(&app.admin_key, CREATE, variables).await;
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    let body = app
+        .gql_as(&app.admin_key, REVOKE, json!({ "id": "nope" }))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "id", "{body}");
+}
+
+fn cli(app: &TestApp, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .args(args)
+        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
+        .output()
+        .expect("run traceledger");
+    assert!(output.status.success(), "{args:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn operators_list_and_revoke_keys_of_any_tenant_with_the_cli() {
+    let app = TestApp::spawn().await;
+    let listing = cli(&app, &["keys", "list"]);
+    assert!(
+        listing.contains(TENANT) && listing.contains(OTHER_TENANT),
+        "{listing}"
+    );
+    let only_theirs = cli(&app, &["keys", "list", "--tenant", OTHER_TENANT]);
+    assert!(
+        !only_theirs.contains(&format!(" {TENANT} ")),
+        "{only_theirs}"
+    );
+    let id = only_theirs
+        .lines()
+        .find_map(|line| line.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let revoked = cli(&app, &["keys", "revoke", "--id", &id]);
+    assert!(revoked.contains("revoked"), "{revoked}");
+    wait_refused(&app, &app.other_key).await;
+    let listing = cli(&app, &["keys", "list", "--tenant", OTHER_TENANT]);
+    assert!(listing.contains("revoked"), "{listing}");
+}

@@ -1,0 +1,215 @@
+//! The service audits itself in tenant `_traceledger`: API requests over HTTP and websocket (with
+//! operation, status, duration, caller and client IP) and admin actions. Operators read it with
+//! a key of that tenant; nobody writes to it through the API.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use traceledger::auth::{create_scoped_api_key, Scope};
+use traceledger::self_audit::SYSTEM_TENANT;
+
+use crate::helpers::{event, TestApp, TENANT};
+use crate::subscription::subscribe;
+
+/// How long the background trail may take to record a request.
+const TRAIL_WAIT: Duration = Duration::from_secs(15);
+
+async fn operator_key(app: &TestApp) -> String {
+    create_scoped_api_key(&app.store, SYSTEM_TENANT, "operator", &[Scope::EventsRead])
+        .await
+        .unwrap()
+        .secret
+}
+
+/// The system tenant's events with `action`, read through the API as an operator, once at
+/// least `count` are there.
+async fn trail(app: &TestApp, operator: &str, filter: Value, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + TRAIL_WAIT;
+    loop {
+        let body = app
+            .gql_as(
+                operator,
+                "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 100) { edges { node { action outcome tenant actor { id type ip } target { id type } metadata } } } }",
+                json!({ "f": filter }),
+            )
+            .await;
+        assert!(body.get("errors").is_none(), "{body}");
+        let events: Vec<Value> = body["data"]["auditEvents"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect();
+        if events.len() >= count {
+            return events;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {count} self-audit events: {events:?}",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_api_request_is_recorded_in_the_system_tenant() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    app.record(event("user.login")).await;
+    let (status, _) = app
+        .post(
+            Some("tlk_unknown"),
+            "{ auditEvents { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let key_id = app.key_id(TENANT, "test").await;
+
+    let events = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "targetIds": ["recordEvent"] }),
+        1,
+    )
+    .await;
+    let recorded = &events[0];
+    assert_eq!(recorded["tenant"], SYSTEM_TENANT);
+    assert_eq!(recorded["outcome"], "SUCCESS");
+    assert_eq!(
+        recorded["actor"],
+        json!({ "id": key_id.to_string(), "type": "api_key", "ip": "127.0.0.1" })
+    );
+    let metadata = &recorded["metadata"];
+    assert_eq!(metadata["status"], 200);
+    assert_eq!(metadata["transport"], "http");
+    assert_eq!(metadata["tenant"], TENANT);
+    assert!(metadata["durationMs"].is_u64(), "{metadata}");
+
+    let refused = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "actorIds": ["anonymous"] }),
+        1,
+    )
+    .await;
+    assert_eq!(refused[0]["outcome"], "FAILURE");
+    assert_eq!(refused[0]["metadata"]["status"], 401);
+
+    // A GraphQL error answered with HTTP 200 is still a failure, with its code.
+    let body = app
+        .gql_as(
+            &app.admin_key,
+            "{ auditEvents { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let admin_id = app.key_id(TENANT, "admin").await;
+    let forbidden = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "actorIds": [admin_id.to_string()] }),
+        1,
+    )
+    .await;
+    assert_eq!(forbidden[0]["outcome"], "FAILURE");
+    assert_eq!(forbidden[0]["metadata"]["status"], 200);
+    assert_eq!(forbidden[0]["metadata"]["errors"], json!(["FORBIDDEN"]));
+
+    // The caller's own tenant holds only its event, none of the trail.
+    app.wait_stored(TENANT, 1).await;
+}
+
+#[tokio::test]
+async fn a_websocket_connection_is_recorded_when_it_closes() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    let socket = subscribe(&app, &app.key, json!({})).await;
+    drop(socket);
+    let events = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "targetIds": ["websocket /graphql"] }),
+        1,
+    )
+    .await;
+    assert_eq!(events[0]["metadata"]["transport"], "websocket");
+    assert_eq!(events[0]["metadata"]["tenant"], TENANT);
+    assert_eq!(events[0]["actor"]["type"], "api_key");
+}
+
+#[tokio::test]
+async fn admin_actions_are_recorded() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    let body = app
+        .gql_as(
+            &app.admin_key,
+            "mutation { createApiKey(name: \"temp\") { key { id } } }",
+            json!({}),
+        )
+        .await;
+    let id = body["data"]["createApiKey"]["key"]["id"].clone();
+    app.gql_as(
+        &app.admin_key,
+        "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.gql_as(&app.admin_key, "mutation { purgeDeadLetters }", json!({}))
+        .await;
+    let events = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api_key.*", "dead_letters.*"] }),
+        3,
+    )
+    .await;
+    let mut actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        ["api_key.create", "api_key.revoke", "dead_letters.purge"]
+    );
+    let admin_id = app.key_id(TENANT, "admin").await;
+    for e in &events {
+        assert_eq!(e["actor"]["id"], admin_id.to_string(), "{e}");
+        assert_eq!(e["metadata"]["tenant"], TENANT, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn nobody_writes_to_the_system_tenant_through_the_api() {
+    let app = TestApp::spawn().await;
+    let forger = create_scoped_api_key(&app.store, SYSTEM_TENANT, "forger", &Scope::ALL)
+        .await
+        .unwrap()
+        .secret;
+    let body = app
+        .gql_as(
+            &forger,
+            "mutation($i: RecordEventInput!) { recordEvent(input: $i) { id } }",
+            json!({ "i": event("api.request") }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    // Only the trail's own events arrive there: none of them is the forged one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let forged: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE tenant = $1 AND service = 'billing'",
+    )
+    .bind(SYSTEM_TENANT)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(forged, 0);
+}

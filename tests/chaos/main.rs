@@ -1,0 +1,344 @@
+//! Count-exact loss tests: events are recorded while RabbitMQ, Redis, the worker or PostgreSQL
+//! is stopped, killed or restarted, and afterwards exactly the accepted events are stored, each
+//! once. Every test brings private instances of what it disturbs (see `services`), so nothing
+//! else on the machine notices; the tests run one at a time.
+
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod services;
+
+use std::collections::HashSet;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use helpers::{event, TestApp, TENANT};
+use services::{PrivatePostgres, PrivateRabbit, PrivateRedis};
+
+/// One disturbance at a time: they are heavy, and timing matters to what they exercise.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+/// How long a test waits for everything accepted to be stored after the disturbance.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// What a producer does: record, and on UNAVAILABLE wait and try again (it was not accepted).
+/// Returns the accepted ids and how many calls were refused along the way.
+async fn record_all(app: &TestApp, count: usize, prefix: &str) -> (Vec<String>, usize) {
+    let mut accepted = Vec::with_capacity(count);
+    let mut refused = 0;
+    for i in 0..count {
+        loop {
+            let (status, body) = app
+                .post(
+                    Some(&app.key),
+                    "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }",
+                    json!({ "input": event(&format!("{prefix}.event_{i}")) }),
+                )
+                .await;
+            let code = body["errors"][0]["extensions"]["code"].clone();
+            if status == 200 && body["errors"].is_null() {
+                assert_eq!(body["data"]["recordEvent"]["status"], "ACCEPTED", "{body}");
+                accepted.push(
+                    body["data"]["recordEvent"]["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+                break;
+            }
+            assert!(
+                code == "UNAVAILABLE" || status == 503,
+                "only UNAVAILABLE may refuse an event: {status} {body}"
+            );
+            refused += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (accepted, refused)
+}
+
+/// The value of a counter on /metrics (0 before it is first counted).
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until exactly the accepted events are stored, then checks none is there twice.
+async fn assert_exactly_stored(app: &TestApp, accepted: &[String]) {
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    loop {
+        let stored = app.stored_count(TENANT).await;
+        assert!(
+            stored <= accepted.len() as i64,
+            "{stored} stored, only {} accepted",
+            accepted.len()
+        );
+        if stored == accepted.len() as i64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {stored} of {} accepted events stored",
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id::text FROM audit_events WHERE tenant = $1")
+            .bind(TENANT)
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+    let stored: HashSet<&String> = ids.iter().collect();
+    assert_eq!(stored.len(), ids.len(), "an event is stored twice");
+    let expected: HashSet<&String> = accepted.iter().collect();
+    assert_eq!(expected.len(), accepted.len(), "an id was handed out twice");
+    assert_eq!(
+        stored, expected,
+        "stored events differ from the accepted ones"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
+    let _serial = SERIAL.lock().await;
+    let rabbit = PrivateRabbit::start();
+    let url = rabbit.url();
+    let app = TestApp::spawn_with(|config| {
+        config.amqp_url = url;
+        config.publish_timeout_ms = 2000;
+        config.outbox_poll_ms = 200;
+    })
+    .await;
+    let sender = record_all(&app, 300, "broker");
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tokio::task::block_in_place(|| rabbit.stop_app());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::task::block_in_place(|| rabbit.start_app());
+    };
+    let parked_before = metric(&app, "traceledger_outbox_parked_total").await;
+    let ((accepted, refused), ()) = tokio::join!(sender, outage);
+    assert_eq!(
+        refused, 0,
+        "the outbox takes events while the broker is down"
+    );
+    assert!(
+        metric(&app, "traceledger_outbox_parked_total").await > parked_before,
+        "no event went through the outbox: the outage was not exercised"
+    );
+    assert_exactly_stored(&app, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_redis_is_killed_and_restarted() {
+    let _serial = SERIAL.lock().await;
+    let mut redis = PrivateRedis::start();
+    let url = redis.url();
+    let app = TestApp::spawn_with(|config| config.redis_url = url).await;
+    let sender = record_all(&app, 300, "cache");
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tokio::task::block_in_place(|| redis.kill());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::task::block_in_place(|| redis.restart());
+    };
+    let ((accepted, refused), ()) = tokio::join!(sender, outage);
+    assert_eq!(refused, 0, "recording does not need Redis");
+    assert_exactly_stored(&app, &accepted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_postgres_restarts() {
+    let _serial = SERIAL.lock().await;
+    let postgres = PrivatePostgres::start();
+    let url = postgres.url("traceledger_chaos");
+    let app = TestApp::spawn_with(|config| config.database_url = url).await;
+    let sender = record_all(&app, 300, "database");
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        tokio::task::block_in_place(|| postgres.restart_after(Duration::from_secs(3)));
+    };
+    let ((accepted, _refused), ()) = tokio::join!(sender, outage);
+    assert_exactly_stored(&app, &accepted).await;
+}
+
+/// `traceledger worker` for this app, as a process of its own.
+fn worker_process(app: &TestApp) -> Child {
+    let c = &app.config;
+    Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("worker")
+        .env("TRACELEDGER_DATABASE_URL", &c.database_url)
+        .env("TRACELEDGER_AMQP_URL", &c.amqp_url)
+        .env("TRACELEDGER_EXCHANGE", &c.exchange)
+        .env("TRACELEDGER_WORKER_QUEUE", &c.worker_queue)
+        .env("TRACELEDGER_DEAD_LETTER_QUEUE", &c.dead_letter_queue)
+        .env(
+            "TRACELEDGER_RETRY_DELAYS_MS",
+            c.retry_delays_ms
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+        .env("TRACELEDGER_BATCH_SIZE", "20")
+        .env("TRACELEDGER_BATCH_TIMEOUT_MS", "50")
+        .env("RUST_LOG", "warn,sqlx::query=error")
+        .spawn()
+        .expect("start the worker")
+}
+
+/// Slows every insert down, so that a signal lands inside a batch's transaction.
+async fn slow_inserts(app: &TestApp) {
+    for statement in [
+        "CREATE FUNCTION test_slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER test_slow BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION test_slow()",
+    ] {
+        sqlx::query(statement).execute(app.store.pool()).await.expect("test trigger");
+    }
+}
+
+/// Records `calls` calls of 50 events with `recordEvents`: one broker message each.
+async fn record_batches(app: &TestApp, calls: usize, prefix: &str) -> Vec<String> {
+    let mut accepted = Vec::new();
+    for call in 0..calls {
+        let inputs: Vec<Value> = (0..50)
+            .map(|i| event(&format!("{prefix}.c{call}_e{i}")))
+            .collect();
+        let body = app
+            .gql(
+                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+                json!({ "inputs": inputs }),
+            )
+            .await;
+        accepted.extend(
+            body["data"]["recordEvents"]
+                .as_array()
+                .expect("receipts")
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    accepted
+}
+
+/// Waits until the worker has committed its first batch.
+async fn wait_first_commit(app: &TestApp) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while app.stored_count(TENANT).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the worker stored nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the worker's batch INSERT is running in the database, and returns how many
+/// events were stored before it.
+async fn wait_insert_in_flight(app: &TestApp) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE 'INSERT INTO audit_events%'",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+        if running > 0 {
+            return app.stored_count(TENANT).await;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no batch was ever in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_lost_when_the_worker_is_killed_mid_batch() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    slow_inserts(&app).await;
+    // 40 broker messages, committed 20 messages (1000 rows) at a time.
+    let accepted = record_batches(&app, 40, "killed").await;
+
+    let mut worker = worker_process(&app);
+    wait_first_commit(&app).await;
+    let stored_before = wait_insert_in_flight(&app).await;
+    worker.kill().expect("SIGKILL the worker");
+    worker.wait().expect("reap the worker");
+    // The batch it was writing is rolled back, not half stored.
+    assert_eq!(
+        app.stored_count(TENANT).await,
+        stored_before,
+        "a batch survived its worker in part"
+    );
+    assert!(
+        stored_before < accepted.len() as i64,
+        "the worker finished before it was killed"
+    );
+
+    let mut worker = worker_process(&app);
+    assert_exactly_stored(&app, &accepted).await;
+    worker.kill().expect("stop the worker");
+    let _ = worker.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
+    let _serial = SERIAL.lock().await;
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    slow_inserts(&app).await;
+    let accepted = record_batches(&app, 80, "term").await;
+    let mut worker = worker_process(&app);
+    wait_first_commit(&app).await;
+    let stored_before = wait_insert_in_flight(&app).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(status.success());
+    let exited = tokio::task::block_in_place(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = worker.try_wait().expect("worker status") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let exited = exited.expect("the worker exits promptly on SIGTERM");
+    assert!(exited.success(), "a clean exit: {exited:?}");
+    // The batch in flight was committed, not abandoned, and the worker took no more after it.
+    let stored_at_exit = app.stored_count(TENANT).await;
+    assert!(
+        stored_at_exit > stored_before,
+        "the batch in flight was dropped"
+    );
+    assert!(
+        stored_at_exit < accepted.len() as i64,
+        "the worker went on consuming after SIGTERM"
+    );
+
+    // What it had not taken is still queued; a new worker stores the rest, nothing twice.
+    let mut worker = worker_process(&app);
+    assert_exactly_stored(&app, &accepted).await;
+    worker.kill().expect("stop the worker");
+    let _ = worker.wait();
+}
