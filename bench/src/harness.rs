@@ -25,12 +25,12 @@ const BENCH_POOL_SIZE: u32 = 4;
 /// How often the benchmark looks whether the worker has committed everything.
 const COMMIT_POLL: Duration = Duration::from_millis(50);
 
-/// One run's isolated resources: `tl_bench_<run>` database, `tl.bench.<run>.*` exchange and
-/// queues, `tl-bench-<run>` cache prefix. The run id lets two runs (a developer's and CI's) share
-/// the local services without meeting.
 /// A per-key limit high enough never to bind in a benchmark.
 const UNLIMITED: u32 = 1_000_000;
 
+/// One run's isolated resources: `tl_bench_<run>` database, `tl.bench.<run>.*` exchange and
+/// queues, `tl-bench-<run>` cache prefix. The run id lets two runs (a developer's and CI's) share
+/// the local services without meeting.
 pub struct BenchEnv {
     pub config: Config,
     pub store: Store,

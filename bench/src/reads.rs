@@ -81,11 +81,14 @@ pub async fn run(
     for id in &warm {
         one_event(&client, *id).await?;
     }
+    let light = (sizes.read_requests, sizes.read_clients);
+    // Search and statistics read thousands of rows a request: fewer of them, fewer at once.
+    let heavy = (sizes.heavy_read_requests, sizes.heavy_read_clients);
     let mut results = Vec::new();
     results.push(
         measure(
             "auditEvents(first: 50)",
-            sizes,
+            light,
             api,
             &client,
             |client, _| async move { page(&client, Value::Null).await },
@@ -96,7 +99,7 @@ pub async fn run(
     results.push(
         measure(
             "auditEvents(first: 50) filtered",
-            sizes,
+            light,
             api,
             &client,
             move |client, i| async move { page(&client, filter(i, now)).await },
@@ -107,7 +110,7 @@ pub async fn run(
     results.push(
         measure(
             "auditEvent(id) warm",
-            sizes,
+            light,
             api,
             &client,
             move |client, i| {
@@ -121,7 +124,7 @@ pub async fn run(
     results.push(
         measure(
             "auditEvent(id) cold",
-            sizes,
+            light,
             api,
             &client,
             move |client, i| {
@@ -135,7 +138,7 @@ pub async fn run(
     results.push(
         measure(
             "search (PostgreSQL)",
-            sizes,
+            heavy,
             api,
             &client,
             |client, i| async move { search(&client, i).await },
@@ -145,7 +148,7 @@ pub async fn run(
     results.push(
         measure(
             "eventStats(HOUR, by SERVICE), one day",
-            sizes,
+            heavy,
             api,
             &client,
             move |client, i| async move { stats(&client, i, now).await },
@@ -318,10 +321,10 @@ async fn one_event(client: &Client, id: Uuid) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `request(client, i)` for i in 0..read_requests from `read_clients` concurrent clients.
+/// Runs `request(client, i)` for i in 0..requests from `clients` concurrent clients.
 async fn measure<F, Fut>(
     name: &'static str,
-    sizes: &Sizes,
+    (requests, clients): (usize, usize),
     api: &ApiProcess,
     client: &Client,
     request: F,
@@ -330,12 +333,11 @@ where
     F: Fn(Client, usize) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    let requests = sizes.read_requests;
     let bar = progress(name, requests);
     let cpu_before = CpuSample::take(api.pid());
     let started = Instant::now();
     let (client, progress_bar) = (client.clone(), bar.clone());
-    let latency = drive(sizes.read_clients, requests, move |i| {
+    let latency = drive(clients, requests, move |i| {
         let (client, bar, request) = (client.clone(), progress_bar.clone(), request.clone());
         async move {
             let sent = Instant::now();
@@ -351,7 +353,7 @@ where
     Ok(ReadResult {
         name,
         requests,
-        clients: sizes.read_clients,
+        clients,
         per_s: requests as f64 / elapsed.as_secs_f64(),
         latency,
         cpu,

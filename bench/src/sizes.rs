@@ -21,6 +21,9 @@ pub struct Sizes {
     /// Requests per read scenario, by this many concurrent clients.
     pub read_requests: usize,
     pub read_clients: usize,
+    /// The same for `search` and `eventStats`, which read far more rows per request.
+    pub heavy_read_requests: usize,
+    pub heavy_read_clients: usize,
     pub subscribers: usize,
     /// Events recorded while the subscribers listen, one every `live_interval`.
     pub live_events: usize,
@@ -44,6 +47,8 @@ impl Sizes {
             stored_events: 1_000_000,
             read_requests: 2_000,
             read_clients: 16,
+            heavy_read_requests: 40,
+            heavy_read_clients: 2,
             subscribers: 1_000,
             live_events: 100,
             live_interval: Duration::from_millis(20),
@@ -65,6 +70,8 @@ impl Sizes {
             stored_events: 5_000,
             read_requests: 40,
             read_clients: 4,
+            heavy_read_requests: 6,
+            heavy_read_clients: 2,
             subscribers: 20,
             live_events: 5,
             live_interval: Duration::from_millis(20),
