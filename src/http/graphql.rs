@@ -20,6 +20,10 @@ use crate::self_audit::{RequestNote, Transport};
 
 /// What a websocket's audit event names as its operation.
 const WEBSOCKET_OPERATION: &str = "websocket /graphql";
+/// Each socket's read buffer, allocated up front (tungstenite's default is 128 KiB, which made
+/// 1000 subscribers cost 125 MiB). Clients send only small protocol messages; a larger one
+/// still arrives whole, read in several chunks.
+const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 pub(super) async fn execute(
     State(state): State<AppState>,
@@ -106,6 +110,7 @@ pub(super) async fn playground_or_websocket(
     let header_key = presented_key(&parts.headers).map(str::to_owned);
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .read_buffer_size(WEBSOCKET_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             let started = Instant::now();
             let outcome = Arc::new(Mutex::new(SocketOutcome::default()));
