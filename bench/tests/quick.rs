@@ -28,6 +28,8 @@ fn every_scenario_completes_with_matching_counts_in_quick_mode() {
         "| reads: auditEvents(first: 50) filtered, 4 clients | 40 requests |",
         "| reads: auditEvent(id) warm, 4 clients | 40 requests |",
         "| reads: auditEvent(id) cold, 4 clients | 40 requests |",
+        "| reads: search (PostgreSQL), 2 clients | 6 requests |",
+        "| reads: eventStats(HOUR, by SERVICE), one day, 2 clients | 6 requests |",
         "| live: 20 subscribers × 5 events | 100 deliveries |",
     ] {
         assert!(stdout.contains(row), "missing {row:?} in:\n{stdout}");
