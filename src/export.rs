@@ -191,12 +191,11 @@ pub fn export_event(
     filter: &EventFilter,
     order: EventOrder,
 ) -> EventDraft {
-    let order = match order {
-        EventOrder::OccurredAtDesc => "OCCURRED_AT_DESC",
-        EventOrder::OccurredAtAsc => "OCCURRED_AT_ASC",
-    };
-    let mut metadata =
-        json!({ "format": format.as_str(), "orderBy": order, "filter": filter_json(filter) });
+    let mut metadata = json!({
+        "format": format.as_str(),
+        "orderBy": order.as_str(),
+        "filter": filter_json(filter),
+    });
     // A filter of many long values can outgrow the metadata limit; the export is still recorded.
     if metadata.to_string().len() > MAX_METADATA_BYTES {
         metadata["filter"] = json!({ "omitted": "larger than the metadata limit" });

@@ -108,6 +108,22 @@ pub enum EventOrder {
     OccurredAtAsc,
 }
 
+impl EventOrder {
+    pub const ALL: [EventOrder; 2] = [EventOrder::OccurredAtDesc, EventOrder::OccurredAtAsc];
+
+    /// The name clients use, e.g. `OCCURRED_AT_DESC`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventOrder::OccurredAtDesc => "OCCURRED_AT_DESC",
+            EventOrder::OccurredAtAsc => "OCCURRED_AT_ASC",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -144,11 +144,8 @@ impl ExportRequest {
                     set_once(&mut format, &name, parsed)?;
                 }
                 "orderBy" => {
-                    let parsed = match value.as_str() {
-                        "OCCURRED_AT_DESC" => EventOrder::OccurredAtDesc,
-                        "OCCURRED_AT_ASC" => EventOrder::OccurredAtAsc,
-                        _ => return Err(invalid("must be OCCURRED_AT_DESC or OCCURRED_AT_ASC")),
-                    };
+                    let parsed = EventOrder::parse(&value)
+                        .ok_or_else(|| invalid("must be OCCURRED_AT_DESC or OCCURRED_AT_ASC"))?;
                     set_once(&mut order, &name, parsed)?;
                 }
                 "actions" => f.actions.push(ActionPattern::parse(&value)),
