@@ -166,7 +166,10 @@ impl SearchBackend for ElasticSearch {
     }
 
     async fn search(&self, request: &SearchRequest<'_>) -> Result<SearchPage, SearchError> {
-        let after = request.after.map(SortPosition::decode).transpose()?;
+        let after = match request.after.map(SortPosition::decode).transpose()? {
+            Some(cursor) => Some(self.reanchor(request, cursor).await?),
+            None => None,
+        };
         // Hits of the cursor's score that the previous pages already served come again (see
         // `SortPosition::search_after`) and are skipped here; fetch enough to get past them.
         let mut extra = if after.is_some() {
@@ -208,6 +211,34 @@ impl SearchBackend for ElasticSearch {
 }
 
 impl ElasticSearch {
+    /// The cursor's event where it ranks now. Scores are relative to the whole index (BM25's
+    /// term and length statistics), so every event indexed since the previous page, any
+    /// tenant's, shifts them, and a score kept in the cursor no longer points between the
+    /// same two hits. Asking again for the cursor's own event gives its current score; its
+    /// time and id never change. An event that no longer matches (its month was dropped by
+    /// retention) leaves the cursor as it was.
+    async fn reanchor(
+        &self,
+        request: &SearchRequest<'_>,
+        cursor: SortPosition,
+    ) -> Result<SortPosition, SearchError> {
+        let mut query = query_json(request.tenant, request.query, request.filter);
+        if let Some(filter) = query["bool"]["filter"].as_array_mut() {
+            filter.push(json!({ "term": { "id": cursor.id } }));
+        }
+        let body = json!({
+            "query": query,
+            "sort": sort_json(),
+            "size": 1,
+            "_source": false,
+        });
+        let response = self.send_search(body).await?;
+        Ok(response["hits"]["hits"]
+            .get(0)
+            .and_then(SortPosition::of)
+            .unwrap_or(cursor))
+    }
+
     async fn search_page(
         &self,
         request: &SearchRequest<'_>,
@@ -216,7 +247,7 @@ impl ElasticSearch {
     ) -> Result<Value, SearchError> {
         let mut body = json!({
             "query": query_json(request.tenant, request.query, request.filter),
-            "sort": [{ "_score": "desc" }, { "occurred_at": "desc" }, { "id": "desc" }],
+            "sort": sort_json(),
             "size": size,
             "track_total_hits": true,
             "_source": false,
@@ -233,6 +264,10 @@ impl ElasticSearch {
         if let Some(after) = after {
             body["search_after"] = after.search_after();
         }
+        self.send_search(body).await
+    }
+
+    async fn send_search(&self, body: Value) -> Result<Value, SearchError> {
         let indices = [self.prefix.as_str()];
         Ok(self
             .client
@@ -247,6 +282,11 @@ impl ElasticSearch {
             .json()
             .await?)
     }
+}
+
+/// The search order: relevance, ties by newest, then id so no two hits tie.
+fn sort_json() -> Value {
+    json!([{ "_score": "desc" }, { "occurred_at": "desc" }, { "id": "desc" }])
 }
 
 /// Where a hit stands in the search order: its sort values [score, occurred_at in ns, id].

@@ -465,6 +465,54 @@ async fn behaviour_suite(app: &TestApp, backend: &str) {
     for hit in theirs["hits"].as_array().expect("hits") {
         assert_eq!(hit["event"]["tenant"], OTHER_TENANT);
     }
+
+    // Pages stay whole while the index grows between them: other events (here another
+    // tenant's, sharing the search term and much longer) change every score, since relevance
+    // is relative to the whole index.
+    let (first, _) = search_as(app, &app.key, json!({ "q": SEED_MARK, "first": 3 })).await;
+    let mut paged = event_ids(&first);
+    let filler: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({
+                "action": "drift.filler",
+                "service": "drift",
+                "actor": { "id": "carol" },
+                "occurredAt": format!("2026-11-03T10:{i:02}:00Z"),
+                "message": "filler text that makes the average document longer than before",
+                "metadata": { "mark": SEED_MARK, "note": "lengthy words padding metadata text ".repeat(i + 1) },
+            })
+        })
+        .collect();
+    app.record_many_as(&app.other_key, &filler).await;
+    app.wait_stored(OTHER_TENANT, 3 + filler.len() as i64).await;
+    let deadline = tokio::time::Instant::now() + SEARCH_WAIT;
+    loop {
+        let (theirs, _) = search_as(app, &app.other_key, json!({ "q": "filler" })).await;
+        if theirs["total"] == filler.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never indexed: {theirs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut after = first["pageInfo"]["endCursor"].clone();
+    while after != Value::Null {
+        let (search, _) = search_as(
+            app,
+            &app.key,
+            json!({ "q": SEED_MARK, "first": 3, "after": after }),
+        )
+        .await;
+        paged.extend(event_ids(&search));
+        assert!(paged.len() <= 10, "pages repeat: {paged:?} {search}");
+        after = match search["pageInfo"]["hasNextPage"].as_bool() {
+            Some(true) => search["pageInfo"]["endCursor"].clone(),
+            _ => Value::Null,
+        };
+    }
+    assert_eq!(paged, everything);
 }
 
 #[tokio::test]
