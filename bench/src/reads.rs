@@ -85,41 +85,45 @@ pub async fn run(
     // Search and statistics read thousands of rows a request: fewer of them, fewer at once.
     let heavy = (sizes.heavy_read_requests, sizes.heavy_read_clients);
     let mut results = Vec::new();
-    results.push(
-        measure(
-            "auditEvents(first: 50)",
-            light,
-            api,
-            &client,
-            |client, _| async move { page(&client, Value::Null).await },
-        )
-        .await?,
-    );
     let now = Utc::now();
-    results.push(
-        measure(
-            "auditEvents(first: 50) filtered",
-            light,
-            api,
-            &client,
-            move |client, i| async move { page(&client, filter(i, now)).await },
-        )
-        .await?,
-    );
     let warm = Arc::new(warm);
-    results.push(
-        measure(
-            "auditEvent(id) warm",
-            light,
-            api,
-            &client,
-            move |client, i| {
-                let id = warm[i % warm.len()];
-                async move { one_event(&client, id).await }
-            },
-        )
-        .await?,
-    );
+    // Under load (queueing on 2 cores shows) and one client alone (the service time).
+    for shape in [light, (sizes.read_requests, 1)] {
+        results.push(
+            measure(
+                "auditEvents(first: 50)",
+                shape,
+                api,
+                &client,
+                |client, _| async move { page(&client, Value::Null).await },
+            )
+            .await?,
+        );
+        results.push(
+            measure(
+                "auditEvents(first: 50) filtered",
+                shape,
+                api,
+                &client,
+                move |client, i| async move { page(&client, filter(i, now)).await },
+            )
+            .await?,
+        );
+        let warm = Arc::clone(&warm);
+        results.push(
+            measure(
+                "auditEvent(id) warm",
+                shape,
+                api,
+                &client,
+                move |client, i| {
+                    let id = warm[i % warm.len()];
+                    async move { one_event(&client, id).await }
+                },
+            )
+            .await?,
+        );
+    }
     let cold = Arc::new(cold);
     results.push(
         measure(

@@ -231,7 +231,12 @@ impl Report {
             };
             let p99 = read.latency.p99_ms();
             targets.push((
-                format!("{} p99 < {limit} ms", read.name),
+                format!(
+                    "{} p99 < {limit} ms, {} client{}",
+                    read.name,
+                    read.clients,
+                    if read.clients == 1 { "" } else { "s" }
+                ),
                 format!("{p99:.1} ms"),
                 p99 < limit,
             ));

@@ -1,4 +1,6 @@
-//! Operator fields, for keys with the `admin` scope: inspecting and re-driving dead letters.
+//! Operator fields: inspecting and re-driving dead letters. One dead letter can hold several
+//! tenants' events, so these are for the operators' own tenant (`_traceledger`) only: an
+//! `admin` key of any other tenant manages that tenant's keys, never the shared queue.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use super::guard::principal;
 use super::Services;
 use crate::auth::{Principal, Scope};
 use crate::bus::{BusError, DeadLetter as DeadLetterRecord, Replay};
+use crate::self_audit::SYSTEM_TENANT;
 
 /// The most dead letters one listing returns.
 const MAX_LISTED: i32 = 500;
@@ -54,7 +57,7 @@ impl AdminQuery {
         #[graphql(default = 50)] first: i32,
     ) -> async_graphql::Result<Vec<DeadLetter>> {
         let list = async {
-            let (_, services) = admin(ctx)?;
+            let (_, services) = operator(ctx)?;
             if !(1..=MAX_LISTED).contains(&first) {
                 return Err(ApiError::bad_input(
                     "first",
@@ -86,7 +89,7 @@ impl AdminMutation {
         #[graphql(default = false)] all: bool,
     ) -> async_graphql::Result<i32> {
         let replay = async {
-            let (principal, services) = admin(ctx)?;
+            let (principal, services) = operator(ctx)?;
             let which = match (id, all) {
                 (Some(id), false) => Replay::One(id.0),
                 (None, true) => Replay::All,
@@ -117,7 +120,7 @@ impl AdminMutation {
     /// Drops every dead letter. Returns how many there were.
     async fn purge_dead_letters(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let purge = async {
-            let (principal, services) = admin(ctx)?;
+            let (principal, services) = operator(ctx)?;
             let purged = services.dead_letters.purge().await.map_err(unavailable)?;
             tracing::warn!(purged, "dead letters purged");
             services.audit.admin_action(
@@ -133,9 +136,14 @@ impl AdminMutation {
     }
 }
 
-/// The caller and the services, if the caller holds the `admin` scope.
-fn admin<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a Arc<Services>), ApiError> {
+/// The caller and the services, if the caller is an operator: `admin` of the system tenant.
+fn operator<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a Arc<Services>), ApiError> {
     let principal = principal(ctx, Scope::Admin)?;
+    if principal.tenant != SYSTEM_TENANT {
+        return Err(ApiError::Forbidden(format!(
+            "dead letters hold every tenant's events: this needs an admin key of the operators' tenant {SYSTEM_TENANT}"
+        )));
+    }
     Ok((principal, ctx.data_unchecked::<Arc<Services>>()))
 }
 

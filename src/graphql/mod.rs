@@ -17,6 +17,7 @@ mod subscription;
 mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, Schema};
@@ -88,10 +89,16 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
 /// Per-request data: who is calling, and a loader scoped to this request.
 pub fn request_data(services: &Arc<Services>, principal: Principal) -> async_graphql::Data {
     let mut data = async_graphql::Data::default();
-    data.insert(DataLoader::new(
-        EventLoader::new(services.store.clone(), services.cache.clone()),
-        tokio::spawn,
-    ));
+    // No batching delay: a loader lives for one request, whose resolvers ask for a page at
+    // once (`load_many`) or for one event, so waiting the default 1 ms for more keys only
+    // adds 1 ms to every read.
+    data.insert(
+        DataLoader::new(
+            EventLoader::new(services.store.clone(), services.cache.clone()),
+            tokio::spawn,
+        )
+        .delay(Duration::ZERO),
+    );
     data.insert(principal);
     data
 }

@@ -31,10 +31,10 @@ async fn make_flaky(app: &TestApp, action: &str, times: Option<i64>) {
     }
 }
 
-async fn dead_letters(app: &TestApp) -> Value {
+async fn dead_letters(app: &TestApp, operator: &str) -> Value {
     let body = app
         .gql_as(
-            &app.admin_key,
+            operator,
             "{ deadLetters { id reason attempts history events sizeBytes } }",
             json!({}),
         )
@@ -43,10 +43,10 @@ async fn dead_letters(app: &TestApp) -> Value {
     body["data"]["deadLetters"].clone()
 }
 
-async fn wait_dead_letters(app: &TestApp, count: usize) -> Vec<Value> {
+async fn wait_dead_letters(app: &TestApp, operator: &str, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let letters = dead_letters(app)
+        let letters = dead_letters(app, operator)
             .await
             .as_array()
             .cloned()
@@ -62,13 +62,14 @@ async fn wait_dead_letters(app: &TestApp, count: usize) -> Vec<Value> {
 #[tokio::test]
 async fn a_message_that_keeps_failing_is_retried_dead_lettered_and_replayed_once_fixed() {
     let app = TestApp::spawn().await;
+    let operator = app.operator_admin_key().await;
     make_flaky(&app, "flaky.op", None).await;
     let flaky = app.record(event("flaky.op")).await;
     app.record(event("steady.op")).await;
 
     // Its neighbour is not held up, and the failing one ends up dead after every attempt.
     app.wait_stored(TENANT, 1).await;
-    let letters = wait_dead_letters(&app, 1).await;
+    let letters = wait_dead_letters(&app, &operator, 1).await;
     let letter = &letters[0];
     assert_eq!(letter["attempts"], 3, "{letter}");
     assert_eq!(letter["events"], 1);
@@ -90,18 +91,23 @@ async fn a_message_that_keeps_failing_is_retried_dead_lettered_and_replayed_once
         "{history:?}"
     );
 
-    // Only admins see or touch dead letters.
-    let body = app.gql("{ deadLetters { id } }", json!({})).await;
+    // Only operators see or touch dead letters: not a reader, not a tenant's own admin.
+    for key in [&app.key, &app.admin_key] {
+        for query in [
+            "{ deadLetters { id } }",
+            "mutation { replayDeadLetters(all: true) }",
+            "mutation { purgeDeadLetters }",
+        ] {
+            let body = app.gql_as(key, query, json!({})).await;
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+                "{query}: {body}"
+            );
+        }
+    }
     assert_eq!(
-        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{body}"
-    );
-    let body = app
-        .gql("mutation { replayDeadLetters(all: true) }", json!({}))
-        .await;
-    assert_eq!(
-        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
-        "{body}"
+        dead_letters(&app, &operator).await.as_array().map(Vec::len),
+        Some(1)
     );
 
     // Fixed: replaying it stores it, under its original id, once.
@@ -111,7 +117,7 @@ async fn a_message_that_keeps_failing_is_retried_dead_lettered_and_replayed_once
         .unwrap();
     let body = app
         .gql_as(
-            &app.admin_key,
+            &operator,
             "mutation($id: ID!) { replayDeadLetters(id: $id) }",
             json!({ "id": letter["id"] }),
         )
@@ -125,12 +131,13 @@ async fn a_message_that_keeps_failing_is_retried_dead_lettered_and_replayed_once
         )
         .await;
     assert_eq!(stored["data"]["auditEvent"]["action"], "flaky.op");
-    assert_eq!(dead_letters(&app).await, json!([]));
+    assert_eq!(dead_letters(&app, &operator).await, json!([]));
 }
 
 #[tokio::test]
 async fn a_failure_that_clears_is_stored_by_a_retry() {
     let app = TestApp::spawn().await;
+    let operator = app.operator_admin_key().await;
     // Fails in its batch and alone, so it must go through a retry queue to be stored.
     make_flaky(&app, "once.flaky", Some(2)).await;
     let receipt = app.record(event("once.flaky")).await;
@@ -142,14 +149,18 @@ async fn a_failure_that_clears_is_stored_by_a_retry() {
         )
         .await;
     assert_eq!(body["data"]["auditEvent"]["id"], receipt["id"]);
-    assert_eq!(dead_letters(&app).await, json!([]));
+    assert_eq!(dead_letters(&app, &operator).await, json!([]));
 }
 
 #[tokio::test]
 async fn replay_needs_an_id_or_all() {
     let app = TestApp::spawn().await;
     let body = app
-        .gql_as(&app.admin_key, "mutation { replayDeadLetters }", json!({}))
+        .gql_as(
+            &app.operator_admin_key().await,
+            "mutation { replayDeadLetters }",
+            json!({}),
+        )
         .await;
     assert_eq!(
         body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
@@ -192,6 +203,7 @@ fn dlq(app: &TestApp, args: &[&str]) -> String {
 #[tokio::test]
 async fn the_dlq_command_lists_replays_and_purges() {
     let app = TestApp::spawn().await;
+    let operator = app.operator_admin_key().await;
     let (_connection, channel) = app.broker().await;
     channel
         .basic_publish(
@@ -205,7 +217,7 @@ async fn the_dlq_command_lists_replays_and_purges() {
         .unwrap()
         .await
         .unwrap();
-    let letter = wait_dead_letters(&app, 1).await.remove(0);
+    let letter = wait_dead_letters(&app, &operator, 1).await.remove(0);
     let id = letter["id"].as_str().unwrap().to_owned();
 
     let listed = dlq(&app, &["list"]);
@@ -216,12 +228,12 @@ async fn the_dlq_command_lists_replays_and_purges() {
     // Replayed, it fails again (it is still not an event batch) and comes back as a new letter.
     let replayed = dlq(&app, &["replay", "--id", &id]);
     assert!(replayed.contains("replayed 1 "), "{replayed}");
-    let again = wait_dead_letters(&app, 1).await.remove(0);
+    let again = wait_dead_letters(&app, &operator, 1).await.remove(0);
     assert_ne!(again["id"], letter["id"]);
     assert_eq!(again["attempts"], 1, "a replay starts with a clean record");
 
     let purged = dlq(&app, &["purge"]);
     assert!(purged.contains("purged 1 "), "{purged}");
-    assert_eq!(dead_letters(&app).await, json!([]));
+    assert_eq!(dead_letters(&app, &operator).await, json!([]));
     assert_eq!(dlq(&app, &["list"]).trim(), "no dead letters");
 }

@@ -14,6 +14,7 @@ use traceledger::app::App;
 use traceledger::auth::{create_api_key, create_scoped_api_key, Scope};
 use traceledger::config::Config;
 use traceledger::domain::{Actor, AuditEvent, Outcome, Severity};
+use traceledger::self_audit::SYSTEM_TENANT;
 use traceledger::store::Store;
 
 pub const TENANT: &str = "acme";
@@ -152,6 +153,19 @@ impl TestApp {
             )
             .await;
         assert!(body.get("errors").is_none(), "{body}");
+    }
+
+    /// A new `admin` key of the operators' tenant `_traceledger` (dead letters are theirs).
+    pub async fn operator_admin_key(&self) -> String {
+        create_scoped_api_key(
+            &self.store,
+            SYSTEM_TENANT,
+            "operator-admin",
+            &[Scope::Admin],
+        )
+        .await
+        .expect("key")
+        .secret
     }
 
     /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.

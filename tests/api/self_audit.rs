@@ -159,7 +159,8 @@ async fn admin_actions_are_recorded() {
         json!({ "id": id }),
     )
     .await;
-    app.gql_as(&app.admin_key, "mutation { purgeDeadLetters }", json!({}))
+    let operator_admin = app.operator_admin_key().await;
+    app.gql_as(&operator_admin, "mutation { purgeDeadLetters }", json!({}))
         .await;
     let events = trail(
         &app,
@@ -178,9 +179,15 @@ async fn admin_actions_are_recorded() {
         ["api_key.create", "api_key.revoke", "dead_letters.purge"]
     );
     let admin_id = app.key_id(TENANT, "admin").await;
+    let operator_id = app.key_id(SYSTEM_TENANT, "operator-admin").await;
     for e in &events {
-        assert_eq!(e["actor"]["id"], admin_id.to_string(), "{e}");
-        assert_eq!(e["metadata"]["tenant"], TENANT, "{e}");
+        let (actor, tenant) = if e["action"] == "dead_letters.purge" {
+            (operator_id, SYSTEM_TENANT)
+        } else {
+            (admin_id, TENANT)
+        };
+        assert_eq!(e["actor"]["id"], actor.to_string(), "{e}");
+        assert_eq!(e["metadata"]["tenant"], tenant, "{e}");
     }
 }
 
