@@ -42,10 +42,19 @@ pub struct ApiProcess {
 
 impl ApiProcess {
     pub async fn spawn(env: &BenchEnv) -> anyhow::Result<Self> {
+        Self::spawn_with(env, Vec::new()).await
+    }
+
+    /// The same, with more configuration (`TRACELEDGER_*` variables) on top.
+    pub async fn spawn_with(
+        env: &BenchEnv,
+        extra: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the benchmark binary")?;
         let mut child = Command::new(exe)
             .arg("api")
             .envs(env.api_env())
+            .envs(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),

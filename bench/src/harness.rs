@@ -243,6 +243,15 @@ impl Client {
 
     /// Runs one operation and returns its `data`; any error (HTTP or GraphQL) fails.
     pub async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        Ok(self.gql_with_extensions(query, variables).await?.0)
+    }
+
+    /// The same, with the response's `extensions`.
+    pub async fn gql_with_extensions(
+        &self,
+        query: &str,
+        variables: Value,
+    ) -> anyhow::Result<(Value, Value)> {
         let response = self
             .http
             .post(&self.url)
@@ -255,7 +264,7 @@ impl Client {
         if !status.is_success() || body.get("errors").is_some() {
             bail!("GraphQL answered {status}: {body}");
         }
-        Ok(body["data"].take())
+        Ok((body["data"].take(), body["extensions"].take()))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod api;
 mod cpu;
+mod elastic;
 mod harness;
 mod ingest;
 mod latency;

@@ -15,6 +15,7 @@ use traceledger::domain::{Actor, AuditEvent, Outcome, Severity, Target};
 
 use crate::api::ApiProcess;
 use crate::cpu::{CpuSample, CpuUse};
+use crate::elastic::SearchServer;
 use crate::harness::{drive, progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
@@ -138,14 +139,14 @@ pub async fn run(
         )
         .await?,
     );
-    // Full-text search from PostgreSQL (no Elasticsearch URL is configured for the run).
+    // Full-text search from PostgreSQL (no Elasticsearch URL is configured for this API).
     results.push(
         measure(
             "search (PostgreSQL)",
             heavy,
             api,
             &client,
-            |client, i| async move { search(&client, i).await },
+            |client, i| async move { search(&client, i, "postgres").await },
         )
         .await?,
     );
@@ -159,19 +160,71 @@ pub async fn run(
         )
         .await?,
     );
+    if let Some(result) = search_on_elasticsearch(env, sizes, heavy.1).await? {
+        results.push(result);
+    }
     Ok(results)
+}
+
+/// The same searches through an API whose search backend is Elasticsearch, here `osmem-server`
+/// (see `crate::elastic`) holding every stored event; None when osmem-server is not installed.
+async fn search_on_elasticsearch(
+    env: &BenchEnv,
+    sizes: &Sizes,
+    clients: usize,
+) -> anyhow::Result<Option<ReadResult>> {
+    let Some(server) = SearchServer::start().await? else {
+        eprintln!("osmem-server is not installed (scripts/test installs it): search on the Elasticsearch backend skipped");
+        return Ok(None);
+    };
+    let prefix = format!("{}-search", env.config.cache_prefix);
+    server
+        .index_everything(env, &prefix, sizes.stored_events)
+        .await?;
+    let api = ApiProcess::spawn_with(
+        env,
+        vec![
+            ("TRACELEDGER_ELASTICSEARCH_URL", server.url.clone()),
+            ("TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX", prefix),
+        ],
+    )
+    .await?;
+    let client = Client::new(api.addr, env.key(TENANT).await?);
+    // What was indexed becomes searchable once the server refreshes (Elasticsearch: every second).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = search(&client, 0, "elasticsearch").await {
+        ensure!(Instant::now() < deadline, "never searchable: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let result = measure(
+        "search (Elasticsearch backend on osmem-server)",
+        (sizes.heavy_read_requests * 10, clients),
+        &api,
+        &client,
+        |client, i| async move { search(&client, i, "elasticsearch").await },
+    )
+    .await;
+    api.stop().await;
+    result.map(Some)
 }
 
 /// The `i`th search: a word narrowed by a field term, a phrase within a service, or words and an
 /// action prefix for one actor, in turn; each matches a different share of the events.
-async fn search(client: &Client, i: usize) -> anyhow::Result<()> {
+async fn search(client: &Client, i: usize, backend: &str) -> anyhow::Result<()> {
     let query = match i % 3 {
         0 => format!("correction actor:user-{}", i % ACTORS),
         1 => format!("\"total changed\" service:{}", SERVICES[i % SERVICES.len()]),
         // Actor k acts on every event i ≡ k (mod 1000); with k ≡ 0 (mod 8) those are invoice.create.
         _ => format!("manual action:invoice.* actor:user-{}", 8 * (i % 125)),
     };
-    let data = client.gql(SEARCH, json!({ "q": query })).await?;
+    let (data, extensions) = client
+        .gql_with_extensions(SEARCH, json!({ "q": query }))
+        .await?;
+    ensure!(
+        extensions["searchBackend"] == backend,
+        "search {query:?} answered from {} instead of {backend}",
+        extensions["searchBackend"]
+    );
     ensure!(
         data["search"]["hits"]
             .as_array()

@@ -150,9 +150,9 @@ impl Report {
         }
         for result in &self.reads {
             rows.push(format!(
-                "| reads: {}, {} clients | {} requests | {} req/s | {:.1} | {:.1} | {} |",
+                "| reads: {}, {} | {} requests | {} req/s | {:.1} | {:.1} | {} |",
                 result.name,
-                result.clients,
+                clients(result.clients),
                 result.requests,
                 thousands(result.per_s),
                 result.latency.p50_ms(),
@@ -231,12 +231,7 @@ impl Report {
             };
             let p99 = read.latency.p99_ms();
             targets.push((
-                format!(
-                    "{} p99 < {limit} ms, {} client{}",
-                    read.name,
-                    read.clients,
-                    if read.clients == 1 { "" } else { "s" }
-                ),
+                format!("{} p99 < {limit} ms, {}", read.name, clients(read.clients)),
                 format!("{p99:.1} ms"),
                 p99 < limit,
             ));
@@ -258,6 +253,15 @@ impl Report {
             ));
         }
         targets
+    }
+}
+
+/// "1 client", "16 clients".
+fn clients(n: usize) -> String {
+    if n == 1 {
+        "1 client".to_owned()
+    } else {
+        format!("{n} clients")
     }
 }
 
