@@ -92,6 +92,47 @@ async fn events_accepted_while_the_broker_is_unreachable_are_relayed_from_the_ou
 }
 
 #[tokio::test]
+async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() {
+    let app = TestApp::spawn_with(|config| config.amqp_url = DEAD_PORT_AMQP.into()).await;
+    // The outbox cannot take anything either.
+    sqlx::query("ALTER TABLE outbox RENAME TO outbox_unreachable")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let (_, body) = app
+        .post(
+            Some(&app.key),
+            "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }",
+            json!({ "input": event("while.everything_down") }),
+        )
+        .await;
+    let error = &body["errors"][0];
+    assert_eq!(error["extensions"]["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        error["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .is_some_and(|s| s > 0),
+        "{body}"
+    );
+    assert!(body["data"]["recordEvent"].is_null(), "{body}");
+
+    // Refused means not kept: nothing of it waits in the outbox or reaches the store later.
+    sqlx::query("ALTER TABLE outbox_unreachable RENAME TO outbox")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let parked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox WHERE position('while.everything_down' IN convert_from(payload, 'UTF8')) > 0",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(parked, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.stored_count(TENANT).await, 0);
+}
+
+#[tokio::test]
 async fn without_redis_the_service_records_reads_and_still_answers_duplicates() {
     let app = TestApp::spawn_with(|config| config.redis_url = DEAD_PORT_REDIS.into()).await;
     let mut input = event("no.cache");
