@@ -11,6 +11,9 @@ use crate::services::Services;
 
 /// A readiness probe waits no longer than this for any one dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A dependency that answers its probe slower than this is degraded: every request that
+/// needs it waits about as long.
+const SLOW_PROBE: Duration = Duration::from_millis(250);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,11 +55,7 @@ pub async fn readiness(services: &Services) -> Readiness {
         let breaker = services.publisher.breaker_state();
         let connected = services.publisher.is_connected().await;
         Dependency {
-            status: if connected && breaker == BreakerState::Closed {
-                Status::Up
-            } else {
-                Status::Down
-            },
+            status: classify(connected, Duration::ZERO, Some(breaker)),
             breaker: Some(breaker.as_str()),
             detail: (!connected).then(|| "not connected".to_owned()),
         }
@@ -66,11 +65,7 @@ pub async fn readiness(services: &Services) -> Readiness {
         .search
         .elastic_breaker_state()
         .map(|breaker| Dependency {
-            status: if breaker == BreakerState::Open {
-                Status::Down
-            } else {
-                Status::Up
-            },
+            status: classify(breaker != BreakerState::Open, Duration::ZERO, Some(breaker)),
             breaker: Some(breaker.as_str()),
             detail: None,
         });
@@ -101,15 +96,35 @@ async fn probe<E: std::fmt::Display>(
     check: impl std::future::Future<Output = Result<(), E>>,
     breaker: Option<BreakerState>,
 ) -> Dependency {
-    let (status, detail) = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
-        Ok(Ok(())) => (Status::Up, None),
-        Ok(Err(e)) => (Status::Down, Some(e.to_string())),
-        Err(_) => (Status::Down, Some("timed out".to_owned())),
+    let started = std::time::Instant::now();
+    let (answered, detail) = match tokio::time::timeout(PROBE_TIMEOUT, check).await {
+        Ok(Ok(())) => (true, None),
+        Ok(Err(e)) => (false, Some(e.to_string())),
+        Err(_) => (false, Some("timed out".to_owned())),
     };
+    let took = started.elapsed();
+    let status = classify(answered, took, breaker);
+    let detail = detail.or_else(|| match status {
+        Status::Degraded if took > SLOW_PROBE => Some(format!("slow: {} ms", took.as_millis())),
+        Status::Degraded => Some("recovering: its breaker still lets few requests through".into()),
+        _ => None,
+    });
     Dependency {
         status,
         breaker: breaker.map(BreakerState::as_str),
         detail,
+    }
+}
+
+/// Down when it does not answer; degraded when it answers but slowly, or while its breaker is
+/// not closed yet (requests still go around it); up otherwise.
+fn classify(answered: bool, took: Duration, breaker: Option<BreakerState>) -> Status {
+    if !answered {
+        Status::Down
+    } else if took > SLOW_PROBE || breaker.is_some_and(|b| b != BreakerState::Closed) {
+        Status::Degraded
+    } else {
+        Status::Up
     }
 }
 
@@ -139,5 +154,32 @@ pub async fn refresh_gauges(services: &Services, amqp_url: &str, topology: &Topo
         for (queue, depth) in depths {
             metrics::gauge!("traceledger_queue_depth", "queue" => queue).set(f64::from(depth));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dependency_is_up_degraded_or_down() {
+        let fast = Duration::from_millis(3);
+        let slow = SLOW_PROBE + Duration::from_millis(1);
+        assert_eq!(classify(true, fast, None), Status::Up);
+        assert_eq!(classify(true, fast, Some(BreakerState::Closed)), Status::Up);
+        assert_eq!(classify(true, slow, None), Status::Degraded);
+        assert_eq!(
+            classify(true, fast, Some(BreakerState::HalfOpen)),
+            Status::Degraded
+        );
+        assert_eq!(
+            classify(true, fast, Some(BreakerState::Open)),
+            Status::Degraded
+        );
+        assert_eq!(
+            classify(false, fast, Some(BreakerState::Closed)),
+            Status::Down
+        );
+        assert_eq!(classify(false, slow, None), Status::Down);
     }
 }
