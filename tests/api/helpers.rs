@@ -34,6 +34,7 @@ pub struct TestApp {
     pub admin_key: String,
     http: reqwest::Client,
     shutdown: CancellationToken,
+    _isolated: Isolated,
 }
 
 impl TestApp {
@@ -54,17 +55,9 @@ impl TestApp {
     }
 
     async fn start(configure: impl FnOnce(&mut Config), with_worker: bool) -> Self {
-        let id = Uuid::now_v7().simple().to_string();
-        let mut config = Config::from_env().expect("configuration");
-        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
-        config.exchange = format!("tl.test.{id}.events");
-        config.worker_queue = format!("tl.test.{id}.worker");
-        config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
-        config.cache_prefix = format!("tl-test-{id}");
-        config.batch_timeout_ms = 20;
-        config.retry_delays_ms = vec![100, 200];
-        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
-        configure(&mut config);
+        let mut isolated = Isolated::new();
+        configure(&mut isolated.config);
+        let config = isolated.config.clone();
         let shutdown = CancellationToken::new();
         let app = App::build(config.clone(), shutdown.clone())
             .await
@@ -98,6 +91,7 @@ impl TestApp {
             admin_key,
             http: reqwest::Client::new(),
             shutdown,
+            _isolated: isolated,
         }
     }
 
@@ -263,9 +257,58 @@ pub fn stored_event(tenant: &str, occurred_at: DateTime<Utc>) -> AuditEvent {
 }
 
 impl Drop for TestApp {
-    /// Stops the app and removes its database, queues and exchange, even when the test failed.
+    /// Stops the app; its `Isolated` resources are removed after (field drop order).
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// A test's own names on the shared services: database, exchange and queues, cache prefix and
+/// search indices. Removed when dropped, even when the test failed.
+pub struct Isolated {
+    pub config: Config,
+}
+
+impl Isolated {
+    pub fn new() -> Self {
+        let id = Uuid::now_v7().simple().to_string();
+        let mut config = Config::from_env().expect("configuration");
+        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
+        config.exchange = format!("tl.test.{id}.events");
+        config.worker_queue = format!("tl.test.{id}.worker");
+        config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
+        config.cache_prefix = format!("tl-test-{id}");
+        config.batch_timeout_ms = 20;
+        config.retry_delays_ms = vec![100, 200];
+        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
+        Self { config }
+    }
+
+    /// The `TRACELEDGER_*` variables that point a `traceledger` process at these resources.
+    #[allow(dead_code)] // used by some test binaries sharing this file, not all
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let c = &self.config;
+        vec![
+            ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
+            ("TRACELEDGER_AMQP_URL", c.amqp_url.clone()),
+            ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
+            ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
+            ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
+            ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+            (
+                "TRACELEDGER_RETRY_DELAYS_MS",
+                c.retry_delays_ms
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        ]
+    }
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
         let config = self.config.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()

@@ -176,3 +176,53 @@ async fn operators_list_and_revoke_keys_of_any_tenant_with_the_cli() {
     let listing = cli(&app, &["keys", "list", "--tenant", OTHER_TENANT]);
     assert!(listing.contains("revoked"), "{listing}");
 }
+
+#[tokio::test]
+async fn keys_create_prints_a_working_key_that_is_never_shown_again() {
+    let app = TestApp::spawn().await;
+    let printed = cli(
+        &app,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "newco",
+            "--name",
+            "ci",
+            "--scope",
+            "events:read",
+        ],
+    );
+    let key = printed.trim();
+    assert!(key.starts_with("tlk_") && key.len() == 68, "{printed}");
+    let body = app
+        .gql_as(key, "{ auditEvents { edges { cursor } } }", json!({}))
+        .await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // Only the scope it was given.
+    let body = app
+        .gql_as(
+            key,
+            "mutation { recordEvent(input: { action: \"a.b\", service: \"s\", actor: { id: \"x\" } }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    // Listed, without its secret, which is nowhere in the database either.
+    let listing = cli(&app, &["keys", "list", "--tenant", "newco"]);
+    assert!(
+        listing.contains("ci") && !listing.contains(key),
+        "{listing}"
+    );
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM api_keys WHERE position($1 IN row_to_json(api_keys)::text) > 0",
+    )
+    .bind(key)
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(stored, 0);
+}

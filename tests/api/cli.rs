@@ -1,0 +1,117 @@
+//! What a newcomer runs first: `traceledger migrate`, then `traceledger serve` on a database
+//! with no keys, which prints a key for tenant "default" that records and reads at once.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+use crate::helpers::Isolated;
+
+const START_WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
+    let isolated = Isolated::new();
+
+    // `migrate` creates the database and its tables.
+    let migrated = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("migrate")
+        .envs(isolated.env())
+        .output()
+        .await
+        .expect("run traceledger migrate");
+    assert!(migrated.status.success(), "{migrated:?}");
+    let mut db = sqlx::PgConnection::connect(&isolated.config.database_url)
+        .await
+        .expect("the database exists");
+    let (events, keys): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM audit_events), (SELECT count(*) FROM api_keys)",
+    )
+    .fetch_one(&mut db)
+    .await
+    .expect("the tables exist");
+    assert_eq!((events, keys), (0, 0));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("serve")
+        .envs(isolated.env())
+        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run traceledger serve");
+    let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
+    let key = tokio::time::timeout(START_WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if let Some(key) = line.trim().strip_prefix("tlk_") {
+                return format!("tlk_{key}");
+            }
+        }
+        panic!("serve exited without printing a key");
+    })
+    .await
+    .expect("serve printed a key in time");
+
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let gql = |query: &'static str, variables: Value| {
+        let request = http
+            .post(&url)
+            .bearer_auth(&key)
+            .json(&json!({ "query": query, "variables": variables }));
+        async move {
+            // The key is printed before the listener binds: retry until it serves.
+            let deadline = tokio::time::Instant::now() + START_WAIT;
+            loop {
+                match request.try_clone().expect("a plain body").send().await {
+                    Ok(response) => return response.json::<Value>().await.expect("JSON"),
+                    Err(e) => {
+                        assert!(tokio::time::Instant::now() < deadline, "never served: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    };
+    let receipt = gql(
+        "mutation($i: RecordEventInput!) { recordEvent(input: $i) { id status } }",
+        json!({ "i": { "action": "first.steps", "service": "newcomer", "actor": { "id": "me" } } }),
+    )
+    .await;
+    assert_eq!(
+        receipt["data"]["recordEvent"]["status"], "ACCEPTED",
+        "{receipt}"
+    );
+    let id = receipt["data"]["recordEvent"]["id"].clone();
+
+    // The embedded worker stores it; the key reads it back, as tenant "default".
+    let deadline = tokio::time::Instant::now() + START_WAIT;
+    loop {
+        let page = gql(
+            "{ auditEvents { edges { node { id tenant action } } } }",
+            json!({}),
+        )
+        .await;
+        let edges = &page["data"]["auditEvents"]["edges"];
+        if edges.as_array().is_some_and(|e| !e.is_empty()) {
+            assert_eq!(edges[0]["node"]["id"], id, "{page}");
+            assert_eq!(edges[0]["node"]["tenant"], "default", "{page}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never stored: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    serve.kill().await.expect("stop serve");
+}
