@@ -203,3 +203,45 @@ async fn the_authorization_form_of_connection_init_works() {
         .expect("ack");
     assert_eq!(ack["type"], "connection_ack");
 }
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_holds_up_nobody() {
+    let app = TestApp::spawn().await;
+    // It subscribes to everything, whole messages included, and then reads nothing more.
+    let mut stalled = connect(&app, json!({ "apiKey": app.key })).await;
+    let ack = next(&mut stalled, Duration::from_secs(5)).await;
+    assert_eq!(
+        ack.map(|a| a["type"].clone()),
+        Some(json!("connection_ack"))
+    );
+    send(
+        &mut stalled,
+        json!({
+            "id": "1",
+            "type": "subscribe",
+            "payload": { "query": "subscription { eventRecorded { id action message } }" },
+        }),
+    )
+    .await;
+    wait_subscribers(&app, 1).await;
+    let mut attentive = subscribe(&app, &app.key, json!({ "actions": ["flood.done"] })).await;
+
+    // Far more than the stalled socket's buffers hold (3 × 1000 events of 8 KB: 24 MB).
+    let mut big = event("flood.wave");
+    big["message"] = json!("x".repeat(8000));
+    let wave = vec![big; 1000];
+    for _ in 0..3 {
+        app.record_all(&wave).await;
+    }
+    let receipt = app.record(event("flood.done")).await;
+    let answered = tokio::time::Instant::now();
+    let message = next(&mut attentive, DELIVERY_DEADLINE)
+        .await
+        .expect("the attentive subscriber's event within a second");
+    assert!(answered.elapsed() <= DELIVERY_DEADLINE);
+    assert_eq!(
+        message["payload"]["data"]["eventRecorded"]["id"],
+        receipt["id"]
+    );
+    drop(stalled);
+}
