@@ -160,8 +160,16 @@ async fn without_redis_the_service_records_reads_and_still_answers_duplicates() 
 #[tokio::test]
 async fn metrics_are_exposed_for_prometheus() {
     let app = TestApp::spawn().await;
-    app.record(event("metered.event")).await;
+    let receipt = app.record(event("metered.event")).await;
     app.wait_stored(TENANT, 1).await;
+    // Read twice: a cache miss, then a hit.
+    for _ in 0..2 {
+        app.gql(
+            "query($id: ID!) { auditEvent(id: $id) { id } }",
+            json!({ "id": receipt["id"] }),
+        )
+        .await;
+    }
     let response = reqwest::get(app.url("/metrics")).await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
@@ -173,6 +181,11 @@ async fn metrics_are_exposed_for_prometheus() {
         "traceledger_accept_to_commit_seconds",
         "traceledger_subscribers",
         "traceledger_breaker_state{dependency=\"redis\"}",
+        "traceledger_breaker_state{dependency=\"rabbitmq\"}",
+        "traceledger_outbox_depth",
+        "traceledger_worker_batch_events",
+        "traceledger_cache_hits_total",
+        "traceledger_cache_misses_total",
     ] {
         assert!(text.contains(metric), "{metric} missing from:\n{text}");
     }
