@@ -19,7 +19,10 @@ use crate::domain::AuditEvent;
 
 /// Events a subscriber may fall behind by before it starts skipping.
 const SUBSCRIBER_BUFFER: usize = 4096;
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+/// Reconnecting waits this long at first, doubling up to the maximum while the broker stays
+/// away, so a long outage costs few attempts and a blip costs little.
+const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
 
 pub struct LiveFeed {
     events: broadcast::Sender<Arc<AuditEvent>>,
@@ -40,23 +43,29 @@ impl LiveFeed {
         let (url, topology, pump) = (url.to_owned(), topology.clone(), Arc::clone(&feed));
         tokio::spawn(async move {
             let mut current = first;
+            let mut delay = RECONNECT_FIRST_DELAY;
             while !shutdown.is_cancelled() {
                 let (_connection, consumer) = match current.take() {
                     Some(link) => link,
                     None => match open(&url, &topology).await {
                         Ok(link) => link,
                         Err(e) => {
-                            tracing::warn!(error = %e, "live feed cannot reach the broker; retrying");
-                            tokio::time::sleep(RECONNECT_DELAY).await;
+                            tracing::warn!(error = %e, retry_in = ?delay, "live feed cannot reach the broker");
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(delay) => {}
+                            }
+                            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
                             continue;
                         }
                     },
                 };
+                delay = RECONNECT_FIRST_DELAY;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = pump.forward(consumer) => {
                         tracing::warn!("live feed lost its queue; reconnecting");
-                        tokio::time::sleep(RECONNECT_DELAY).await;
+                        tokio::time::sleep(RECONNECT_FIRST_DELAY).await;
                     }
                 }
             }

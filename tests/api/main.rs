@@ -26,3 +26,4 @@ mod self_audit;
 mod stats;
 mod subscription;
 mod worker;
+mod ws;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{event, TestApp};
-use crate::subscription::{connect, next, subscribe};
+use crate::ws::{connect, next, subscribe};
 
 const READ: &str = "{ auditEvents { edges { cursor } } }";
 const DEAD_PORT_REDIS: &str = "redis://127.0.0.1:1";
@@ -109,7 +109,7 @@ async fn websocket_connections_and_subscriptions_per_key_are_capped() {
     .await;
     let mut first = subscribe(&app, &app.key, json!({})).await;
     // A second subscription on the same socket is over the cap.
-    crate::subscription::send(
+    crate::ws::send(
         &mut first,
         json!({ "id": "2", "type": "subscribe", "payload": { "query": "subscription { eventRecorded { id } }" } }),
     )
@@ -156,7 +156,7 @@ async fn queries_and_mutations_over_a_websocket_draw_on_the_same_budgets() {
     assert_eq!(ack["type"], "connection_ack");
     let mut codes = Vec::new();
     for i in 0..5 {
-        crate::subscription::send(
+        crate::ws::send(
             &mut socket,
             json!({
                 "id": format!("m{i}"),

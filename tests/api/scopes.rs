@@ -120,8 +120,8 @@ async fn an_admin_only_key_operates_but_neither_reads_nor_records() {
 async fn a_subscription_needs_the_read_scope() {
     let app = TestApp::spawn().await;
     let writer = key(&app, &[Scope::EventsWrite]).await;
-    let mut socket = crate::subscription::start_subscription(&app, &writer, json!({})).await;
-    let answer = crate::subscription::next(&mut socket, std::time::Duration::from_secs(5))
+    let mut socket = crate::ws::start_subscription(&app, &writer, json!({})).await;
+    let answer = crate::ws::next(&mut socket, std::time::Duration::from_secs(5))
         .await
         .expect("an answer");
     assert_eq!(answer["id"], "1", "{answer}");

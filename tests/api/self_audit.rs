@@ -10,7 +10,7 @@ use traceledger::auth::{create_scoped_api_key, Scope};
 use traceledger::self_audit::SYSTEM_TENANT;
 
 use crate::helpers::{event, TestApp, TENANT};
-use crate::subscription::subscribe;
+use crate::ws::subscribe;
 
 /// How long the background trail may take to record a request.
 const TRAIL_WAIT: Duration = Duration::from_secs(15);

@@ -7,6 +7,9 @@
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod services;
+#[allow(dead_code)]
+#[path = "../api/ws.rs"]
+mod ws;
 
 use std::collections::HashSet;
 use std::process::{Child, Command};
@@ -120,6 +123,13 @@ async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
         config.outbox_poll_ms = 200;
     })
     .await;
+    // A live subscriber from before the outage.
+    let mut socket = ws::subscribe(
+        &app,
+        &app.key,
+        json!({ "actions": ["after_outage.marker"] }),
+    )
+    .await;
     let sender = record_all(&app, 300, "broker");
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
@@ -138,6 +148,16 @@ async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
         "no event went through the outbox: the outage was not exercised"
     );
     assert_exactly_stored(&app, &accepted).await;
+
+    // The live feed found its way back: the same websocket gets what is recorded now.
+    let receipt = app.record(event("after_outage.marker")).await;
+    let message = ws::next(&mut socket, Duration::from_secs(15))
+        .await
+        .expect("a live event after the broker came back");
+    assert_eq!(
+        message["payload"]["data"]["eventRecorded"]["id"],
+        receipt["id"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
