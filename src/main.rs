@@ -60,8 +60,9 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
-    /// Delete every audit event that occurred before a date: the only way events leave the
-    /// append-only store. The deletion is itself recorded in tenant `_traceledger`.
+    /// Drop every monthly partition of events received before a date: the only way events leave
+    /// the append-only store. A month straddling the date is kept whole. The drop is itself
+    /// recorded in tenant `_traceledger`.
     Retention {
         #[command(flatten)]
         config: Config,
@@ -192,11 +193,19 @@ async fn main() -> anyhow::Result<()> {
         } => {
             telemetry::init(config.log_format);
             let store = migrated(&config).await?;
-            let deleted = store
-                .purge_events_before(before, &operator)
+            let dropped = store
+                .drop_partitions_before(before, &operator)
                 .await
-                .context("deleting old events")?;
-            println!("deleted {deleted} events that occurred before {before}");
+                .context("dropping old partitions")?;
+            for partition in &dropped {
+                println!("dropped {} ({} events)", partition.name, partition.rows);
+            }
+            let events: i64 = dropped.iter().map(|p| p.rows).sum();
+            println!(
+                "dropped {} partitions, {events} events received before {before}; \
+                 events of the month straddling it are kept until a later run",
+                dropped.len()
+            );
             Ok(())
         }
         Command::Reindex { config, since } => reindex(config, since).await,

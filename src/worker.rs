@@ -26,6 +26,11 @@ use crate::store::{Store, StoreError};
 /// Backoff while the database is out of reach, and while the broker is.
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(200);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Monthly partitions of `audit_events` kept ready beyond the current month, so the first events
+/// of a month never wait on DDL.
+const PARTITION_MONTHS_AHEAD: i32 = 2;
+/// How often the worker checks the partitions; checking is cheap, creating one is rare.
+const PARTITION_CHECK_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -65,6 +70,7 @@ impl WorkerSettings {
 /// Runs until `shutdown`, reconnecting to the broker when it goes away. On shutdown the batch in
 /// flight is committed and acknowledged before returning.
 pub async fn run(settings: WorkerSettings, store: Store, shutdown: CancellationToken) {
+    let partitions = tokio::spawn(keep_partitions(store.clone(), shutdown.clone()));
     let mut delay = RETRY_FIRST_DELAY;
     while !shutdown.is_cancelled() {
         match consume(&settings, &store, &shutdown).await {
@@ -79,7 +85,32 @@ pub async fn run(settings: WorkerSettings, store: Store, shutdown: CancellationT
             }
         }
     }
+    let _ = partitions.await;
     tracing::info!("worker stopped");
+}
+
+/// Makes sure, at start-up and then hourly, that this month's and the next months' partitions
+/// exist (and that the default partition is emptied), away from the batch path: an insert never
+/// runs DDL. Retries sooner while the database is out of reach.
+async fn keep_partitions(store: Store, shutdown: CancellationToken) {
+    loop {
+        let next_check = match store.ensure_partitions(PARTITION_MONTHS_AHEAD).await {
+            Ok(created) => {
+                if created > 0 {
+                    tracing::info!(created, "audit_events partitions created");
+                }
+                PARTITION_CHECK_EVERY
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check audit_events partitions");
+                RETRY_MAX_DELAY
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(next_check) => {}
+        }
+    }
 }
 
 async fn consume(

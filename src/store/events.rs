@@ -117,34 +117,57 @@ impl TryFrom<EventRow> for AuditEvent {
 }
 
 impl Store {
-    /// Inserts a batch in one statement and one transaction. Rows whose id or
-    /// (tenant, idempotency key) is already stored are skipped, so a redelivered message never
-    /// makes a second row. With the search backlog on, new rows are also queued for indexing.
-    /// Returns how many rows were new.
+    /// Inserts a batch in one statement and one transaction, which decides the stored order
+    /// (`seq`, in batch order). A row whose id is already stored is skipped, so a redelivered
+    /// message never makes a second row; of the events sharing a (tenant, idempotency key), only
+    /// the first stored is kept. With the search backlog on, new rows are also queued for
+    /// indexing. Returns how many rows were new.
     pub async fn insert_events(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(0);
         }
         let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
         let rows = serde_json::to_value(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        // Keys first: an event with a key is stored only if its key was claimed now, or already
+        // belongs to it (a redelivery, which the id conflict then skips). `claimed` is read from
+        // the CTE because the statement's snapshot does not see its own key rows.
+        let batch_and_keys = format!(
+            "WITH batch AS (
+                SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS (
+                    id uuid, tenant text, occurred_at timestamptz, received_at timestamptz,
+                    action text, outcome text, severity smallint, service text,
+                    actor_id text, actor_type text, actor_name text, actor_ip text,
+                    target_id text, target_type text, target_name text, message text,
+                    metadata jsonb, idempotency_key text, request_id text, trace_id text))
+                WITH ORDINALITY AS x({COLUMNS}, batch_order)
+             ),
+             claimed AS (
+                INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id)
+                SELECT tenant, idempotency_key, id FROM batch
+                WHERE idempotency_key IS NOT NULL ORDER BY batch_order
+                ON CONFLICT DO NOTHING
+                RETURNING event_id
+             )"
+        );
         let insert = format!(
-            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM jsonb_to_recordset($1) AS x(
-                id uuid, tenant text, occurred_at timestamptz, received_at timestamptz,
-                action text, outcome text, severity smallint, service text,
-                actor_id text, actor_type text, actor_name text, actor_ip text,
-                target_id text, target_type text, target_name text, message text,
-                metadata jsonb, idempotency_key text, request_id text, trace_id text)
-             ON CONFLICT DO NOTHING"
+            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM batch b
+             WHERE b.idempotency_key IS NULL
+                OR b.id IN (SELECT event_id FROM claimed)
+                OR EXISTS (SELECT 1 FROM audit_idempotency_keys k
+                           WHERE k.tenant = b.tenant AND k.idempotency_key = b.idempotency_key
+                             AND k.event_id = b.id)
+             ORDER BY batch_order
+             ON CONFLICT (id) DO NOTHING"
         );
         // The new rows are queued for the search index in the same statement, so an event is
         // never stored without being queued (one row queued per row inserted).
         let sql = if self.search_backlog {
             format!(
-                "WITH inserted AS ({insert} RETURNING id) \
+                "{batch_and_keys}, inserted AS ({insert} RETURNING id) \
                  INSERT INTO search_backlog (event_id) SELECT id FROM inserted"
             )
         } else {
-            insert
+            format!("{batch_and_keys} {insert}")
         };
         let done = sqlx::query(&sql).bind(rows).execute(self.pool()).await?;
         Ok(done.rows_affected())
@@ -172,7 +195,7 @@ impl Store {
         keys: &[String],
     ) -> Result<HashMap<String, Uuid>, StoreError> {
         let rows: Vec<(String, Uuid)> = sqlx::query_as(
-            "SELECT idempotency_key, id FROM audit_events \
+            "SELECT idempotency_key, event_id FROM audit_idempotency_keys \
              WHERE tenant = $1 AND idempotency_key = ANY($2)",
         )
         .bind(tenant)

@@ -1,6 +1,6 @@
 //! PostgreSQL, the source of truth: connecting (creating the database if needed), migrations,
-//! and the queries for events, full-text search, statistics and API keys. Speaks domain types
-//! only.
+//! the queries for events, full-text search, statistics and API keys, and retention by monthly
+//! partition. Speaks domain types only.
 
 mod api_keys;
 mod events;
@@ -18,6 +18,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
 pub use outbox::OutboxEntry;
+pub use retention::DroppedPartition;
 pub use search::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.

@@ -48,8 +48,8 @@ impl TestApp {
         Self::start(configure, true).await
     }
 
-    /// The API alone, for tests that run the worker as a process of its own.
-    #[allow(dead_code)] // used by tests/chaos, which shares this file
+    /// The API alone, for tests that run the worker as a process of its own or need the store
+    /// to themselves.
     pub async fn spawn_without_worker(configure: impl FnOnce(&mut Config)) -> Self {
         Self::start(configure, false).await
     }
@@ -192,6 +192,15 @@ impl TestApp {
         }
     }
 
+    /// The partition of `audit_events` that holds the event `id`.
+    pub async fn partition_of(&self, id: Uuid) -> String {
+        sqlx::query_scalar("SELECT tableoid::regclass::text FROM audit_events WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.store.pool())
+            .await
+            .expect("the event is stored")
+    }
+
     /// The id of `tenant`'s key named `name` (`spawn` names its keys "test" and "admin").
     pub async fn key_id(&self, tenant: &str, name: &str) -> Uuid {
         sqlx::query_scalar("SELECT id FROM api_keys WHERE tenant = $1 AND name = $2")
@@ -234,6 +243,21 @@ pub fn event(action: &str) -> Value {
 pub fn stored_event(tenant: &str, occurred_at: DateTime<Utc>) -> AuditEvent {
     AuditEvent {
         id: Uuid::now_v7(),
+        ..received_event(tenant, occurred_at)
+    }
+}
+
+/// An accepted event of `tenant` received (and occurred) at `received_at`: its UUIDv7 id carries
+/// that time, as the API's would have, so it belongs to that month's partition.
+pub fn received_event(tenant: &str, received_at: DateTime<Utc>) -> AuditEvent {
+    let timestamp = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        received_at.timestamp() as u64,
+        received_at.timestamp_subsec_nanos(),
+    );
+    let occurred_at = received_at;
+    AuditEvent {
+        id: Uuid::new_v7(timestamp),
         tenant: tenant.to_owned(),
         occurred_at,
         received_at: occurred_at,

@@ -15,6 +15,7 @@ mod http_policy;
 mod immutable;
 mod jwt;
 mod keys;
+mod partitions;
 mod playground;
 mod query;
 mod rate_limits;

@@ -126,3 +126,42 @@ async fn a_poison_message_is_dead_lettered_and_the_pipeline_goes_on() {
         json!([{ "node": { "action": "after.poison" } }])
     );
 }
+
+#[tokio::test]
+async fn a_redelivered_message_with_an_idempotency_key_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now();
+    let keyed = |action: &str| {
+        let draft = EventDraft {
+            action: action.into(),
+            service: "billing".into(),
+            actor: ActorDraft {
+                id: "alice".into(),
+                kind: "user".into(),
+                ..Default::default()
+            },
+            idempotency_key: Some("k-redelivered".into()),
+            ..Default::default()
+        };
+        NewEvent::parse(draft, now)
+            .unwrap()
+            .accept(TENANT, uuid::Uuid::now_v7(), now)
+    };
+    // Two events with the same key in one message: the first is stored, the second is not.
+    let first = keyed("first.with.key");
+    let payload =
+        traceledger::bus::encode_batch(&[first.clone(), keyed("second.with.key")]).unwrap();
+    let (_connection, channel) = app.broker().await;
+    publish(&app, &channel, &payload).await;
+    publish(&app, &channel, &payload).await;
+    app.record(event("marker.after")).await;
+    app.wait_stored(TENANT, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_stored(TENANT, 2).await;
+    let keys = app
+        .store
+        .ids_by_idempotency_keys(TENANT, &["k-redelivered".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(keys.get("k-redelivered"), Some(&first.id));
+}

@@ -266,14 +266,14 @@ async fn wait_first_commit(app: &TestApp) {
     }
 }
 
-/// Waits until the worker's batch INSERT is running in the database, and returns how many
-/// events were stored before it.
+/// Waits until the worker's batch insert (`WITH batch AS …`) is running in the database, and
+/// returns how many events were stored before it.
 async fn wait_insert_in_flight(app: &TestApp) -> i64 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let running: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE 'INSERT INTO audit_events%'",
+             AND state = 'active' AND query LIKE 'WITH batch AS%'",
         )
         .fetch_one(app.store.pool())
         .await
