@@ -363,6 +363,7 @@ impl Drop for Isolated {
                     .database_url
                     .rsplit('/')
                     .next()
+                    .and_then(|tail| tail.split('?').next())
                     .unwrap_or_default()
                     .to_owned();
                 if let Ok(mut admin) =
