@@ -438,3 +438,36 @@ async fn processing_metrics_match_the_stored_rows() {
     assert_eq!(metrics["throughputPerSecond"], 0.0);
     assert_eq!(metrics["acceptToCommitLag"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_lag_includes_the_time_the_worker_spends_writing() {
+    let app = TestApp::spawn().await;
+    // The worker's insert statement takes 400 ms before it writes its rows, as a big batch does.
+    for statement in [
+        "CREATE FUNCTION test_slow_insert() RETURNS trigger AS $$
+         BEGIN PERFORM pg_sleep(0.4); RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER test_slow_insert BEFORE INSERT ON audit_events
+         FOR EACH STATEMENT EXECUTE FUNCTION test_slow_insert()",
+    ] {
+        sqlx::query(statement)
+            .execute(app.store.pool())
+            .await
+            .expect("test trigger");
+    }
+    let mut e = crate::helpers::event("user.login");
+    e["occurredAt"] = json!("2026-11-06T00:00:00Z");
+    app.record(e).await;
+    app.wait_stored(TENANT, 1).await;
+    let body = app
+        .gql(
+            "{ processingMetrics(occurredAfter: \"2026-11-06T00:00:00Z\", occurredBefore: \"2026-11-07T00:00:00Z\") { eventsRecorded acceptToCommitLag { p50Ms } } }",
+            json!({}),
+        )
+        .await;
+    let metrics = &body["data"]["processingMetrics"];
+    assert_eq!(metrics["eventsRecorded"], 1, "{body}");
+    let lag = metrics["acceptToCommitLag"]["p50Ms"]
+        .as_f64()
+        .expect("a lag");
+    assert!(lag >= 400.0, "the write's 400 ms are missing from {lag} ms");
+}
