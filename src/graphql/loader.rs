@@ -1,8 +1,9 @@
 //! The event loader every event-returning resolver goes through: Redis first (one MGET), then
-//! PostgreSQL for the misses (one query), which are written back to Redis. Keys carry the tenant,
+//! PostgreSQL for the misses (one query), which are written back to Redis; ids still unknown
+//! then may be ids superseded under an idempotency key (see `Store::superseding_ids`). Keys carry the tenant,
 //! so neither the loader nor the cache can hand one tenant another's event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
@@ -27,6 +28,46 @@ pub struct EventLoader {
 impl EventLoader {
     pub fn new(store: Store, cache: Cache) -> Self {
         Self { store, cache }
+    }
+}
+
+impl EventLoader {
+    /// An id that lost its idempotency key to another event answers with that event: the
+    /// client was told its event was accepted, and this is the event stored under its key.
+    async fn load_superseded(
+        &self,
+        tenant: &Arc<str>,
+        missing: &[Uuid],
+        found: &mut HashMap<EventKey, AuditEvent>,
+    ) -> Result<(), Arc<ApiError>> {
+        let store_error = |e| Arc::new(ApiError::from(e));
+        let superseding = self
+            .store
+            .superseding_ids(tenant, missing)
+            .await
+            .map_err(store_error)?;
+        if superseding.is_empty() {
+            return Ok(());
+        }
+        let owners: Vec<Uuid> = superseding.values().copied().collect();
+        let events: HashMap<Uuid, AuditEvent> = self
+            .store
+            .events_by_ids(tenant, &owners)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        for (id, owner) in superseding {
+            if let Some(event) = events.get(&owner) {
+                let key = EventKey {
+                    tenant: Arc::clone(tenant),
+                    id,
+                };
+                found.insert(key, event.clone());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -71,12 +112,19 @@ impl Loader<EventKey> for EventLoader {
             if let Err(e) = self.cache.put_events(&loaded).await {
                 tracing::warn!(error = %e, "could not fill the event cache");
             }
+            let missing: Vec<Uuid> = {
+                let loaded: HashSet<Uuid> = loaded.iter().map(|e| e.id).collect();
+                ids.into_iter().filter(|id| !loaded.contains(id)).collect()
+            };
             for event in loaded {
                 let key = EventKey {
                     tenant: Arc::clone(&tenant),
                     id: event.id,
                 };
                 found.insert(key, event);
+            }
+            if !missing.is_empty() {
+                self.load_superseded(&tenant, &missing, &mut found).await?;
             }
         }
         Ok(found)

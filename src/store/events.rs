@@ -120,7 +120,8 @@ impl Store {
     /// Inserts a batch in one statement and one transaction, which decides the stored order
     /// (`seq`, in batch order). A row whose id is already stored is skipped, so a redelivered
     /// message never makes a second row; of the events sharing a (tenant, idempotency key), only
-    /// the first stored is kept. With the search backlog on, new rows are also queued for
+    /// the first stored is kept, and the others' ids are recorded as superseded by it (see
+    /// [`Store::superseding_ids`]). With the search backlog on, new rows are also queued for
     /// indexing. Returns how many rows were new.
     pub async fn insert_events(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
         if events.is_empty() {
@@ -146,7 +147,20 @@ impl Store {
                 SELECT tenant, idempotency_key, id FROM batch
                 WHERE idempotency_key IS NOT NULL ORDER BY batch_order
                 ON CONFLICT DO NOTHING
-                RETURNING event_id
+                RETURNING tenant, idempotency_key, event_id
+             ),
+             owners AS (
+                SELECT tenant, idempotency_key, event_id FROM claimed
+                UNION ALL
+                SELECT k.tenant, k.idempotency_key, k.event_id
+                FROM audit_idempotency_keys k JOIN batch b USING (tenant, idempotency_key)
+             ),
+             superseded AS (
+                INSERT INTO audit_superseded_ids (id, tenant, event_id)
+                SELECT DISTINCT b.id, b.tenant, o.event_id
+                FROM batch b JOIN owners o USING (tenant, idempotency_key)
+                WHERE o.event_id <> b.id
+                ON CONFLICT (id) DO NOTHING
              )"
         );
         let insert = format!(
@@ -186,6 +200,23 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
         rows.into_iter().map(AuditEvent::try_from).collect()
+    }
+
+    /// For ids that lost their idempotency key to another event (both were accepted while the
+    /// fast duplicate check was unavailable), the id of the event stored under that key.
+    pub async fn superseding_ids(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Uuid>, StoreError> {
+        let rows: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "SELECT id, event_id FROM audit_superseded_ids WHERE tenant = $1 AND id = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// The ids of events already stored under these idempotency keys.
