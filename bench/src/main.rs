@@ -5,6 +5,7 @@
 mod api;
 mod cpu;
 mod elastic;
+mod export;
 mod harness;
 mod ingest;
 mod latency;
@@ -108,6 +109,7 @@ async fn run(command: Command, sizes: &Sizes, env: &BenchEnv) -> anyhow::Result<
         }
         if command.includes(Command::Reads) {
             report.reads = reads::run(env, &api, sizes).await.context("reads")?;
+            report.export = Some(export::run(env, &api, sizes).await.context("export")?);
         }
         if command.includes(Command::Live) {
             report.live = Some(live::run(env, &api, sizes).await.context("live")?);

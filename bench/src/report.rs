@@ -8,6 +8,7 @@ use std::process::Command;
 
 use traceledger::config::Config;
 
+use crate::export::ExportResult;
 use crate::ingest::{IngestResult, Shape};
 use crate::live::LiveResult;
 use crate::raw::RawLimits;
@@ -27,6 +28,7 @@ pub struct Report {
     pub raw: Option<RawLimits>,
     pub ingest: Vec<IngestResult>,
     pub reads: Vec<ReadResult>,
+    pub export: Option<ExportResult>,
     pub live: Option<LiveResult>,
 }
 
@@ -158,6 +160,17 @@ impl Report {
                 result.latency.p50_ms(),
                 result.latency.p99_ms(),
                 result.cpu,
+            ));
+        }
+        if let Some(export) = &self.export {
+            rows.push(format!(
+                "| export: GET /export?format=ndjson, every stored event | {} rows | {} rows/s | | | one request, {:.1} s; API RSS {:.0} MiB before, at most {:.0} MiB while streaming; {} |",
+                export.rows,
+                thousands(export.rows as f64 / export.seconds),
+                export.seconds,
+                export.rss_before_mib,
+                export.rss_peak_mib,
+                export.cpu,
             ));
         }
         if let Some(live) = &self.live {
