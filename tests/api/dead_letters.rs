@@ -237,3 +237,39 @@ async fn the_dlq_command_lists_replays_and_purges() {
     assert_eq!(dead_letters(&app, &operator).await, json!([]));
     assert_eq!(dlq(&app, &["list"]).trim(), "no dead letters");
 }
+
+#[tokio::test]
+async fn replaying_all_dead_letters_stores_every_one_once_fixed() {
+    let app = TestApp::spawn().await;
+    let operator = app.operator_admin_key().await;
+    make_flaky(&app, "flaky.op", None).await;
+    let first = app.record(event("flaky.op")).await;
+    let second = app.record(event("flaky.op")).await;
+    wait_dead_letters(&app, &operator, 2).await;
+
+    sqlx::query("DROP TRIGGER test_flaky ON audit_events")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let body = app
+        .gql_as(
+            &operator,
+            "mutation { replayDeadLetters(all: true) }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["data"]["replayDeadLetters"], 2, "{body}");
+    app.wait_stored(TENANT, 2).await;
+    for receipt in [first, second] {
+        let body = app
+            .gql(
+                "query($id: ID!) { auditEvent(id: $id) { id } }",
+                json!({ "id": receipt["id"] }),
+            )
+            .await;
+        assert_eq!(body["data"]["auditEvent"]["id"], receipt["id"], "{body}");
+    }
+    assert_eq!(dead_letters(&app, &operator).await, json!([]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.stored_count(TENANT).await, 2);
+}
