@@ -9,6 +9,7 @@ mod browser;
 mod dead_letters;
 mod degraded;
 mod export;
+mod group_commit;
 mod hostile;
 mod http_policy;
 mod immutable;
