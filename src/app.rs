@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, Authenticator, NewApiKey};
-use crate::bus::{BusError, DeadLetters, Publisher, Topology};
+use crate::bus::{BusError, DeadLetters, GroupCommit, Publisher, Topology};
 use crate::cache::{Cache, CacheError};
 use crate::config::Config;
 use crate::graphql::{build_schema, SchemaLimits};
@@ -79,6 +79,7 @@ impl App {
                 topology.clone(),
                 config.publish_timeout(),
                 config.breaker(),
+                GroupCommit::from_config(&config),
             )
             .await,
         );

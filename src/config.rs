@@ -87,6 +87,23 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_PUBLISH_TIMEOUT_MS", default_value_t = 5000)]
     pub publish_timeout_ms: u64,
 
+    /// Messages the publisher may have awaiting the broker's confirm at once. Calls arriving
+    /// meanwhile wait and travel together in the next message (group commit).
+    #[arg(long, env = "TRACELEDGER_PUBLISH_MAX_IN_FLIGHT", default_value_t = 2)]
+    pub publish_max_in_flight: usize,
+
+    /// The most events one message of grouped calls carries…
+    #[arg(
+        long,
+        env = "TRACELEDGER_PUBLISH_GROUP_MAX_EVENTS",
+        default_value_t = 1000
+    )]
+    pub publish_group_max_events: usize,
+
+    /// …and the most bytes of events (a single larger call still travels, alone).
+    #[arg(long, env = "TRACELEDGER_PUBLISH_GROUP_MAX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub publish_group_max_bytes: usize,
+
     /// The worker commits a batch after this many messages…
     #[arg(long, env = "TRACELEDGER_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,

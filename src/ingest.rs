@@ -1,6 +1,7 @@
-//! Accepting events: validate every input, settle idempotency keys, publish the accepted ones as
-//! one confirmed broker message, and hand back a receipt per input. When the broker cannot take
-//! the message, it is parked in the PostgreSQL outbox (as durable, and relayed later); only when
+//! Accepting events: validate every input, settle idempotency keys, publish the accepted ones in
+//! one confirmed broker message (shared with the calls that arrive at the same time, see
+//! `bus::Publisher`), and hand back a receipt per input. When the broker cannot take them, the
+//! call's events are parked in the PostgreSQL outbox (as durable, and relayed later); only when
 //! both fail is the call refused.
 
 use std::collections::HashMap;
@@ -159,7 +160,8 @@ impl Recorder {
         Ok(receipts)
     }
 
-    /// Publishes the batch, or parks it in the outbox when the broker cannot take it.
+    /// Publishes the call's events, or parks them in the outbox when the broker cannot take the
+    /// message that would carry them.
     async fn deliver(&self, events: &[AuditEvent]) -> Result<(), IngestError> {
         let bus = match self.publisher.publish_confirmed(events).await {
             Ok(()) => return Ok(()),

@@ -198,6 +198,10 @@ impl Batcher<'_> {
     async fn commit(&self, deliveries: Vec<Delivery>) -> Result<(), WorkerError> {
         let mut decoded: Vec<(Delivery, Vec<AuditEvent>)> = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
+            // A message may join several callers' events, of several tenants. An invalid event
+            // dead-letters the whole message, but the API checks every event against these same
+            // rules before publishing, so only a message not published by the API can fail here:
+            // one caller's event never takes another's to the dead-letter queue this way.
             match decode_batch(&delivery.data) {
                 Ok(events) => decoded.push((delivery, events)),
                 Err(e) => self.dead_letter(delivery, &e.to_string()).await?,
@@ -232,7 +236,9 @@ impl Batcher<'_> {
             }
             Some(Err(batch_error)) => {
                 // Store each message alone, so one bad or unlucky message does not hold up the
-                // others, and each failure is charged to the message that caused it.
+                // others, and each failure is charged to the message that caused it. A message is
+                // retried or dead-lettered whole, with every caller's events in it: a retry skips
+                // rows already stored, and a replay stores each event once under its own id.
                 tracing::warn!(error = %batch_error, "batch failed; storing its messages one by one");
                 for (delivery, events) in decoded {
                     match self.insert_when_reachable(&events).await {

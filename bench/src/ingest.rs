@@ -31,8 +31,10 @@ pub enum Shape {
 
 /// Where the time went, from the API's own metrics over the scenario.
 pub struct Breakdown {
-    /// Mean wait for the broker's confirm per published message (one per request).
+    /// Mean wait for the broker's confirm per published message, and mean events per message
+    /// (concurrent calls share messages).
     pub publish_confirm_ms: f64,
+    pub message_events: f64,
     /// The worker's batches: mean events per INSERT, mean INSERT time, and the share of the
     /// scenario's wall time the worker spent inside INSERTs.
     pub batch_events: f64,
@@ -54,6 +56,7 @@ impl Breakdown {
         let commit_seconds = after.delta(before, "traceledger_worker_commit_seconds_sum");
         Self {
             publish_confirm_ms: mean("traceledger_publish_confirm_seconds") * 1000.0,
+            message_events: mean("traceledger_publish_group_events"),
             batch_events: mean("traceledger_worker_batch_events"),
             commit_ms: mean("traceledger_worker_commit_seconds") * 1000.0,
             commit_busy: commit_seconds / elapsed.as_secs_f64(),

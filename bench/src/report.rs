@@ -125,9 +125,10 @@ impl Report {
             let b = &result.breakdown;
             let mut notes = format!(
                 "mutation latency; accept→commit p50 {a2c_p50:.0} ms, p99 {a2c_p99:.0} ms; \
-                 publish confirm {:.1} ms a request; worker INSERTs of {:.0} events in {:.0} ms, \
-                 busy {:.0} % of the time",
+                 publish confirm {:.1} ms a message of {:.1} events; worker INSERTs of {:.0} \
+                 events in {:.0} ms, busy {:.0} % of the time",
                 b.publish_confirm_ms,
+                b.message_events,
                 b.batch_events,
                 b.commit_ms,
                 b.commit_busy * 100.0

@@ -1,9 +1,10 @@
 //! RabbitMQ: the topology every instance declares, the confirmed publisher the API records
 //! through, and the wire format of what travels between them.
 //!
-//! Every accepted batch (one `recordEvent`, or one `recordEvents` call) is one persistent
-//! message on a durable fanout exchange. The exchange feeds the durable worker queue that the
-//! workers share and one exclusive queue per API instance for its live subscribers.
+//! Accepted events travel as persistent batch messages on a durable fanout exchange: the calls
+//! (`recordEvent`, `recordEvents`) that arrive together share one message, so a message can hold
+//! several callers' events, of several tenants. The exchange feeds the durable worker queue that
+//! the workers share and one exclusive queue per API instance for its live subscribers.
 
 mod codec;
 mod dead_letters;
@@ -19,7 +20,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 pub use codec::{decode_batch, encode_batch, DecodeError};
 pub use dead_letters::{DeadLetter, DeadLetters, Replay};
 pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADER, REASON_HEADER};
-pub use publisher::Publisher;
+pub use publisher::{GroupCommit, Publisher};
 
 /// AMQP reply code for closing a channel or connection normally.
 pub(crate) const CLOSE_NORMAL: u16 = 200;
@@ -40,6 +41,23 @@ pub enum BusError {
     Unroutable(String),
     #[error("could not encode the message: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("the publisher has stopped")]
+    Stopped,
+}
+
+/// Every caller whose events travelled in one message is answered with that message's outcome.
+impl Clone for BusError {
+    fn clone(&self) -> Self {
+        match self {
+            BusError::Amqp(e) => BusError::Amqp(e.clone()),
+            BusError::Timeout => BusError::Timeout,
+            BusError::Unavailable => BusError::Unavailable,
+            BusError::Nacked => BusError::Nacked,
+            BusError::Unroutable(target) => BusError::Unroutable(target.clone()),
+            BusError::Encode(e) => BusError::Encode(serde::ser::Error::custom(e)),
+            BusError::Stopped => BusError::Stopped,
+        }
+    }
 }
 
 /// The names of everything this deployment declares on the broker.

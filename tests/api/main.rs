@@ -10,6 +10,7 @@ mod cli;
 mod dead_letters;
 mod degraded;
 mod export;
+mod group_commit;
 mod hostile;
 mod http_policy;
 mod immutable;
