@@ -22,7 +22,7 @@ const SUBSCRIBER_BUFFER: usize = 4096;
 /// Reconnecting waits this long at first, doubling up to the maximum while the broker stays
 /// away, so a long outage costs few attempts and a blip costs little.
 const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(250);
-const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(5);
 
 pub struct LiveFeed {
     events: broadcast::Sender<Arc<AuditEvent>>,
@@ -83,6 +83,10 @@ impl LiveFeed {
 
     async fn forward(&self, mut consumer: Consumer) {
         while let Some(Ok(delivery)) = consumer.next().await {
+            // Nobody listening on this instance: decoding would be work for no one.
+            if self.events.receiver_count() == 0 {
+                continue;
+            }
             match decode_batch(&delivery.data) {
                 Ok(events) => {
                     for event in events {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{event, TestApp, OTHER_TENANT, TENANT};
-use crate::subscription::{next, subscribe};
+use crate::ws::{next, subscribe};
 use traceledger::domain::AuditEvent;
 
 const CALLS: usize = 200;
