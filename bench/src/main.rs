@@ -24,6 +24,10 @@ use harness::BenchEnv;
 use report::Report;
 use sizes::Sizes;
 
+/// The allocator `traceledger serve` uses, so the API child measured here is the one shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Benchmarks traceledger against this machine's raw limits")]
 struct Cli {

@@ -8,6 +8,12 @@ use clap::Parser;
 use traceledger::config::Config;
 use traceledger::{app, telemetry};
 
+/// mimalloc instead of the system allocator: serving a request allocates and frees many small
+/// objects across threads, and glibc's malloc was a quarter of the API's CPU in a profile of
+/// single-event ingest (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "traceledger-worker", version, about = "The traceledger worker")]
 struct Cli {
