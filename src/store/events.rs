@@ -129,9 +129,12 @@ impl Store {
         }
         let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
         let rows = serde_json::to_value(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        // Keys first: an event with a key is stored only if its key was claimed now, or already
-        // belongs to it (a redelivery, which the id conflict then skips). `claimed` is read from
-        // the CTE because the statement's snapshot does not see its own key rows.
+        // Keys first: each key in the batch gets its owner, the first event to claim it. The
+        // no-op DO UPDATE (rather than DO NOTHING) makes RETURNING give the owner of a key
+        // already taken too, read after any concurrent claim of it committed (a worker storing
+        // the same key at the same time): the statement's own snapshot would not see that row.
+        // An event is stored only if it owns its key (a redelivery owns it already; the id
+        // conflict then skips it); the others are recorded as superseded by the owner.
         let batch_and_keys = format!(
             "WITH batch AS (
                 SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS (
@@ -142,22 +145,18 @@ impl Store {
                     metadata jsonb, idempotency_key text, request_id text, trace_id text))
                 WITH ORDINALITY AS x({COLUMNS}, batch_order)
              ),
-             claimed AS (
-                INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id)
-                SELECT tenant, idempotency_key, id FROM batch
-                WHERE idempotency_key IS NOT NULL ORDER BY batch_order
-                ON CONFLICT DO NOTHING
-                RETURNING tenant, idempotency_key, event_id
-             ),
              owners AS (
-                SELECT tenant, idempotency_key, event_id FROM claimed
-                UNION ALL
-                SELECT k.tenant, k.idempotency_key, k.event_id
-                FROM audit_idempotency_keys k JOIN batch b USING (tenant, idempotency_key)
+                INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id)
+                SELECT DISTINCT ON (tenant, idempotency_key) tenant, idempotency_key, id
+                FROM batch WHERE idempotency_key IS NOT NULL
+                ORDER BY tenant, idempotency_key, batch_order
+                ON CONFLICT (tenant, idempotency_key)
+                    DO UPDATE SET event_id = audit_idempotency_keys.event_id
+                RETURNING tenant, idempotency_key, event_id
              ),
              superseded AS (
                 INSERT INTO audit_superseded_ids (id, tenant, event_id)
-                SELECT DISTINCT b.id, b.tenant, o.event_id
+                SELECT b.id, b.tenant, o.event_id
                 FROM batch b JOIN owners o USING (tenant, idempotency_key)
                 WHERE o.event_id <> b.id
                 ON CONFLICT (id) DO NOTHING
@@ -165,11 +164,7 @@ impl Store {
         );
         let insert = format!(
             "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM batch b
-             WHERE b.idempotency_key IS NULL
-                OR b.id IN (SELECT event_id FROM claimed)
-                OR EXISTS (SELECT 1 FROM audit_idempotency_keys k
-                           WHERE k.tenant = b.tenant AND k.idempotency_key = b.idempotency_key
-                             AND k.event_id = b.id)
+             WHERE b.idempotency_key IS NULL OR b.id IN (SELECT event_id FROM owners)
              ORDER BY batch_order
              ON CONFLICT (id) DO NOTHING"
         );

@@ -85,7 +85,7 @@ async fn a_redelivered_batch_is_stored_once_and_the_first_event_of_a_key_wins() 
     );
     let mut later = received_event(TENANT, now);
     later.idempotency_key = Some("k-1".to_owned());
-    assert_eq!(app.store.insert_events(&[later]).await.unwrap(), 0);
+    assert_eq!(app.store.insert_events(&[later.clone()]).await.unwrap(), 0);
 
     let stored: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM audit_events WHERE tenant = $1 ORDER BY seq")
@@ -94,6 +94,15 @@ async fn a_redelivered_batch_is_stored_once_and_the_first_event_of_a_key_wins() 
             .await
             .unwrap();
     assert_eq!(stored, [first.id, unkeyed.id], "in batch order");
+    // The ids that lost the key point at its owner.
+    let superseded = app
+        .store
+        .superseding_ids(TENANT, &[second.id, later.id, first.id])
+        .await
+        .unwrap();
+    assert_eq!(superseded.get(&second.id), Some(&first.id));
+    assert_eq!(superseded.get(&later.id), Some(&first.id));
+    assert_eq!(superseded.get(&first.id), None);
     let keys = app
         .store
         .ids_by_idempotency_keys(TENANT, &["k-1".to_owned()])
@@ -104,4 +113,46 @@ async fn a_redelivered_batch_is_stored_once_and_the_first_event_of_a_key_wins() 
     let mut other = received_event("globex", now);
     other.idempotency_key = Some("k-1".to_owned());
     assert_eq!(app.store.insert_events(&[other]).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_key_stored_by_two_workers_at_once_has_one_owner_and_both_ids_resolve() {
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    let now = Utc::now();
+    let mut first = received_event(TENANT, now - Duration::seconds(1));
+    first.idempotency_key = Some("k-race".to_owned());
+    let mut second = received_event(TENANT, now);
+    second.idempotency_key = Some("k-race".to_owned());
+
+    // One worker's batch statement runs first and has not committed yet…
+    let mut in_flight = app.store.pool().begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id) VALUES ($1, $2, $3)",
+    )
+    .bind(TENANT)
+    .bind("k-race")
+    .bind(first.id)
+    .execute(&mut *in_flight)
+    .await
+    .unwrap();
+    // …when another's, with the same key, starts: it waits for the first to finish.
+    let store = app.store.clone();
+    let racing = {
+        let second = second.clone();
+        tokio::spawn(async move { store.insert_events(&[second]).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !racing.is_finished(),
+        "the second claim waits for the first"
+    );
+    in_flight.commit().await.unwrap();
+    assert_eq!(racing.await.unwrap().unwrap(), 0, "the key is taken");
+
+    let superseded = app
+        .store
+        .superseding_ids(TENANT, &[second.id])
+        .await
+        .unwrap();
+    assert_eq!(superseded.get(&second.id), Some(&first.id));
 }
