@@ -89,8 +89,9 @@ CREATE TABLE audit_events (
 
 -- A safety net: an event whose month has no partition (the worker was down for months, a clock
 -- far ahead) lands here rather than being refused, since an acknowledged event must never be
--- lost. audit_events_ensure_partitions() moves such rows to their month's partition, so it stays
--- empty; retention never drops it.
+-- lost. audit_events_ensure_partitions() moves such rows to their month's partition, so it holds
+-- no UUIDv7 rows (only the few retention records older versions wrote with random ids);
+-- retention never drops it.
 CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT;
 
 -- The indexes of 0001, 0005 and 0006, on every partition.

@@ -11,7 +11,8 @@ CREATE TABLE audit_superseded_ids (
 );
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_superseded_ids FROM PUBLIC;
 
--- Retention drops superseded ids received in the months it drops, with the months.
+-- Retention drops superseded ids received in the months it drops, with the months, and refuses
+-- a cutoff after the start of the current month.
 CREATE OR REPLACE FUNCTION drop_audit_partitions_before(cutoff TIMESTAMPTZ, requested_by TEXT)
 RETURNS TABLE (partition_name TEXT, dropped_rows BIGINT)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
@@ -20,7 +21,14 @@ DECLARE
     counted BIGINT;
     names TEXT[] := '{}';
     total BIGINT := 0;
+    this_month TIMESTAMPTZ := date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
 BEGIN
+    -- The current month and those ahead (created early) hold what is being recorded now.
+    IF cutoff > this_month THEN
+        RAISE EXCEPTION 'retention cannot drop the current month or later: % is after %',
+            cutoff, this_month
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     FOR part IN
         SELECT c.relname,
                (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([0-9a-f-]+)''\)'))[1]::uuid

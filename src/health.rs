@@ -65,7 +65,7 @@ pub async fn readiness(services: &Services) -> Readiness {
         .search
         .elastic_breaker_state()
         .map(|breaker| Dependency {
-            status: classify(breaker != BreakerState::Open, Duration::ZERO, Some(breaker)),
+            status: classify(true, Duration::ZERO, Some(breaker)),
             breaker: Some(breaker.as_str()),
             detail: None,
         });
@@ -106,7 +106,8 @@ async fn probe<E: std::fmt::Display>(
     let status = classify(answered, took, breaker);
     let detail = detail.or_else(|| match status {
         Status::Degraded if took > SLOW_PROBE => Some(format!("slow: {} ms", took.as_millis())),
-        Status::Degraded => Some("recovering: its breaker still lets few requests through".into()),
+        Status::Degraded => Some("recovering: its breaker lets a few requests try it".into()),
+        Status::Down if answered => Some("its breaker is open: requests go around it".into()),
         _ => None,
     });
     Dependency {
@@ -116,15 +117,16 @@ async fn probe<E: std::fmt::Display>(
     }
 }
 
-/// Down when it does not answer; degraded when it answers but slowly, or while its breaker is
-/// not closed yet (requests still go around it); up otherwise.
+/// Down when it does not answer or its breaker is open (requests go around it); degraded when
+/// it answers but slowly, or while its breaker is half-open (a few requests try it again); up
+/// otherwise.
 fn classify(answered: bool, took: Duration, breaker: Option<BreakerState>) -> Status {
-    if !answered {
-        Status::Down
-    } else if took > SLOW_PROBE || breaker.is_some_and(|b| b != BreakerState::Closed) {
-        Status::Degraded
-    } else {
-        Status::Up
+    match breaker {
+        _ if !answered => Status::Down,
+        Some(BreakerState::Open) => Status::Down,
+        Some(BreakerState::HalfOpen) => Status::Degraded,
+        _ if took > SLOW_PROBE => Status::Degraded,
+        _ => Status::Up,
     }
 }
 
@@ -172,10 +174,7 @@ mod tests {
             classify(true, fast, Some(BreakerState::HalfOpen)),
             Status::Degraded
         );
-        assert_eq!(
-            classify(true, fast, Some(BreakerState::Open)),
-            Status::Degraded
-        );
+        assert_eq!(classify(true, fast, Some(BreakerState::Open)), Status::Down);
         assert_eq!(
             classify(false, fast, Some(BreakerState::Closed)),
             Status::Down

@@ -60,14 +60,21 @@ impl LiveFeed {
                         }
                     },
                 };
-                delay = RECONNECT_FIRST_DELAY;
+                let delivered = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    delivered = pump.forward(consumer) => delivered,
+                };
+                // A link that carried something was healthy: start the backoff afresh. One
+                // lost as soon as it opened keeps backing off.
+                if delivered {
+                    delay = RECONNECT_FIRST_DELAY;
+                }
+                tracing::warn!(retry_in = ?delay, "live feed lost its queue; reconnecting");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    _ = pump.forward(consumer) => {
-                        tracing::warn!("live feed lost its queue; reconnecting");
-                        tokio::time::sleep(RECONNECT_FIRST_DELAY).await;
-                    }
+                    _ = tokio::time::sleep(delay) => {}
                 }
+                delay = (delay * 2).min(RECONNECT_MAX_DELAY);
             }
         });
         feed
@@ -81,8 +88,11 @@ impl LiveFeed {
         self.events.receiver_count()
     }
 
-    async fn forward(&self, mut consumer: Consumer) {
+    /// Forwards deliveries until the consumer ends; whether it delivered anything.
+    async fn forward(&self, mut consumer: Consumer) -> bool {
+        let mut delivered = false;
         while let Some(Ok(delivery)) = consumer.next().await {
+            delivered = true;
             // Nobody listening on this instance: decoding would be work for no one.
             if self.events.receiver_count() == 0 {
                 continue;
@@ -97,6 +107,7 @@ impl LiveFeed {
                 Err(e) => tracing::debug!(error = %e, "live feed skipped a message"),
             }
         }
+        delivered
     }
 }
 

@@ -30,6 +30,8 @@ pub struct Report {
     pub reads: Vec<ReadResult>,
     pub export: Option<ExportResult>,
     pub live: Option<LiveResult>,
+    /// The API's resident memory after the ingest and reads scenarios, in MiB.
+    pub heavy_rss_mib: Option<f64>,
 }
 
 impl Report {
@@ -174,9 +176,14 @@ impl Report {
                 export.cpu,
             ));
         }
+        if let Some(rss) = self.heavy_rss_mib {
+            rows.push(format!(
+                "| memory: the API after the ingest and reads scenarios | | | | | resident {rss:.0} MiB at the end: the peak its embedded worker and the reads reached, kept by the allocator |"
+            ));
+        }
         if let Some(live) = &self.live {
             rows.push(format!(
-                "| live: {} subscribers × {} events | {} deliveries | | {:.1} | {:.1} | from the mutation's answer to receipt ({} receipts came before the answer: 0 ms); from sending the mutation p50 {:.1} ms, p99 {:.1} ms; API RSS {:.0} MiB idle, {:.0} MiB with the subscribers; {} |",
+                "| live: {} subscribers × {} events, on a freshly started API | {} deliveries | | {:.1} | {:.1} | from the mutation's answer to receipt ({} receipts came before the answer: 0 ms); from sending the mutation p50 {:.1} ms, p99 {:.1} ms; API RSS {:.0} MiB idle, {:.0} MiB with the subscribers; {} |",
                 live.subscribers,
                 live.events,
                 live.latency.count(),

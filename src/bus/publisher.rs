@@ -117,8 +117,13 @@ impl Publisher {
             deadline: Instant::now() + self.broker.timeout,
             answer,
         };
+        let deadline = waiting.deadline;
         self.waiting.send(waiting).map_err(|_| BusError::Stopped)?;
-        answered.await.unwrap_or(Err(BusError::Stopped))
+        // Each caller waits until its own deadline, whatever its message's.
+        match tokio::time::timeout_at(deadline, answered).await {
+            Ok(answer) => answer.unwrap_or(Err(BusError::Stopped)),
+            Err(_) => Err(BusError::Timeout),
+        }
     }
 
     /// Publishes an already encoded batch (from the outbox) as a message of its own.
@@ -222,8 +227,11 @@ impl Group {
         for waiting in late {
             let _ = waiting.answer.send(Err(BusError::Timeout));
         }
+        // The message has as long as its most patient member: a member that joined late in
+        // its own wait must not cut the others' time short (and count a timeout against the
+        // broker that was the queue's). Each member stops waiting at its own deadline.
         let (Some(leader), Some(deadline)) =
-            (members.first(), members.iter().map(|w| w.deadline).min())
+            (members.first(), members.iter().map(|w| w.deadline).max())
         else {
             return;
         };

@@ -130,7 +130,12 @@ pub(super) async fn playground_or_websocket(
                         }
                         Err((status, message)) => {
                             outcome.status = Some(status.as_u16());
-                            Err(async_graphql::Error::new(message))
+                            // The protocol's close code is fixed (1002 here); the reason
+                            // starts with the same code a GraphQL error would carry.
+                            Err(async_graphql::Error::new(format!(
+                                "{}: {message}",
+                                socket_refusal_code(status)
+                            )))
                         }
                     }
                 })
@@ -190,6 +195,15 @@ async fn admit(
         limiter: Arc::clone(&state.limiter),
     });
     Ok((principal, data))
+}
+
+/// The error code for a websocket refused with `status`, as `extensions.code` would say it.
+fn socket_refusal_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
+        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
+        _ => "UNAVAILABLE",
+    }
 }
 
 /// `{"apiKey": "<key>"}` or `{"Authorization": "Bearer <key>"}` in connection_init.

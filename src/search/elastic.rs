@@ -215,8 +215,8 @@ impl ElasticSearch {
     /// term and length statistics), so every event indexed since the previous page, any
     /// tenant's, shifts them, and a score kept in the cursor no longer points between the
     /// same two hits. Asking again for the cursor's own event gives its current score; its
-    /// time and id never change. An event that no longer matches (its month was dropped by
-    /// retention) leaves the cursor as it was.
+    /// time and id never change. If the event is not found (its index was deleted or rebuilt
+    /// without it), the cursor is used as it was.
     async fn reanchor(
         &self,
         request: &SearchRequest<'_>,

@@ -127,4 +127,20 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
         .execute(app.store.pool())
         .await
         .is_err());
+
+    // A cutoff in the future would drop what is being recorded now: refused, nothing dropped.
+    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .args(["retention", "--before", "2100-01-01"])
+        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
+        .output()
+        .expect("run traceledger");
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot drop the current month"), "{stderr}");
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE tenant = $1")
+        .bind(TENANT)
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 2);
 }

@@ -34,11 +34,9 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
     app.record_as(&app.other_key, theirs.clone()).await;
 
     let receipt = app.record(theirs).await;
-    let answered = tokio::time::Instant::now();
     let message = next(&mut socket, DELIVERY_DEADLINE)
         .await
         .expect("the matching event within a second");
-    assert!(answered.elapsed() <= DELIVERY_DEADLINE);
     assert_eq!(message["type"], "next", "{message}");
     assert_eq!(message["id"], "1");
     let delivered = &message["payload"]["data"]["eventRecorded"];
@@ -78,6 +76,7 @@ async fn a_websocket_with_a_bad_key_is_refused() {
         panic!("the server answered a bad key with {message:?}");
     };
     assert_eq!(u16::from(closed.code), 1002, "{closed:?}");
+    assert!(closed.reason.starts_with("UNAUTHENTICATED: "), "{closed:?}");
     assert!(closed.reason.contains("API key"), "{closed:?}");
 }
 
@@ -125,11 +124,9 @@ async fn a_subscriber_that_never_reads_holds_up_nobody() {
         app.record_all(&wave).await;
     }
     let receipt = app.record(event("flood.done")).await;
-    let answered = tokio::time::Instant::now();
     let message = next(&mut attentive, DELIVERY_DEADLINE)
         .await
         .expect("the attentive subscriber's event within a second");
-    assert!(answered.elapsed() <= DELIVERY_DEADLINE);
     assert_eq!(
         message["payload"]["data"]["eventRecorded"]["id"],
         receipt["id"]

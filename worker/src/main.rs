@@ -8,9 +8,8 @@ use clap::Parser;
 use traceledger::config::Config;
 use traceledger::{app, telemetry};
 
-/// mimalloc instead of the system allocator: serving a request allocates and frees many small
-/// objects across threads, and glibc's malloc was a quarter of the API's CPU in a profile of
-/// single-event ingest (BENCHMARKS.md).
+/// mimalloc, as `traceledger` uses: the worker decodes, copies and frees every event of every
+/// batch across threads, which glibc's malloc serves slowly and with fragmentation.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
