@@ -25,6 +25,8 @@ use crate::store::{Store, StoreError};
 pub const SYSTEM_TENANT: &str = "_traceledger";
 /// The `service` of every self-audit event.
 const SERVICE: &str = "traceledger";
+/// How long the drain waits after a note for others to join it in one batch.
+const LINGER: Duration = Duration::from_millis(200);
 
 /// How a request reached the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,10 +200,21 @@ fn action_draft(
     }
 }
 
-/// Records what is queued, as many notes per call as are waiting (up to a batch).
+/// Records what is queued, as many notes per call as are waiting (up to a batch). After the
+/// first note it lingers a moment for more: the notes are not on anyone's critical path, and
+/// every request making its own broker message and insert would double the pipeline's load.
 async fn drain(recorder: Recorder, mut notes: mpsc::Receiver<EventDraft>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while notes.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() < MAX_BATCH {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < MAX_BATCH {
+                match notes.try_recv() {
+                    Ok(note) => batch.push(note),
+                    Err(_) => break,
+                }
+            }
+        }
         let drafts = std::mem::take(&mut batch);
         let count = drafts.len() as u64;
         if let Err(e) = recorder.record(SYSTEM_TENANT, drafts).await {
