@@ -41,8 +41,10 @@ const ACTIONS: [&str; 8] = [
     "file.delete",
 ];
 const ACTORS: usize = 1_000;
-/// Searches on Elasticsearch are cheap enough for this many times the PostgreSQL ones.
-const ELASTIC_REQUESTS_PER_HEAVY: usize = 10;
+/// osmem-server, the stand-in for Elasticsearch (see `crate::elastic`), is given one event in
+/// this many, and asked this many times the PostgreSQL searches' count.
+const ELASTIC_SHARE: i64 = 100;
+const ELASTIC_REQUESTS_PER_HEAVY: usize = 2;
 /// Every this many seeded events, one id is kept for the `auditEvent(id)` scenarios.
 const ID_SAMPLE_EVERY: usize = 7;
 
@@ -187,8 +189,8 @@ pub async fn run(
 }
 
 /// The same searches through an API whose search backend is Elasticsearch, here `osmem-server`
-/// (see `crate::elastic`) holding the newest tenth of the stored events (all of them in a quick
-/// run); None when osmem-server is not installed.
+/// (see `crate::elastic`) holding the newest hundredth of the stored events (all of them in a
+/// quick run); None when osmem-server is not installed.
 async fn search_on_elasticsearch(
     env: &BenchEnv,
     sizes: &Sizes,
@@ -200,9 +202,9 @@ async fn search_on_elasticsearch(
         return Ok(None);
     };
     let prefix = format!("{}-search", env.config.cache_prefix);
-    // The newest tenth (all of a quick run's few): the seeded events are spread evenly over
+    // The newest hundredth (all of a quick run's few): the seeded events are spread evenly over
     // SEED_DAYS before `seeded_at`.
-    let share = if sizes.quick { 1 } else { 10 };
+    let share = if sizes.quick { 1 } else { ELASTIC_SHARE };
     let since = seeded_at - chrono::Duration::milliseconds(SEED_DAYS * 86_400_000 / share);
     server
         .index_since(env, &prefix, since, sizes.stored_events / share as usize)
@@ -228,7 +230,7 @@ async fn search_on_elasticsearch(
         if sizes.quick {
             "search (Elasticsearch backend on osmem-server)"
         } else {
-            "search (Elasticsearch backend on osmem-server, newest tenth of the events)"
+            "search (Elasticsearch backend on osmem-server, newest 1 % of the events)"
         },
         (
             sizes.heavy_read_requests * ELASTIC_REQUESTS_PER_HEAVY,

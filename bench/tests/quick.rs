@@ -35,7 +35,7 @@ fn every_scenario_completes_with_matching_counts_in_quick_mode() {
         "| reads: auditEvent(id) warm, 1 client | 40 requests |",
         "| reads: eventStats(HOUR, by SERVICE), one day, 1 client | 6 requests |",
         "| reads: eventStats(DAY, by SERVICE), all 30 days, 1 client | 6 requests |",
-        "| reads: search (Elasticsearch backend on osmem-server), 2 clients | 60 requests |",
+        "| reads: search (Elasticsearch backend on osmem-server), 2 clients | 12 requests |",
         "| export: GET /export?format=ndjson, every stored event | 5000 rows |",
         "| memory: the API after the ingest and reads scenarios |",
         "| live: 20 subscribers × 5 events, on a freshly started API | 100 deliveries |",
