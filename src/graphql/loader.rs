@@ -1,7 +1,7 @@
 //! The event loader every event-returning resolver goes through: Redis first (one MGET), then
-//! PostgreSQL for the misses (one query), which are written back to Redis; ids still unknown
-//! then may be ids superseded under an idempotency key (see `Store::superseding_ids`). Keys carry the tenant,
-//! so neither the loader nor the cache can hand one tenant another's event.
+//! PostgreSQL for the misses (one query), which are written back to Redis; ids still unknown may
+//! have been superseded under an idempotency key (see `Store::superseding_ids`). Keys carry the
+//! tenant, so neither the loader nor the cache can hand one tenant another's event.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -29,9 +29,7 @@ impl EventLoader {
     pub fn new(store: Store, cache: Cache) -> Self {
         Self { store, cache }
     }
-}
 
-impl EventLoader {
     /// An id that lost its idempotency key to another event answers with that event: the
     /// client was told its event was accepted, and this is the event stored under its key.
     async fn load_superseded(
