@@ -6,6 +6,7 @@
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod round_trips;
 mod services;
 #[allow(dead_code)]
 #[path = "../api/ws.rs"]
@@ -22,7 +23,7 @@ use helpers::{event, TestApp, TENANT};
 use services::{PrivatePostgres, PrivateRabbit, PrivateRedis};
 
 /// One disturbance at a time: they are heavy, and timing matters to what they exercise.
-static SERIAL: Mutex<()> = Mutex::const_new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::const_new(());
 /// How long a test waits for everything accepted to be stored after the disturbance.
 const SETTLE: Duration = Duration::from_secs(60);
 

@@ -175,8 +175,10 @@ impl PrivatePostgres {
     }
 
     fn pg_ctl(&self, action: &str) {
+        // pg_stat_statements: tests count the statements the service sends.
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 \
+             -c shared_preload_libraries=pg_stat_statements",
             self.port,
             self.dir.display()
         );
