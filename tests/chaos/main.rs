@@ -1,7 +1,8 @@
 //! Count-exact loss tests: events are recorded while RabbitMQ, Redis, the worker or PostgreSQL
 //! is stopped, killed or restarted, and afterwards exactly the accepted events are stored, each
 //! once. Every test brings private instances of what it disturbs (see `services`), so nothing
-//! else on the machine notices; the tests run one at a time.
+//! else on the machine notices; the tests run one at a time. `round_trips` uses the same private
+//! instances to count what a read sends to Redis and PostgreSQL.
 
 #[allow(dead_code)]
 #[path = "../api/helpers.rs"]
