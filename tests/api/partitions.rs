@@ -64,6 +64,15 @@ async fn events_are_stored_in_the_partition_of_their_receipt_month() {
     }
     assert_eq!(app.store.ensure_partitions(2).await.unwrap(), 0);
     assert_eq!(app.stored_count(TENANT).await, 2);
+    // Redelivered after it moved, the late event is still recognised: no second row.
+    assert_eq!(
+        app.store
+            .insert_events(&[late.clone(), current.clone()])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(app.stored_count(TENANT).await, 2);
 }
 
 #[tokio::test]
