@@ -2,7 +2,6 @@
 //! passes through the retry queues and lands in the dead-letter queue with its history; operators
 //! list, replay and purge it over GraphQL (admin only) and with `traceledger dlq`.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -170,34 +169,7 @@ async fn replay_needs_an_id_or_all() {
 
 /// Runs `traceledger dlq …` against this test's broker names.
 fn dlq(app: &TestApp, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .arg("dlq")
-        .args(args)
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
-        .env("TRACELEDGER_AMQP_URL", &app.config.amqp_url)
-        .env("TRACELEDGER_EXCHANGE", &app.config.exchange)
-        .env("TRACELEDGER_WORKER_QUEUE", &app.config.worker_queue)
-        .env(
-            "TRACELEDGER_DEAD_LETTER_QUEUE",
-            &app.config.dead_letter_queue,
-        )
-        .env(
-            "TRACELEDGER_RETRY_DELAYS_MS",
-            app.config
-                .retry_delays_ms
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .output()
-        .expect("run traceledger dlq");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    app.cli(&[&["dlq"], args].concat(), &[])
 }
 
 #[tokio::test]

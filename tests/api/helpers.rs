@@ -162,6 +162,24 @@ impl TestApp {
         .secret
     }
 
+    /// Runs `traceledger <args>` against this app's database and broker names, with `more`
+    /// variables on top; asserts it succeeded and returns what it printed.
+    #[allow(dead_code)] // used by some test binaries sharing this file, not all
+    pub fn cli(&self, args: &[&str], more: &[(&str, String)]) -> String {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+            .args(args)
+            .envs(service_env(&self.config))
+            .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run traceledger");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.
     pub async fn record_all(&self, inputs: &[Value]) {
         self.record_many_as(&self.key, inputs).await
@@ -311,24 +329,32 @@ impl Isolated {
     /// The `TRACELEDGER_*` variables that point a `traceledger` process at these resources.
     #[allow(dead_code)] // used by some test binaries sharing this file, not all
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        let c = &self.config;
-        vec![
-            ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
-            ("TRACELEDGER_AMQP_URL", c.amqp_url.clone()),
-            ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
-            ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
-            ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
-            ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
-            (
-                "TRACELEDGER_RETRY_DELAYS_MS",
-                c.retry_delays_ms
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-        ]
+        service_env(&self.config)
     }
+}
+
+/// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.
+pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
+    vec![
+        ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
+        ("TRACELEDGER_AMQP_URL", c.amqp_url.clone()),
+        ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
+        ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
+        ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
+        ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+        (
+            "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
+            c.elasticsearch_index_prefix.clone(),
+        ),
+        (
+            "TRACELEDGER_RETRY_DELAYS_MS",
+            c.retry_delays_ms
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+    ]
 }
 
 impl Drop for Isolated {

@@ -1,7 +1,6 @@
 //! Key management: admins list, create and revoke their own tenant's keys over GraphQL, operators
 //! do it across tenants with `traceledger keys`; a revoked key stops working within seconds.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::json;
@@ -143,13 +142,7 @@ async fn an_admin_cannot_see_or_revoke_another_tenants_keys() {
 }
 
 fn cli(app: &TestApp, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .args(args)
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
-        .output()
-        .expect("run traceledger");
-    assert!(output.status.success(), "{args:?}: {output:?}");
-    String::from_utf8(output.stdout).unwrap()
+    app.cli(args, &[])
 }
 
 #[tokio::test]

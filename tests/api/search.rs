@@ -612,23 +612,10 @@ async fn search_falls_back_to_postgres_and_elasticsearch_catches_up() {
 /// Runs `traceledger reindex` (with `args`) against this test's database and `server`; returns
 /// what it printed.
 fn reindex(app: &TestApp, server: &SearchServer, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .arg("reindex")
-        .args(args)
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
-        .env("TRACELEDGER_ELASTICSEARCH_URL", server.url())
-        .env(
-            "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
-            &app.config.elasticsearch_index_prefix,
-        )
-        .output()
-        .expect("run traceledger reindex");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    app.cli(
+        &[&["reindex"], args].concat(),
+        &[("TRACELEDGER_ELASTICSEARCH_URL", server.url())],
+    )
 }
 
 #[tokio::test]

@@ -207,22 +207,9 @@ async fn nothing_is_lost_when_postgres_restarts() {
 
 /// `traceledger worker` for this app, as a process of its own.
 fn worker_process(app: &TestApp) -> Child {
-    let c = &app.config;
     Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .arg("worker")
-        .env("TRACELEDGER_DATABASE_URL", &c.database_url)
-        .env("TRACELEDGER_AMQP_URL", &c.amqp_url)
-        .env("TRACELEDGER_EXCHANGE", &c.exchange)
-        .env("TRACELEDGER_WORKER_QUEUE", &c.worker_queue)
-        .env("TRACELEDGER_DEAD_LETTER_QUEUE", &c.dead_letter_queue)
-        .env(
-            "TRACELEDGER_RETRY_DELAYS_MS",
-            c.retry_delays_ms
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
+        .envs(helpers::service_env(&app.config))
         .env("TRACELEDGER_BATCH_SIZE", "20")
         .env("TRACELEDGER_BATCH_TIMEOUT_MS", "50")
         .env("RUST_LOG", "warn,sqlx::query=error")
