@@ -275,26 +275,31 @@ async fn search(client: &Client, i: usize, backend: &str) -> anyhow::Result<()> 
 async fn stats(client: &Client, i: usize, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
     let day = (i % SEED_DAYS as usize) as i64;
     let before = now - chrono::Duration::days(day);
-    let after = before - chrono::Duration::days(1);
-    let filter =
-        json!({ "occurredAfter": after.to_rfc3339(), "occurredBefore": before.to_rfc3339() });
-    let data = client.gql(STATS, json!({ "f": filter })).await?;
-    ensure!(
-        data["eventStats"]["totalCount"]
-            .as_i64()
-            .is_some_and(|n| n > 0),
-        "eventStats counted nothing: {data}"
-    );
-    Ok(())
+    stats_between(client, STATS, before - chrono::Duration::days(1), before).await
 }
 
 /// Daily counts by service over every seeded event (the whole month, all stored rows).
 async fn stats_of_everything(client: &Client, now: chrono::DateTime<Utc>) -> anyhow::Result<()> {
-    let filter = json!({
-        "occurredAfter": (now - chrono::Duration::days(SEED_DAYS + 1)).to_rfc3339(),
-        "occurredBefore": (now + chrono::Duration::minutes(1)).to_rfc3339(),
-    });
-    let data = client.gql(STATS_BY_DAY, json!({ "f": filter })).await?;
+    let after = now - chrono::Duration::days(SEED_DAYS + 1);
+    stats_between(
+        client,
+        STATS_BY_DAY,
+        after,
+        now + chrono::Duration::minutes(1),
+    )
+    .await
+}
+
+/// One `eventStats` `query` over [after, before), which must count something.
+async fn stats_between(
+    client: &Client,
+    query: &str,
+    after: chrono::DateTime<Utc>,
+    before: chrono::DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let filter =
+        json!({ "occurredAfter": after.to_rfc3339(), "occurredBefore": before.to_rfc3339() });
+    let data = client.gql(query, json!({ "f": filter })).await?;
     ensure!(
         data["eventStats"]["totalCount"]
             .as_i64()
