@@ -9,7 +9,7 @@ use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::Isolated;
+use crate::helpers::{service_env, Isolated};
 
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -20,7 +20,7 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
     // `migrate` creates the database and its tables.
     let migrated = Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .arg("migrate")
-        .envs(isolated.env())
+        .envs(service_env(&isolated.config))
         .output()
         .await
         .expect("run traceledger migrate");
@@ -42,7 +42,7 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
         .port();
     let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .arg("serve")
-        .envs(isolated.env())
+        .envs(service_env(&isolated.config))
         .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -99,13 +99,14 @@ async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() 
         .execute(app.store.pool())
         .await
         .unwrap();
-    let (_, body) = app
-        .post(
+    let record = || {
+        app.post(
             Some(&app.key),
             "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }",
             json!({ "input": event("while.everything_down") }),
         )
-        .await;
+    };
+    let (_, body) = record().await;
     let error = &body["errors"][0];
     assert_eq!(error["extensions"]["code"], "UNAVAILABLE", "{body}");
     assert!(
@@ -116,7 +117,7 @@ async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() 
     );
     assert!(body["data"]["recordEvent"].is_null(), "{body}");
 
-    // Refused means not kept: nothing of it waits in the outbox or reaches the store later.
+    // Refused means not kept: nothing of it waits in the outbox to be relayed later.
     sqlx::query("ALTER TABLE outbox_unreachable RENAME TO outbox")
         .execute(app.store.pool())
         .await
@@ -129,13 +130,7 @@ async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() 
     .unwrap();
     assert_eq!(parked, 0);
     // With the outbox back, the client's retry is accepted (into the outbox).
-    let (_, body) = app
-        .post(
-            Some(&app.key),
-            "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }",
-            json!({ "input": event("while.everything_down") }),
-        )
-        .await;
+    let (_, body) = record().await;
     assert_eq!(body["data"]["recordEvent"]["status"], "ACCEPTED", "{body}");
 }
 

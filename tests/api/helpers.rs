@@ -325,12 +325,6 @@ impl Isolated {
         config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
         Self { config }
     }
-
-    /// The `TRACELEDGER_*` variables that point a `traceledger` process at these resources.
-    #[allow(dead_code)] // used by some test binaries sharing this file, not all
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        service_env(&self.config)
-    }
 }
 
 /// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.

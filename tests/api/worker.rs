@@ -9,7 +9,7 @@ use lapin::BasicProperties;
 use serde_json::json;
 
 use crate::helpers::{event, TestApp, TENANT};
-use traceledger::domain::{ActorDraft, EventDraft, NewEvent};
+use traceledger::domain::{ActorDraft, AuditEvent, EventDraft, NewEvent};
 
 async fn publish(app: &TestApp, channel: &lapin::Channel, payload: &[u8]) {
     channel
@@ -26,23 +26,29 @@ async fn publish(app: &TestApp, channel: &lapin::Channel, payload: &[u8]) {
         .unwrap();
 }
 
-#[tokio::test]
-async fn the_same_message_delivered_twice_is_stored_once() {
-    let app = TestApp::spawn().await;
+/// An event of `TENANT` as the API would have accepted it (and published it) just now.
+fn accepted_event(action: &str, idempotency_key: Option<&str>) -> AuditEvent {
     let now = chrono::Utc::now();
     let draft = EventDraft {
-        action: "twice.delivered".into(),
+        action: action.into(),
         service: "billing".into(),
         actor: ActorDraft {
             id: "alice".into(),
             kind: "user".into(),
             ..Default::default()
         },
+        idempotency_key: idempotency_key.map(str::to_owned),
         ..Default::default()
     };
-    let accepted = NewEvent::parse(draft, now)
+    NewEvent::parse(draft, now)
         .unwrap()
-        .accept(TENANT, uuid::Uuid::now_v7(), now);
+        .accept(TENANT, uuid::Uuid::now_v7(), now)
+}
+
+#[tokio::test]
+async fn the_same_message_delivered_twice_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let accepted = accepted_event("twice.delivered", None);
     let payload = traceledger::bus::encode_batch(std::slice::from_ref(&accepted)).unwrap();
     let (_connection, channel) = app.broker().await;
     publish(&app, &channel, &payload).await;
@@ -130,23 +136,7 @@ async fn a_poison_message_is_dead_lettered_and_the_pipeline_goes_on() {
 #[tokio::test]
 async fn a_redelivered_message_with_an_idempotency_key_is_stored_once() {
     let app = TestApp::spawn().await;
-    let now = chrono::Utc::now();
-    let keyed = |action: &str| {
-        let draft = EventDraft {
-            action: action.into(),
-            service: "billing".into(),
-            actor: ActorDraft {
-                id: "alice".into(),
-                kind: "user".into(),
-                ..Default::default()
-            },
-            idempotency_key: Some("k-redelivered".into()),
-            ..Default::default()
-        };
-        NewEvent::parse(draft, now)
-            .unwrap()
-            .accept(TENANT, uuid::Uuid::now_v7(), now)
-    };
+    let keyed = |action: &str| accepted_event(action, Some("k-redelivered"));
     // Two events with the same key in one message: the first is stored, the second is not.
     let first = keyed("first.with.key");
     let second = keyed("second.with.key");
