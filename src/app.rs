@@ -122,12 +122,13 @@ impl App {
         };
         let state = AppState {
             schema: build_schema(Arc::clone(&services), limits),
+            documents: Arc::default(),
             services,
             auth: Arc::new(auth),
             limiter: Arc::new(RateLimiter::new(cache, rates)),
             sockets: ConcurrencyCap::new(config.max_sockets_per_key),
-            amqp_url: config.amqp_url.clone(),
-            topology,
+            amqp_url: config.amqp_url.as_str().into(),
+            topology: Arc::new(topology),
         };
         let http_limits = HttpLimits {
             max_body_bytes: config.max_body_bytes,

@@ -9,6 +9,7 @@
 //! unacknowledged and is retried with backoff, using up no attempts. If the worker dies, the
 //! broker redelivers what it had not acknowledged, and the insert skips rows already stored.
 
+use std::ops::Range;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -196,24 +197,27 @@ impl Batcher<'_> {
     /// Stores a batch and acknowledges it; sends what failed on to a retry queue or, for good,
     /// to the dead-letter queue.
     async fn commit(&self, deliveries: Vec<Delivery>) -> Result<(), WorkerError> {
-        let mut decoded: Vec<(Delivery, Vec<AuditEvent>)> = Vec::with_capacity(deliveries.len());
+        // Every message's events in one list, each message knowing its own span of it: the batch
+        // is inserted whole, and on failure message by message, without copying any event.
+        let mut events: Vec<AuditEvent> = Vec::new();
+        let mut decoded: Vec<(Delivery, Range<usize>)> = Vec::with_capacity(deliveries.len());
         for delivery in deliveries {
             // A message may join several callers' events, of several tenants. An invalid event
             // dead-letters the whole message, but the API checks every event against these same
             // rules before publishing, so only a message not published by the API can fail here:
             // one caller's event never takes another's to the dead-letter queue this way.
             match decode_batch(&delivery.data) {
-                Ok(events) => decoded.push((delivery, events)),
+                Ok(mut message_events) => {
+                    let start = events.len();
+                    events.append(&mut message_events);
+                    decoded.push((delivery, start..events.len()));
+                }
                 Err(e) => self.dead_letter(delivery, &e.to_string()).await?,
             }
         }
         let Some((last, _)) = decoded.last() else {
             return Ok(());
         };
-        let events: Vec<AuditEvent> = decoded
-            .iter()
-            .flat_map(|(_, e)| e.iter().cloned())
-            .collect();
         let started = std::time::Instant::now();
         match self.insert_when_reachable(&events).await {
             None => Ok(()),
@@ -240,8 +244,8 @@ impl Batcher<'_> {
                 // retried or dead-lettered whole, with every caller's events in it: a retry skips
                 // rows already stored, and a replay stores each event once under its own id.
                 tracing::warn!(error = %batch_error, "batch failed; storing its messages one by one");
-                for (delivery, events) in decoded {
-                    match self.insert_when_reachable(&events).await {
+                for (delivery, span) in decoded {
+                    match self.insert_when_reachable(&events[span]).await {
                         None => return Ok(()),
                         Some(Ok(stored)) => {
                             metrics::counter!("traceledger_events_stored_total").increment(stored);

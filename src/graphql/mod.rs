@@ -2,6 +2,7 @@
 //! translate between GraphQL and domain types and call the services; they hold no SQL.
 
 mod admin;
+mod documents;
 mod error;
 mod guard;
 mod inputs;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{MergedObject, Schema};
 
+pub use documents::DocumentCache;
 pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
 pub use operation::{classify, Operation, SocketCharge};

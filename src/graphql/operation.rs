@@ -7,7 +7,9 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection,
+};
 use async_graphql::{ErrorExtensions, Pos, Request, ServerResult};
 
 use super::error::ApiError;
@@ -23,16 +25,22 @@ pub struct Operation {
     pub subscription: bool,
 }
 
-/// Classifies the operation `operation_name` picks from `query`. A query that does not parse
-/// counts as a read; the schema then answers why it does not parse.
-pub fn classify(query: &str, operation_name: Option<&str>) -> Operation {
-    let read = |name: &str| Operation {
-        kind: RequestKind::Read,
-        name: name.to_owned(),
-        subscription: false,
-    };
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return read("unparsable");
+impl Operation {
+    /// A read named `name`: what a query counts as when its operation cannot be told.
+    pub fn read(name: &str) -> Self {
+        Self {
+            kind: RequestKind::Read,
+            name: name.to_owned(),
+            subscription: false,
+        }
+    }
+}
+
+/// Classifies the operation `operation_name` picks from a parsed query. A query that does not
+/// parse (`None`) counts as a read; the schema then answers why it does not parse.
+pub fn classify(document: Option<&ExecutableDocument>, operation_name: Option<&str>) -> Operation {
+    let Some(document) = document else {
+        return Operation::read("unparsable");
     };
     let operation = match &document.operations {
         DocumentOperations::Single(op) => Some((None, op)),
@@ -43,7 +51,7 @@ pub fn classify(query: &str, operation_name: Option<&str>) -> Operation {
         .map(|(name, op)| (Some(name.to_string()), op)),
     };
     let Some((name, op)) = operation else {
-        return read("unknown");
+        return Operation::read("unknown");
     };
     let name = name.or_else(|| {
         op.node
@@ -91,8 +99,11 @@ impl Extension for SocketRatesExtension {
         request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        let mut request = request;
         if let Some(charge) = ctx.data_opt::<SocketCharge>() {
-            let operation = classify(&request.query, request.operation_name.as_deref());
+            // Parsed here once: the schema goes on with this parse.
+            let name = request.operation_name.clone();
+            let operation = classify(request.parsed_query().ok(), name.as_deref());
             if !operation.subscription {
                 if let Err(wait) = charge
                     .limiter
@@ -116,22 +127,31 @@ impl Extension for SocketRatesExtension {
 mod tests {
     use super::*;
 
+    fn classify_text(query: &str, operation_name: Option<&str>) -> Operation {
+        let document = async_graphql::parser::parse_query(query).ok();
+        classify(document.as_ref(), operation_name)
+    }
+
     #[test]
     fn classifies_reads_writes_and_subscriptions_by_the_chosen_operation() {
-        let op = classify("{ auditEvents { edges { cursor } } }", None);
+        let op = classify_text("{ auditEvents { edges { cursor } } }", None);
         assert_eq!(
             (op.kind, op.name.as_str()),
             (RequestKind::Read, "auditEvents")
         );
-        let op = classify("mutation { recordEvent(input: {}) { id } }", None);
+        let op = classify_text("mutation { recordEvent(input: {}) { id } }", None);
         assert_eq!(
             (op.kind, op.name.as_str()),
             (RequestKind::Write, "recordEvent")
         );
         let two = "query Look { auditEvents { edges { cursor } } } mutation Write { recordEvent(input: {}) { id } }";
-        let op = classify(two, Some("Write"));
+        let op = classify_text(two, Some("Write"));
         assert_eq!((op.kind, op.name.as_str()), (RequestKind::Write, "Write"));
-        assert!(classify("subscription { eventRecorded { id } }", None).subscription);
-        assert_eq!(classify("{", None).kind, RequestKind::Read);
+        assert!(classify_text("subscription { eventRecorded { id } }", None).subscription);
+        let op = classify_text("{", None);
+        assert_eq!(
+            (op.kind, op.name.as_str()),
+            (RequestKind::Read, "unparsable")
+        );
     }
 }

@@ -51,7 +51,11 @@ pub(super) async fn execute(
             return noted(response, unread);
         }
     };
-    let operation = classify(&request.query, request.operation_name.as_deref());
+    let document = state.documents.parse(&request.query);
+    let operation = classify(document.as_ref(), request.operation_name.as_deref());
+    if let Some(document) = document {
+        request.set_parsed_query(document);
+    }
     let mut note = AuditNote::new(operation.name, Some(&principal));
     if let Err(response) = rate_limit(&state, &principal, operation.kind).await {
         return noted(response, note);

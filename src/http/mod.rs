@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::bus::Topology;
-use crate::graphql::AppSchema;
+use crate::graphql::{AppSchema, DocumentCache};
 use crate::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::services::Services;
 
@@ -35,14 +35,15 @@ const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 #[derive(Clone)]
 pub struct AppState {
     pub schema: AppSchema,
+    pub documents: Arc<DocumentCache>,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
     pub limiter: Arc<RateLimiter>,
     /// Websocket connections each caller may hold open.
     pub sockets: ConcurrencyCap,
-    /// For the queue-depth gauges.
-    pub amqp_url: String,
-    pub topology: Topology,
+    /// For the queue-depth gauges (shared: the state is cloned for every request).
+    pub amqp_url: Arc<str>,
+    pub topology: Arc<Topology>,
 }
 
 /// What the HTTP layer itself accepts.

@@ -101,10 +101,20 @@ impl TestApp {
 
     /// POSTs a GraphQL request with `key` and returns the status and JSON body.
     pub async fn post(&self, key: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut request = self
-            .http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
+        self.post_request(key, &json!({ "query": query, "variables": variables }))
+            .await
+    }
+
+    /// POSTs a whole GraphQL request body (with `operationName`, say) as `TENANT`; asserts HTTP
+    /// 200.
+    pub async fn post_body(&self, body: &Value) -> Value {
+        let (status, body) = self.post_request(Some(&self.key), body).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    async fn post_request(&self, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.http.post(self.url("/graphql")).json(body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }

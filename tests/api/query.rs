@@ -309,3 +309,39 @@ async fn another_tenants_event_is_not_found_by_id() {
     assert_eq!(export.status(), 200);
     assert_eq!(export.text().await.unwrap(), "");
 }
+
+/// The server keeps parsed query texts: a text sent again must still be answered by its own
+/// variables (here `@include`, which prunes the parsed document) and operation name.
+#[tokio::test]
+async fn a_query_sent_again_is_answered_by_its_own_variables_and_operation() {
+    let app = TestApp::spawn().await;
+    app.record(json!({
+        "action": "user.login", "service": "auth", "actor": { "id": "alice" }, "message": "hello"
+    }))
+    .await;
+    app.wait_stored(TENANT, 1).await;
+    let query = "query Page($full: Boolean!) { auditEvents(first: 1) { edges { node { action message @include(if: $full) } } } }
+                 query Count { eventStats(groupBy: [ACTION], interval: DAY) { totalCount } }";
+    for full in [true, false, true] {
+        let body = app
+            .post_body(
+                &json!({ "query": query, "operationName": "Page", "variables": { "full": full } }),
+            )
+            .await;
+        let node = &body["data"]["auditEvents"]["edges"][0]["node"];
+        let expected = if full {
+            json!({ "action": "user.login", "message": "hello" })
+        } else {
+            json!({ "action": "user.login" })
+        };
+        assert_eq!(node, &expected, "{body}");
+    }
+    let count = app
+        .post_body(&json!({ "query": query, "operationName": "Count" }))
+        .await;
+    assert_eq!(
+        count["data"],
+        json!({ "eventStats": { "totalCount": 1 } }),
+        "{count}"
+    );
+}
