@@ -1,6 +1,6 @@
 //! Parsed GraphQL documents, kept by their text. Clients send the same few operations over and
-//! over with new variables, and parsing the text (pest) was the largest single part of a small
-//! request's work, done twice: once to classify the operation, once by the schema. A request now
+//! over with new variables, and parsing the text (pest) was a seventh of a small request's work,
+//! done twice: once to classify the operation, once by the schema. A request now
 //! parses its text at most once, and a text seen before not at all: the schema gets a copy of the
 //! kept document (it prunes `@skip`/`@include` selections in place, so it cannot share one).
 

@@ -27,7 +27,7 @@ pub struct Operation {
 
 impl Operation {
     /// A read named `name`: what a query counts as when its operation cannot be told.
-    pub fn read(name: &str) -> Self {
+    fn read(name: &str) -> Self {
         Self {
             kind: RequestKind::Read,
             name: name.to_owned(),
@@ -96,10 +96,9 @@ impl Extension for SocketRatesExtension {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
+        mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
-        let mut request = request;
         if let Some(charge) = ctx.data_opt::<SocketCharge>() {
             // Parsed here once: the schema goes on with this parse.
             let name = request.operation_name.clone();
