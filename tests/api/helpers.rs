@@ -108,7 +108,11 @@ impl TestApp {
     /// POSTs a whole GraphQL request body (with `operationName`, say) as `TENANT`; asserts HTTP
     /// 200.
     pub async fn post_body(&self, body: &Value) -> Value {
-        let (status, body) = self.post_request(Some(&self.key), body).await;
+        self.post_body_as(&self.key, body).await
+    }
+
+    async fn post_body_as(&self, key: &str, body: &Value) -> Value {
+        let (status, body) = self.post_request(Some(key), body).await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -129,9 +133,8 @@ impl TestApp {
     }
 
     pub async fn gql_as(&self, key: &str, query: &str, variables: Value) -> Value {
-        let (status, body) = self.post(Some(key), query, variables).await;
-        assert_eq!(status, 200, "{body}");
-        body
+        self.post_body_as(key, &json!({ "query": query, "variables": variables }))
+            .await
     }
 
     /// Records one event as `key`'s tenant and returns the payload; asserts no errors.
