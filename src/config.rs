@@ -83,7 +83,8 @@ pub struct Config {
     )]
     pub dead_letter_queue: String,
 
-    /// How long `recordEvent` waits for the broker's confirm before answering UNAVAILABLE.
+    /// How long `recordEvent` waits for the broker's confirm before parking the events in the
+    /// PostgreSQL outbox (the call still answers ACCEPTED; UNAVAILABLE only if that fails too).
     #[arg(long, env = "TRACELEDGER_PUBLISH_TIMEOUT_MS", default_value_t = 5000)]
     pub publish_timeout_ms: u64,
 

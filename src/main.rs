@@ -1,5 +1,7 @@
 //! The `traceledger` command: thin parsing, then library calls.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,6 +22,11 @@ use traceledger::{auth, graphql, http, shutdown, telemetry};
 /// single-event ingest (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What `serve` says when keys exist already, so a newcomer knows how to get one.
+const NEW_KEY_HINT: &str = "API keys exist already; mint one for yourself with:\n\n    \
+     traceledger keys create --tenant default --name me --scope events:write --scope events:read\n\n\
+     (or `cargo run -- keys create …` from a checkout)";
 
 #[derive(Parser)]
 #[command(name = "traceledger", version, about = "An audit-log service")]
@@ -169,8 +176,20 @@ fn parse_scope(name: &str) -> Result<Scope, String> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The message and its causes, never a backtrace: these are a user's errors to act
+            // on (anyhow's Debug form would add one whenever RUST_BACKTRACE is set).
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Command::Serve { config, no_worker } => serve(config, !no_worker).await,
         Command::Migrate { config } => {
             telemetry::init(config.log_format);
@@ -328,16 +347,23 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
 
 async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     telemetry::init(config.log_format);
-    let shutdown = shutdown::on_signal();
     let listen = config.listen;
+    // The port first: a busy one ends the start before anything is migrated, minted or connected.
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!(
+            "cannot listen on {listen}: choose another address with --listen or TRACELEDGER_LISTEN"
+        )
+    })?;
+    let shutdown = shutdown::on_signal();
     let app = App::build(config, shutdown)
         .await
         .context("starting traceledger")?;
-    if let Some(key) = bootstrap_key(app.store()).await? {
-        println!(
+    match bootstrap_key(app.store()).await? {
+        Some(key) => println!(
             "No API keys existed, so one was created for tenant \"default\":\n\n    {}\n",
             key.secret
-        );
+        ),
+        None => println!("{NEW_KEY_HINT}"),
     }
     let worker = with_worker.then(|| app.spawn_worker());
     let indexer = if with_worker {
@@ -345,9 +371,6 @@ async fn serve(config: Config, with_worker: bool) -> anyhow::Result<()> {
     } else {
         None
     };
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
     let path = http::GRAPHQL_PATH;
     tracing::info!(
         "GraphQL and GraphiQL on http://{listen}{path}, subscriptions on ws://{listen}{path}"

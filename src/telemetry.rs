@@ -1,4 +1,5 @@
-//! Logging (`tracing` to stderr, as text or JSON, filtered by `RUST_LOG`, default `info`) and the
+//! Logging (`tracing` to stderr, as text or JSON, filtered by `RUST_LOG`, default `info` less
+//! PostgreSQL's notices) and the
 //! process-wide Prometheus recorder behind `/metrics`.
 
 use std::sync::OnceLock;
@@ -8,8 +9,13 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// PostgreSQL's NOTICEs (sqlx logs them at INFO) are mostly "already exists, skipping" from
+/// the idempotent migrations on every start: shown only from WARN up unless `RUST_LOG` says.
+const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

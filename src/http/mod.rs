@@ -69,6 +69,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         ));
     let router = Router::new()
         .merge(api)
+        .route("/", get(playground::root))
         .route(DASHBOARD_PATH, get(playground::dashboard))
         .route(playground::ASSETS_ROUTE, get(playground::asset))
         .route("/health", get(health::health))

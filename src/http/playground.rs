@@ -22,6 +22,26 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages name the current assets, so a browser must check for a new build each time.
 const REVALIDATE: &str = "no-cache";
 
+/// What `GET /` tells a client that does not follow the redirect to GraphiQL.
+const SITE_MAP: &str = "traceledger\n\
+/graphql    GraphQL: POST queries and mutations; websocket subscriptions; GraphiQL in a browser\n\
+/dashboard  the live dashboard\n\
+/export     events as NDJSON or CSV\n\
+/health     liveness; /ready readiness of each dependency; /metrics Prometheus\n";
+
+/// `GET /`: browsers go on to GraphiQL; the body says what is where for anyone else.
+pub(super) async fn root() -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, super::GRAPHQL_PATH),
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
+        SITE_MAP,
+    )
+        .into_response()
+}
+
 /// GraphiQL, served at the GraphQL path to browsers (requests without a websocket upgrade).
 pub(super) fn graphiql() -> Response {
     page(GRAPHIQL_PAGE)

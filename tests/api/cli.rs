@@ -115,3 +115,109 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
     }
     serve.kill().await.expect("stop serve");
 }
+
+/// `traceledger` with `args` against `isolated`'s services: exit status and stderr.
+async fn run_cli(isolated: &Isolated, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .args(args)
+        .envs(service_env(&isolated.config))
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("run traceledger");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_user_error_prints_its_message_and_no_backtrace() {
+    let isolated = Isolated::new();
+    let (ok, stderr) = run_cli(&isolated, &["reindex"], &[("RUST_BACKTRACE", "1")]).await;
+    assert!(!ok, "reindex without Elasticsearch must fail");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains("lasticsearch"),
+        "one line naming what is missing, no backtrace:\n{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_migrate_is_quiet_about_what_already_exists() {
+    let isolated = Isolated::new();
+    for _ in 0..2 {
+        let (ok, stderr) = run_cli(&isolated, &["migrate"], &[]).await;
+        assert!(ok, "{stderr}");
+        assert!(
+            !stderr.contains("already exists"),
+            "PostgreSQL's notices are not the user's concern:\n{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn serve_on_a_busy_port_says_how_to_choose_another_and_exits_1() {
+    let isolated = Isolated::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
+    let address = busy.local_addr().expect("address").to_string();
+    let (ok, stderr) = run_cli(&isolated, &["serve"], &[("TRACELEDGER_LISTEN", &address)]).await;
+    assert!(!ok, "serve must fail on a busy port");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one clear line, no panic:\n{stderr}");
+    for needed in [address.as_str(), "--listen", "TRACELEDGER_LISTEN"] {
+        assert!(lines[0].contains(needed), "{needed} is not named: {stderr}");
+    }
+    // Nothing was started before the port was known to be free.
+    let mut db = sqlx::PgConnection::connect(&isolated.config.database_url).await;
+    if let Ok(db) = db.as_mut() {
+        let keys: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+            .fetch_one(db)
+            .await
+            .ok();
+        assert_eq!(keys.unwrap_or(0), 0, "a key was minted before the bind");
+    }
+}
+
+#[tokio::test]
+async fn serve_with_keys_already_there_says_how_to_mint_one() {
+    let isolated = Isolated::new();
+    let (ok, stderr) = run_cli(
+        &isolated,
+        &["keys", "create", "--tenant", "default", "--name", "first"],
+        &[],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("serve")
+        .envs(service_env(&isolated.config))
+        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run traceledger serve");
+    let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
+    let hint = tokio::time::timeout(START_WAIT, async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            assert!(!line.contains("tlk_"), "no new key when keys exist: {line}");
+            if line.contains("keys create") {
+                return line;
+            }
+        }
+        panic!("serve exited without a hint");
+    })
+    .await
+    .expect("serve printed the hint in time");
+    assert!(
+        hint.contains("traceledger keys create --tenant default --name me"),
+        "{hint}"
+    );
+    serve.kill().await.expect("stop serve");
+}

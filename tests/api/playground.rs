@@ -133,3 +133,30 @@ async fn pages_and_assets_are_served_from_the_binary() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+#[tokio::test]
+async fn the_root_sends_browsers_to_graphiql_and_says_what_is_where() {
+    let app = TestApp::spawn().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let root = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 303);
+    assert_eq!(root.headers()[reqwest::header::LOCATION], "/graphql");
+    let text = root.text().await.unwrap();
+    for path in [
+        "/graphql",
+        "/dashboard",
+        "/export",
+        "/health",
+        "/ready",
+        "/metrics",
+    ] {
+        assert!(text.contains(path), "{path} is not named:\n{text}");
+    }
+    // A browser that follows it lands on GraphiQL.
+    let page = reqwest::get(app.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("GraphiQL"));
+}

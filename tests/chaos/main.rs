@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 use helpers::{event, TestApp, TENANT};
 use services::{PrivatePostgres, PrivateRabbit, PrivateRedis};
@@ -28,41 +29,67 @@ pub(crate) static SERIAL: Mutex<()> = Mutex::const_new(());
 /// How long a test waits for everything accepted to be stored after the disturbance.
 const SETTLE: Duration = Duration::from_secs(60);
 
+/// What a producer saw: the ids it was given, when each call was accepted, and how many calls
+/// were refused along the way.
+struct Recording {
+    ids: Vec<String>,
+    accepted_at: Vec<Instant>,
+    refused: usize,
+}
+
+impl Recording {
+    /// How many calls were accepted inside `window` (a disturbance, from its start to its end).
+    fn accepted_during(&self, (from, to): (Instant, Instant)) -> usize {
+        self.accepted_at
+            .iter()
+            .filter(|at| (from..=to).contains(*at))
+            .count()
+    }
+}
+
 /// What a producer does: record, and on UNAVAILABLE wait and try again (it was not accepted).
-/// Returns the accepted ids and how many calls were refused along the way.
-async fn record_all(app: &TestApp, count: usize, prefix: &str) -> (Vec<String>, usize) {
-    let mut accepted = Vec::with_capacity(count);
-    let mut refused = 0;
+/// With `keyed`, every call carries the idempotency key `{prefix}-{i}`.
+async fn record_all(app: &TestApp, count: usize, prefix: &str, keyed: bool) -> Recording {
+    let mut recording = Recording {
+        ids: Vec::with_capacity(count),
+        accepted_at: Vec::with_capacity(count),
+        refused: 0,
+    };
     for i in 0..count {
+        let mut input = event(&format!("{prefix}.event_{i}"));
+        if keyed {
+            input["idempotencyKey"] = json!(format!("{prefix}-{i}"));
+        }
         loop {
             let (status, body) = app
                 .post(
                     Some(&app.key),
                     "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status } }",
-                    json!({ "input": event(&format!("{prefix}.event_{i}")) }),
+                    json!({ "input": input }),
                 )
                 .await;
             let code = body["errors"][0]["extensions"]["code"].clone();
             if status == 200 && body["errors"].is_null() {
                 assert_eq!(body["data"]["recordEvent"]["status"], "ACCEPTED", "{body}");
-                accepted.push(
+                recording.ids.push(
                     body["data"]["recordEvent"]["id"]
                         .as_str()
                         .unwrap()
                         .to_owned(),
                 );
+                recording.accepted_at.push(Instant::now());
                 break;
             }
             assert!(
                 code == "UNAVAILABLE" || status == 503,
                 "only UNAVAILABLE may refuse an event: {status} {body}"
             );
-            refused += 1;
+            recording.refused += 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    (accepted, refused)
+    recording
 }
 
 /// The value of a counter on /metrics (0 before it is first counted).
@@ -132,7 +159,7 @@ async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
         json!({ "actions": ["after_outage.marker"] }),
     )
     .await;
-    let sender = record_all(&app, 300, "broker");
+    let sender = record_all(&app, 300, "broker", false);
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         tokio::task::block_in_place(|| rabbit.stop_app());
@@ -140,16 +167,16 @@ async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
         tokio::task::block_in_place(|| rabbit.start_app());
     };
     let parked_before = metric(&app, "traceledger_outbox_parked_total").await;
-    let ((accepted, refused), ()) = tokio::join!(sender, outage);
+    let (recording, ()) = tokio::join!(sender, outage);
     assert_eq!(
-        refused, 0,
+        recording.refused, 0,
         "the outbox takes events while the broker is down"
     );
     assert!(
         metric(&app, "traceledger_outbox_parked_total").await > parked_before,
         "no event went through the outbox: the outage was not exercised"
     );
-    assert_exactly_stored(&app, &accepted).await;
+    assert_exactly_stored(&app, &recording.ids).await;
 
     // The live feed finds its way back (reconnecting with backoff): the same websocket gets
     // what is recorded once it has. The feed is live, not durable: what was published before it
@@ -176,16 +203,35 @@ async fn nothing_is_lost_when_redis_is_killed_and_restarted() {
     let mut redis = PrivateRedis::start();
     let url = redis.url();
     let app = TestApp::spawn_with(|config| config.redis_url = url).await;
-    let sender = record_all(&app, 300, "cache");
+    // Idempotency keys: their fast path is the part of recording that uses Redis.
+    let sender = record_all(&app, 300, "cache", true);
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
         tokio::task::block_in_place(|| redis.kill());
+        let down = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let up = Instant::now();
         tokio::task::block_in_place(|| redis.restart());
+        (down, up)
     };
-    let ((accepted, refused), ()) = tokio::join!(sender, outage);
-    assert_eq!(refused, 0, "recording does not need Redis");
-    assert_exactly_stored(&app, &accepted).await;
+    let (recording, outage) = tokio::join!(sender, outage);
+    assert_eq!(recording.refused, 0, "recording does not need Redis");
+    assert!(
+        recording.accepted_during(outage) > 0,
+        "no event was accepted while Redis was down: the outage was not exercised"
+    );
+    assert_exactly_stored(&app, &recording.ids).await;
+
+    // Every key, the ones sent while Redis was down included, still names its first event:
+    // Redis lost the claims it held, so the answers come from PostgreSQL.
+    for (i, id) in recording.ids.iter().enumerate() {
+        let mut input = event(&format!("cache.event_{i}"));
+        input["idempotencyKey"] = json!(format!("cache-{i}"));
+        let receipt = app.record(input).await;
+        assert_eq!(receipt["status"], "DUPLICATE", "key cache-{i}: {receipt}");
+        assert_eq!(receipt["id"], id.as_str(), "key cache-{i}");
+    }
+    assert_exactly_stored(&app, &recording.ids).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,23 +240,37 @@ async fn nothing_is_lost_when_postgres_restarts() {
     let postgres = PrivatePostgres::start();
     let url = postgres.url("traceledger_chaos");
     let app = TestApp::spawn_with(|config| config.database_url = url).await;
-    let sender = record_all(&app, 300, "database");
+    let sender = record_all(&app, 300, "database", false);
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        tokio::task::block_in_place(|| postgres.restart_after(Duration::from_secs(3)));
+        tokio::task::block_in_place(|| postgres.stop());
+        let down = Instant::now();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let up = Instant::now();
+        tokio::task::block_in_place(|| postgres.start_again());
+        (down, up)
     };
-    let ((accepted, refused), ()) = tokio::join!(sender, outage);
+    let (recording, outage) = tokio::join!(sender, outage);
     // Recording goes through the broker; the database is only needed to store.
-    assert_eq!(refused, 0, "recording does not need PostgreSQL");
-    assert_exactly_stored(&app, &accepted).await;
+    assert_eq!(recording.refused, 0, "recording does not need PostgreSQL");
+    assert!(
+        recording.accepted_during(outage) > 0,
+        "no event was accepted while PostgreSQL was down: the outage was not exercised"
+    );
+    assert_exactly_stored(&app, &recording.ids).await;
 }
+
+/// Broker messages the worker process commits at a time.
+const WORKER_BATCH_MESSAGES: i64 = 20;
+/// Events each `record_batches` call carries in its one message.
+const EVENTS_PER_CALL: usize = 50;
 
 /// `traceledger worker` for this app, as a process of its own.
 fn worker_process(app: &TestApp) -> Child {
     Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .arg("worker")
         .envs(helpers::service_env(&app.config))
-        .env("TRACELEDGER_BATCH_SIZE", "20")
+        .env("TRACELEDGER_BATCH_SIZE", WORKER_BATCH_MESSAGES.to_string())
         .env("TRACELEDGER_BATCH_TIMEOUT_MS", "50")
         .env("RUST_LOG", "warn,sqlx::query=error")
         .spawn()
@@ -227,11 +287,12 @@ async fn slow_inserts(app: &TestApp) {
     }
 }
 
-/// Records `calls` calls of 50 events with `recordEvents`: one broker message each.
+/// Records `calls` calls of `EVENTS_PER_CALL` events with `recordEvents`: one broker message
+/// each.
 async fn record_batches(app: &TestApp, calls: usize, prefix: &str) -> Vec<String> {
     let mut accepted = Vec::new();
     for call in 0..calls {
-        let inputs: Vec<Value> = (0..50)
+        let inputs: Vec<Value> = (0..EVENTS_PER_CALL)
             .map(|i| event(&format!("{prefix}.c{call}_e{i}")))
             .collect();
         let body = app
@@ -344,15 +405,18 @@ async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
     });
     let exited = exited.expect("the worker exits promptly on SIGTERM");
     assert!(exited.success(), "a clean exit: {exited:?}");
-    // The batch in flight was committed, not abandoned, and the worker took no more after it.
+    // The batch in flight was committed, not abandoned, and the worker took no more after it:
+    // at most one batch landed after the insert was seen running.
     let stored_at_exit = app.stored_count(TENANT).await;
     assert!(
         stored_at_exit > stored_before,
         "the batch in flight was dropped"
     );
+    let one_batch = WORKER_BATCH_MESSAGES * EVENTS_PER_CALL as i64;
     assert!(
-        stored_at_exit < accepted.len() as i64,
-        "the worker went on consuming after SIGTERM"
+        stored_at_exit <= stored_before + one_batch,
+        "the worker went on consuming after SIGTERM: {} events stored after it, one batch is {one_batch}",
+        stored_at_exit - stored_before
     );
 
     // What it had not taken is still queued; a new worker stores the rest, nothing twice.

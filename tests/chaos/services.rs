@@ -163,10 +163,13 @@ impl PrivatePostgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// Stops it (fast: connections are cut), waits `down`, and starts it again.
-    pub fn restart_after(&self, down: Duration) {
+    /// Stops it (fast: connections are cut); `pg_ctl` returns once it is down.
+    pub fn stop(&self) {
         self.pg_ctl("stop");
-        std::thread::sleep(down);
+    }
+
+    /// Starts it again after `stop`.
+    pub fn start_again(&self) {
         self.pg_ctl("start");
     }
 
