@@ -21,6 +21,8 @@ export function bindApiKeyField(input, onChange) {
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter") commit();
   });
+  // A pasted key is whole: apply it at once (the field holds it only after the event).
+  input.addEventListener("paste", () => setTimeout(commit));
   return current;
 }
 

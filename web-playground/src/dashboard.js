@@ -17,8 +17,8 @@ const MAX_HELD = 10_000;
 /** Services listed by name; the rest are summed into one line. */
 const MAX_SERVICES = 10;
 const OUTCOMES = ["SUCCESS", "FAILURE", "UNKNOWN"];
-/** Reconnection attempts after the socket drops (graphql-ws backs off between them). */
-const RETRY_ATTEMPTS = 10;
+/** The longest wait between two reconnection attempts; the first waits about a second. */
+const MAX_RETRY_WAIT_MS = 15_000;
 
 const SUBSCRIPTION = `subscription Live($filter: AuditEventFilter) {
   eventRecorded(filter: $filter) {
@@ -32,6 +32,8 @@ const SUBSCRIPTION = `subscription Live($filter: AuditEventFilter) {
 const $ = (id) => document.getElementById(id);
 
 let client = null;
+/** Whether `client`'s socket is open and acknowledged. */
+let connected = false;
 let stopSubscription = null;
 let view = freshView();
 let paused = false;
@@ -94,6 +96,7 @@ function connect(key) {
   stopSubscription = null;
   client?.dispose();
   client = null;
+  connected = false;
   if (!key) {
     setStatus("idle", "enter an API key");
     return;
@@ -102,14 +105,34 @@ function connect(key) {
   const current = createClient({
     url: websocketUrl,
     connectionParams: connectionParams(key),
-    retryAttempts: RETRY_ATTEMPTS,
+    // A dashboard keeps trying for as long as it is open: a restarting server refuses
+    // connections for a while, and graphql-ws by default gives up on a refusal (an error event,
+    // not a close). Refusals it deems final (a bad key) still end the retries.
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    retryWait,
     on: {
-      connected: () => client === current && setStatus("live", "live"),
-      closed: () => client === current && $("status").dataset.state === "live" && setStatus("connecting", "reconnecting…"),
+      connected: () => {
+        if (client !== current) return;
+        connected = true;
+        setStatus("live", "live");
+      },
+      closed: () => {
+        if (client !== current) return;
+        connected = false;
+        if ($("status").dataset.state === "live") setStatus("connecting", "reconnecting…");
+      },
     },
   });
   client = current;
   subscribe();
+}
+
+/** Exponential backoff from about a second up to MAX_RETRY_WAIT_MS, with jitter so that many
+ * dashboards do not all come back at the same instant. */
+function retryWait(retries) {
+  const wait = Math.min(1000 * 2 ** retries, MAX_RETRY_WAIT_MS) + Math.random() * 1000;
+  return new Promise((resolve) => setTimeout(resolve, wait));
 }
 
 /** (Re)subscribes with the form's filter and starts a fresh view. */
@@ -121,6 +144,11 @@ function subscribe() {
   dropped = 0;
   scheduleRender();
   if (!client) return;
+  // A new subscription starts clean: an error from the previous filter no longer applies.
+  if ($("status").dataset.state === "error") {
+    if (connected) setStatus("live", "live");
+    else setStatus("connecting", "connecting…");
+  }
   const current = client;
   stopSubscription = current.subscribe(
     { query: SUBSCRIPTION, variables: { filter: readFilter() } },

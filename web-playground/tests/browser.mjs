@@ -6,6 +6,7 @@
 // Events are recorded from here over plain HTTP, as another client would. Exits non-zero on the
 // first failed expectation; screenshots land in the artifacts directory (default test-artifacts).
 import { mkdir } from "node:fs/promises";
+import { createServer, connect as connectTcp } from "node:net";
 import { join } from "node:path";
 
 import { chromium } from "playwright-core";
@@ -37,6 +38,8 @@ const RECORD_EVERY_MS = 400;
 const VIEWPORT = { width: 1400, height: 860 };
 
 const problems = [];
+/** Console messages a scenario expects for a while (a server that refuses connections). */
+let expectedConsole = null;
 let step = "start";
 /** The page in use, photographed if a step fails. */
 let current = null;
@@ -83,31 +86,35 @@ async function recordUntil(input, seen) {
   throw new Error(`${step}: none of ${ids.length} recorded events showed up`);
 }
 
-/** Fails on console errors, uncaught exceptions and any request that leaves the app's origin. */
-function watch(page, name) {
+/** Fails on console errors, uncaught exceptions and any request that leaves the app's origin
+ * (`pageHost`: the page's own host, when it is served through the test's proxy). */
+function watch(page, name, pageHost = host) {
   page.on("console", (message) => {
-    if (message.type() === "error") problems.push(`${name}: console error: ${message.text()}`);
+    if (message.type() !== "error") return;
+    if (expectedConsole?.test(message.text())) return;
+    problems.push(`${name}: console error: ${message.text()}`);
   });
   page.on("pageerror", (error) => problems.push(`${name}: uncaught: ${error.message}`));
   page.on("request", (request) => {
     const url = new URL(request.url());
-    if (url.protocol !== "data:" && url.host !== host) {
+    if (url.protocol !== "data:" && url.host !== pageHost) {
       problems.push(`${name}: request to another host: ${request.url()}`);
     }
   });
   page.on("websocket", (socket) => {
-    if (new URL(socket.url()).host !== host) problems.push(`${name}: websocket to another host: ${socket.url()}`);
+    if (new URL(socket.url()).host !== pageHost) problems.push(`${name}: websocket to another host: ${socket.url()}`);
   });
   page.on("requestfailed", (request) => problems.push(`${name}: request failed: ${request.url()}`));
 }
 
-/** Opens `path` in a new watched page, which becomes the one photographed on failure. */
-async function open(context, name, path) {
+/** Opens `path` in a new watched page, which becomes the one photographed on failure. `via` is
+ * another origin serving the app (the proxy of the reconnect scenario). */
+async function open(context, name, path, via = origin) {
   step = `${name} opens`;
   const page = await context.newPage();
   current = page;
-  watch(page, name);
-  await page.goto(`${origin}${path}`);
+  watch(page, name, new URL(via).host);
+  await page.goto(`${via}${path}`);
   return page;
 }
 
@@ -293,11 +300,83 @@ async function dashboardScenario(context) {
   await page.close();
 }
 
+// --- Dashboard across a server restart -------------------------------------------------------
+
+/** A TCP proxy in front of the app that can go away and come back on the same port, as a
+ * restarting server does: while it is down, connections are refused. */
+class RestartingProxy {
+  async start(port = 0) {
+    this.sockets = new Set();
+    this.server = createServer((client) => {
+      const upstream = connectTcp(new URL(origin).port, new URL(origin).hostname);
+      for (const socket of [client, upstream]) {
+        this.sockets.add(socket);
+        socket.on("close", () => this.sockets.delete(socket));
+        socket.on("error", () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, "127.0.0.1", resolve);
+    });
+    this.port = this.server.address().port;
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Stops listening and cuts every connection. */
+  async stop() {
+    const closed = new Promise((resolve) => this.server.close(resolve));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+}
+
+async function dashboardReconnectScenario(context) {
+  const proxy = new RestartingProxy();
+  const via = await proxy.start();
+  const page = await open(context, "dashboard-restart", "/dashboard", via);
+
+  step = "dashboard: a wrong key shows an error, a pasted right key clears it";
+  await page.fill("#api-key", "tlk_not-a-key");
+  await page.press("#api-key", "Enter");
+  await page.waitForSelector('#status[data-state="error"]', { timeout: WAIT_MS });
+  const refused = await page.locator("#status").innerText();
+  // Pasted, not confirmed with Enter or Tab: it takes effect all the same.
+  await page.evaluate((key) => {
+    const input = document.getElementById("api-key");
+    input.focus();
+    input.value = key;
+    input.dispatchEvent(new Event("paste", { bubbles: true }));
+  }, apiKey);
+  await waitLive(page);
+  const status = await page.locator("#status").innerText();
+  expect(status === "live", `the error "${refused}" is still shown: "${status}"`);
+  log(`a wrong key said "${refused}"; the pasted key went live`);
+
+  step = "dashboard: the server goes away and comes back";
+  await recordUntil(event("browser.before_restart", { service: "restart" }), async (ids) => rowShown(page, ids.at(-1)));
+  expectedConsole = /WebSocket connection to .* failed/;
+  await proxy.stop();
+  await page.waitForSelector('#status:not([data-state="live"])', { timeout: WAIT_MS });
+  const away = await page.locator("#status").innerText();
+  // Long enough for graphql-ws to be refused at least once (its first retry comes after ~1 s).
+  await new Promise((resolve) => setTimeout(resolve, 4000));
+  await proxy.start(proxy.port);
+  await waitLive(page);
+  expectedConsole = null;
+  const ids = await recordUntil(event("browser.after_restart", { service: "restart" }), async (ids) => rowShown(page, ids.at(-1)));
+  log(`while the server was away the dashboard said "${away}"; it came back live by itself (${ids.length} recorded)`);
+  await page.screenshot({ path: join(artifacts, "dashboard-reconnected.png") });
+  await page.close();
+  await proxy.stop();
+}
+
 async function main() {
   await mkdir(artifacts, { recursive: true });
   const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_FLAGS });
   try {
-    for (const scenario of [graphiqlScenario, dashboardScenario]) {
+    for (const scenario of [graphiqlScenario, dashboardScenario, dashboardReconnectScenario]) {
       // A fresh context each: no key or editor state carried over from the other page.
       const context = await browser.newContext({ viewport: VIEWPORT });
       context.setDefaultTimeout(WAIT_MS);
