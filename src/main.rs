@@ -182,10 +182,27 @@ async fn main() -> ExitCode {
         Err(e) => {
             // The message and its causes, never a backtrace: these are a user's errors to act
             // on (anyhow's Debug form would add one whenever RUST_BACKTRACE is set).
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", user_message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes in one line, each said once: many of our errors already include
+/// their cause's text, which the chain would otherwise repeat.
+fn user_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

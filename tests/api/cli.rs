@@ -142,6 +142,23 @@ async fn a_user_error_prints_its_message_and_no_backtrace() {
         lines.len() == 1 && lines[0].starts_with("error: ") && lines[0].contains("lasticsearch"),
         "one line naming what is missing, no backtrace:\n{stderr}"
     );
+
+    // A cause is said once, though the error's own text already includes it.
+    let (ok, stderr) = run_cli(
+        &isolated,
+        &["reindex"],
+        &[("TRACELEDGER_ELASTICSEARCH_URL", "not a url")],
+    )
+    .await;
+    assert!(!ok, "a bad Elasticsearch URL must fail");
+    let line = stderr.trim();
+    assert!(
+        line.starts_with("error: ") && !line.contains('\n'),
+        "{stderr}"
+    );
+    let parts: Vec<&str> = line.split(": ").collect();
+    let unique: std::collections::HashSet<&&str> = parts.iter().collect();
+    assert_eq!(unique.len(), parts.len(), "a cause is repeated: {line}");
 }
 
 #[tokio::test]
