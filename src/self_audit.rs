@@ -4,6 +4,11 @@
 //! one background task drains in batches; when the queue is full a note is dropped and counted.
 //! The task records through the `Recorder` directly, not through the API, so its own writes are
 //! never audited again.
+//!
+//! Notes carry what callers sent (paths, token subjects and tenants), so the service never lets
+//! its own validation refuse them: text an event may not hold is escaped and the note says which
+//! fields were, a note that still fails is replaced by one saying so, and a batch the pipeline
+//! cannot take right now is retried, not dropped. Only a full queue drops notes.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -15,9 +20,10 @@ use uuid::Uuid;
 
 use crate::auth::{Credential, Principal};
 use crate::domain::{
-    ActorDraft, EventDraft, NewEvent, Outcome, Severity, TargetDraft, MAX_BATCH, MAX_ID_LEN,
+    ActorDraft, EventDraft, FieldError, NewEvent, Outcome, Severity, TargetDraft, MAX_BATCH,
+    MAX_ID_LEN,
 };
-use crate::ingest::Recorder;
+use crate::ingest::{IngestError, Recorder};
 use crate::store::{Store, StoreError};
 
 /// The tenant the service records its own activity in. Operators read it with a key of this
@@ -27,6 +33,9 @@ pub const SYSTEM_TENANT: &str = "_traceledger";
 const SERVICE: &str = "traceledger";
 /// How long the drain waits after a note for others to join it in one batch.
 const LINGER: Duration = Duration::from_millis(200);
+/// The first and the longest wait before recording a batch again after the pipeline refused it.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How a request reached the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,7 +141,8 @@ impl AuditTrail {
         self.push(action_draft(actor, action, target, message, metadata));
     }
 
-    fn push(&self, draft: EventDraft) {
+    fn push(&self, mut draft: EventDraft) {
+        make_storable(&mut draft);
         if self.queue.try_send(draft).is_err() {
             metrics::counter!("traceledger_self_audit_dropped_total").increment(1);
         }
@@ -215,12 +225,145 @@ async fn drain(recorder: Recorder, mut notes: mpsc::Receiver<EventDraft>) {
                 }
             }
         }
-        let drafts = std::mem::take(&mut batch);
-        let count = drafts.len() as u64;
-        if let Err(e) = recorder.record(SYSTEM_TENANT, drafts).await {
-            tracing::warn!(error = %e, "could not record the service's own audit events");
-            metrics::counter!("traceledger_self_audit_dropped_total").increment(count);
+        record_batch(&recorder, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Records `drafts` whatever it takes: a note the rules still refuse is replaced by one that says
+/// so (and the batch goes again, the others untouched), and while the pipeline cannot take the
+/// batch it is tried again with backoff; meanwhile the bounded queue fills and drops what comes.
+async fn record_batch(recorder: &Recorder, mut drafts: Vec<EventDraft>) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        match recorder.record(SYSTEM_TENANT, drafts.clone()).await {
+            Ok(_) => return,
+            Err(IngestError::Invalid { index, error }) => {
+                tracing::error!(%error, "a self-audit note broke the event rules; recording a stand-in");
+                if let Some(note) = drafts.get_mut(index) {
+                    *note = unstorable(note, &error);
+                } else {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?wait, "could not record the service's own audit events; will retry");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+            }
         }
+    }
+}
+
+/// What stands in for a note the rules refused even after `make_storable`: its action, target
+/// type and outcome, and why the rest could not be kept.
+fn unstorable(note: &EventDraft, error: &FieldError) -> EventDraft {
+    EventDraft {
+        action: note.action.clone(),
+        service: SERVICE.to_owned(),
+        actor: ActorDraft {
+            id: "unknown".to_owned(),
+            kind: "unknown".to_owned(),
+            name: None,
+            ip: None,
+        },
+        target: note.target.as_ref().map(|t| TargetDraft {
+            id: "unknown".to_owned(),
+            kind: t.kind.clone(),
+            name: None,
+        }),
+        outcome: note.outcome,
+        severity: note.severity,
+        message: Some(format!(
+            "this note could not be stored as it was ({}); its details are lost",
+            escape_control(&error.to_string())
+        )),
+        metadata: Some(json!({ "unstorable": error.field })),
+        ..Default::default()
+    }
+}
+
+/// Escapes what a note may carry from a caller and an event may not hold: control characters in
+/// ids (as `\u{85}`), text past the id length, NUL anywhere in the message or metadata. The
+/// metadata's `escaped` lists the fields changed, so a reader knows the text is not verbatim.
+fn make_storable(draft: &mut EventDraft) {
+    let mut escaped = Vec::new();
+    if storable_id(&mut draft.actor.id) {
+        escaped.push("actor.id");
+    }
+    if let Some(target) = &mut draft.target {
+        if storable_id(&mut target.id) {
+            escaped.push("target.id");
+        }
+    }
+    if let Some(message) = &mut draft.message {
+        if message.contains('\0') {
+            *message = message.replace('\0', "\\u{0}");
+            escaped.push("message");
+        }
+    }
+    if let Some(metadata) = &mut draft.metadata {
+        if escape_nul(metadata) {
+            escaped.push("metadata");
+        }
+        if !escaped.is_empty() {
+            if let Value::Object(fields) = metadata {
+                fields.insert("escaped".to_owned(), json!(escaped));
+            }
+        }
+    }
+}
+
+/// Makes `id` a valid event id: control characters escaped, cut to length, never blank. Whether
+/// it changed.
+fn storable_id(id: &mut String) -> bool {
+    let original_len = id.len();
+    let had_control = id.chars().any(char::is_control);
+    if had_control {
+        *id = escape_control(id);
+    }
+    let long = id.len() > MAX_ID_LEN;
+    *id = clip(std::mem::take(id));
+    let blank = id.trim().is_empty();
+    if blank {
+        *id = format!("(blank, {original_len} bytes)");
+    }
+    had_control || long || blank
+}
+
+fn escape_control(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Replaces NUL (which PostgreSQL's jsonb refuses) in every key and string; whether any was there.
+fn escape_nul(value: &mut Value) -> bool {
+    const ESCAPED: &str = "\\u{0}";
+    match value {
+        Value::String(s) if s.contains('\0') => {
+            *s = s.replace('\0', ESCAPED);
+            true
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |any, v| escape_nul(v) | any),
+        Value::Object(fields) => {
+            let mut any = false;
+            if fields.keys().any(|k| k.contains('\0')) {
+                let taken = std::mem::take(fields);
+                *fields = taken
+                    .into_iter()
+                    .map(|(k, v)| (k.replace('\0', ESCAPED), v))
+                    .collect();
+                any = true;
+            }
+            fields.values_mut().fold(any, |any, v| escape_nul(v) | any)
+        }
+        _ => false,
     }
 }
 

@@ -220,3 +220,76 @@ async fn nobody_writes_to_the_system_tenant_through_the_api() {
     .unwrap();
     assert_eq!(forged, 0);
 }
+
+/// Sends `GET /` followed by the raw bytes `C2 85` (U+0085, a control character) on its own
+/// connection, as no HTTP client library would (they re-encode the path); the status line back.
+async fn raw_control_path(app: &TestApp) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut request = b"GET /".to_vec();
+    request.extend_from_slice(&[0xC2, 0x85]);
+    request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(&request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn requests_the_rules_would_refuse_cannot_blind_the_trail() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    // A flood of unauthenticated requests whose notes carry a control character, interleaved
+    // with admin actions that must all be recorded.
+    let mut created = Vec::new();
+    for round in 0..3 {
+        let flood: Vec<_> = (0..100).map(|_| raw_control_path(&app)).collect();
+        for status in futures::future::join_all(flood).await {
+            assert!(status.contains(" 404 "), "{status}");
+        }
+        let body = app
+            .gql_as(
+                &app.admin_key,
+                "mutation($n: String!) { createApiKey(name: $n) { key { id } } }",
+                json!({ "n": format!("flood-{round}") }),
+            )
+            .await;
+        let id = body["data"]["createApiKey"]["key"]["id"].clone();
+        assert!(id.is_string(), "{body}");
+        app.gql_as(
+            &app.admin_key,
+            "mutation($id: ID!) { revokeApiKey(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+        created.push(id);
+    }
+
+    let events = trail(&app, &operator, json!({ "actions": ["api_key.*"] }), 6).await;
+    for id in &created {
+        for action in ["api_key.create", "api_key.revoke"] {
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["action"] == action && e["target"]["id"] == *id),
+                "{action} of {id} is missing from the trail: {events:?}"
+            );
+        }
+    }
+    // The flood's own notes are there too, escaped and saying so.
+    let notes = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "targetIds": ["GET /\\u{85}"] }),
+        100,
+    )
+    .await;
+    let note = &notes[0];
+    assert_eq!(note["outcome"], "FAILURE", "{note}");
+    assert_eq!(note["metadata"]["status"], 404, "{note}");
+    assert_eq!(note["metadata"]["escaped"], json!(["target.id"]), "{note}");
+}
