@@ -25,21 +25,24 @@ const RECONNECT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// GCRA (the generic cell rate algorithm) in one atomic step: KEYS[1] holds the caller's
 /// theoretical arrival time in microseconds of Redis' clock; ARGV[1] is the interval between
-/// requests at the sustained rate, ARGV[2] how many may come at once. Returns -1 if the request
-/// may go ahead, or else the microseconds to wait.
+/// units at the sustained rate, ARGV[2] how many units may come at once, ARGV[3] how many this
+/// request takes (its events, for writes). Returns -1 if the request may go ahead, or else the
+/// microseconds to wait.
 static GCRA: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local interval = tonumber(ARGV[1])
-        local tolerance = interval * (tonumber(ARGV[2]) - 1)
+        local burst = tonumber(ARGV[2])
+        local cost = tonumber(ARGV[3])
         local tat = tonumber(redis.call('GET', KEYS[1])) or now
         if tat < now then tat = now end
-        if now < tat - tolerance then
-            return tat - tolerance - now
+        local new_tat = tat + interval * cost
+        local allow_at = new_tat - interval * burst
+        if now < allow_at then
+            return allow_at - now
         end
-        local new_tat = tat + interval
         redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1000)
         return -1
         ",
@@ -261,13 +264,15 @@ impl Cache {
         .await
     }
 
-    /// Takes one request from the GCRA bucket `bucket` (`interval` apart sustained, `burst` at
-    /// once). Returns `None` if it may go ahead, or how long to wait.
-    pub async fn take_rate_token(
+    /// Takes `cost` units from the GCRA bucket `bucket` (`interval` apart sustained, `burst` at
+    /// once; `cost` must not exceed `burst`). Returns `None` if it may go ahead, or how long to
+    /// wait.
+    pub async fn take_rate_tokens(
         &self,
         bucket: &str,
         interval: Duration,
         burst: u32,
+        cost: u32,
     ) -> Result<Option<Duration>, CacheError> {
         let key = format!("{}:rl:{bucket}", self.inner.prefix);
         let interval_us = u64::try_from(interval.as_micros())
@@ -278,6 +283,7 @@ impl Cache {
                 GCRA.key(key)
                     .arg(interval_us)
                     .arg(burst.max(1))
+                    .arg(cost.max(1))
                     .invoke_async(&mut conn)
                     .await
             })

@@ -20,10 +20,20 @@ const MAX_LOCAL_BUCKETS: usize = 10_000;
 /// Which budget a request draws on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RequestKind {
-    /// Mutations.
+    /// Mutations, by the events they record (one for a mutation that records none).
     Write,
-    /// Queries, subscriptions (per connection), exports.
+    /// Queries, subscriptions (per connection), exports: one each.
     Read,
+}
+
+/// Why a request may not go ahead now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limited {
+    /// Over the caller's rate: it may go ahead after this long.
+    Wait(Duration),
+    /// It costs more than the caller may spend at once (its burst, one second's worth): it can
+    /// never go ahead as it is, only in smaller parts.
+    TooLarge { cost: u32, burst: u32 },
 }
 
 impl RequestKind {
@@ -58,9 +68,14 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one request of `kind` from the caller's budget: `Ok` to go ahead, or how long to
-    /// wait.
-    pub async fn check(&self, principal: &Principal, kind: RequestKind) -> Result<(), Duration> {
+    /// Takes `cost` units of `kind` (1 for a read; the events recorded, for a write) from the
+    /// caller's budget: `Ok` to go ahead, or why not.
+    pub async fn check(
+        &self,
+        principal: &Principal,
+        kind: RequestKind,
+        cost: u32,
+    ) -> Result<(), Limited> {
         let rate = match kind {
             RequestKind::Write => principal.rates.write_per_sec,
             RequestKind::Read => principal.rates.read_per_sec,
@@ -70,19 +85,28 @@ impl RateLimiter {
             RequestKind::Read => self.defaults.read_per_sec,
         })
         .max(1);
+        let cost = cost.max(1);
+        // The burst is one second's worth.
+        if cost > rate {
+            return Err(Limited::TooLarge { cost, burst: rate });
+        }
         let bucket = format!("{}:{}", kind.as_str(), caller_id(principal));
         let interval = Duration::from_secs(1) / rate;
-        match self.cache.take_rate_token(&bucket, interval, rate).await {
+        match self
+            .cache
+            .take_rate_tokens(&bucket, interval, rate, cost)
+            .await
+        {
             Ok(None) => Ok(()),
-            Ok(Some(wait)) => Err(wait),
+            Ok(Some(wait)) => Err(Limited::Wait(wait)),
             Err(e) => {
                 tracing::debug!(error = %e, "rate limits fall back to this instance");
-                self.check_locally(bucket, rate)
+                self.check_locally(bucket, rate, cost)
             }
         }
     }
 
-    fn check_locally(&self, bucket: String, rate: u32) -> Result<(), Duration> {
+    fn check_locally(&self, bucket: String, rate: u32, cost: u32) -> Result<(), Limited> {
         let limiter = {
             let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
             if local.len() >= MAX_LOCAL_BUCKETS {
@@ -93,9 +117,16 @@ impl RateLimiter {
                 Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(per_sec)))
             }))
         };
-        limiter
-            .check()
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        let Some(units) = NonZeroU32::new(cost) else {
+            return Ok(());
+        };
+        match limiter.check_n(units) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(Limited::Wait(
+                not_until.wait_time_from(DefaultClock::default().now()),
+            )),
+            Err(_) => Err(Limited::TooLarge { cost, burst: rate }),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::{ErrorExtensions, Response, ServerError};
 
 use crate::ingest::IngestError;
+use crate::ratelimit::{whole_seconds, Limited};
 use crate::search::SearchError;
 use crate::store::StoreError;
 
@@ -94,6 +95,28 @@ impl From<SearchError> for ApiError {
                 tracing::error!(error = %e, "search failed");
                 ApiError::Internal
             }
+        }
+    }
+}
+
+impl From<Limited> for ApiError {
+    /// RATE_LIMITED with when to retry, or BAD_USER_INPUT naming the batch when retrying the same
+    /// call could never succeed.
+    fn from(limited: Limited) -> Self {
+        match limited {
+            Limited::Wait(wait) => {
+                let seconds = whole_seconds(wait);
+                ApiError::RateLimited {
+                    message: format!("rate limit reached for this key; retry in {seconds} s"),
+                    retry_after_seconds: seconds,
+                }
+            }
+            Limited::TooLarge { cost, burst } => ApiError::bad_input(
+                "inputs",
+                format!(
+                    "this request records {cost} events and this key may record at most {burst} at once: send smaller batches"
+                ),
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Which operation a request runs: whether it writes or reads (for rate limits) and a name for
-//! its audit event. HTTP requests are charged before the schema runs; operations sent over a
-//! websocket are charged by the `SocketRates` extension here, against the connection's caller.
+//! Which operation a request runs: whether it writes or reads, how many events it records (for
+//! rate limits and the per-request cap) and a name for its audit event. HTTP requests are
+//! charged before the schema runs; operations sent over a websocket are charged by the
+//! `SocketRates` extension here, against the connection's caller.
 
 use std::sync::Arc;
 
@@ -8,13 +9,19 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection,
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{ErrorExtensions, Pos, Request, ServerResult};
+use async_graphql::{ErrorExtensions, Name, Pos, Positioned, Request, ServerResult, Variables};
+use async_graphql_value::{ConstValue, Value};
 
 use super::error::ApiError;
 use crate::auth::Principal;
+use crate::domain::MAX_BATCH;
 use crate::ratelimit::{RateLimiter, RequestKind};
+
+/// How deep fragments inside a mutation's top level are followed when counting its events; a
+/// deeper (or cyclic) document is refused by validation anyway, and counts as the cap.
+const MAX_FRAGMENT_DEPTH: usize = 8;
 
 /// What a request runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +30,8 @@ pub struct Operation {
     /// The operation's name, else its first field.
     pub name: String,
     pub subscription: bool,
+    /// Events its `recordEvent`/`recordEvents` fields record, all aliases together.
+    pub events: usize,
 }
 
 impl Operation {
@@ -32,13 +41,39 @@ impl Operation {
             kind: RequestKind::Read,
             name: name.to_owned(),
             subscription: false,
+            events: 0,
         }
+    }
+
+    /// What it costs the caller's budget: a read or a write call counts once, a write that
+    /// records events counts each event.
+    pub fn cost(&self) -> u32 {
+        u32::try_from(self.events.max(1)).unwrap_or(u32::MAX)
+    }
+
+    /// BAD_USER_INPUT if it records more events than one request may.
+    pub fn check_event_cap(&self) -> Result<(), ApiError> {
+        if self.events <= MAX_BATCH {
+            return Ok(());
+        }
+        Err(ApiError::bad_input(
+            "inputs",
+            format!(
+                "this request records {} events; at most {MAX_BATCH} per request, counted across all its fields",
+                self.events
+            ),
+        ))
     }
 }
 
-/// Classifies the operation `operation_name` picks from a parsed query. A query that does not
-/// parse (`None`) counts as a read; the schema then answers why it does not parse.
-pub fn classify(document: Option<&ExecutableDocument>, operation_name: Option<&str>) -> Operation {
+/// Classifies the operation `operation_name` picks from a parsed query, counting the events it
+/// records with the request's `variables`. A query that does not parse (`None`) counts as a
+/// read; the schema then answers why it does not parse.
+pub fn classify(
+    document: Option<&ExecutableDocument>,
+    operation_name: Option<&str>,
+    variables: &Variables,
+) -> Operation {
     let Some(document) = document else {
         return Operation::read("unparsable");
     };
@@ -64,6 +99,11 @@ pub fn classify(document: Option<&ExecutableDocument>, operation_name: Option<&s
                 _ => None,
             })
     });
+    let events = if op.node.ty == OperationType::Mutation {
+        events_in(document, &op.node.selection_set, variables, 0)
+    } else {
+        0
+    };
     Operation {
         kind: match op.node.ty {
             OperationType::Mutation => RequestKind::Write,
@@ -71,6 +111,59 @@ pub fn classify(document: Option<&ExecutableDocument>, operation_name: Option<&s
         },
         name: name.unwrap_or_else(|| "anonymous".to_owned()),
         subscription: op.node.ty == OperationType::Subscription,
+        events,
+    }
+}
+
+/// Events recorded by the mutation fields of `selection` (fragments followed): one per
+/// `recordEvent`, one per input of `recordEvents`, whatever their aliases.
+fn events_in(
+    document: &ExecutableDocument,
+    selection: &Positioned<SelectionSet>,
+    variables: &Variables,
+    depth: usize,
+) -> usize {
+    if depth > MAX_FRAGMENT_DEPTH {
+        return MAX_BATCH + 1;
+    }
+    selection
+        .node
+        .items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => match field.node.name.node.as_str() {
+                "recordEvent" => 1,
+                "recordEvents" => field
+                    .node
+                    .get_argument("inputs")
+                    .map_or(0, |inputs| list_len(&inputs.node, variables)),
+                _ => 0,
+            },
+            Selection::InlineFragment(fragment) => {
+                events_in(document, &fragment.node.selection_set, variables, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |fragment| {
+                    events_in(document, &fragment.node.selection_set, variables, depth + 1)
+                }),
+        })
+        .fold(0, usize::saturating_add)
+}
+
+/// How many items a list argument holds, written inline or passed as a variable (a single
+/// value counts as a list of one, as GraphQL coerces it).
+fn list_len(value: &Value, variables: &Variables) -> usize {
+    match value {
+        Value::List(items) => items.len(),
+        Value::Variable(name) => match variables.get(&Name::new(name)) {
+            Some(ConstValue::List(items)) => items.len(),
+            Some(ConstValue::Null) | None => 0,
+            Some(_) => 1,
+        },
+        Value::Null => 0,
+        _ => 1,
     }
 }
 
@@ -102,20 +195,20 @@ impl Extension for SocketRatesExtension {
         if let Some(charge) = ctx.data_opt::<SocketCharge>() {
             // Parsed here once: the schema goes on with this parse.
             let name = request.operation_name.clone();
-            let operation = classify(request.parsed_query().ok(), name.as_deref());
-            if !operation.subscription {
-                if let Err(wait) = charge
+            let variables = request.variables.clone();
+            let operation = classify(request.parsed_query().ok(), name.as_deref(), &variables);
+            let refused = match operation.check_event_cap() {
+                Err(error) => Some(error),
+                Ok(()) if operation.subscription => None,
+                Ok(()) => charge
                     .limiter
-                    .check(&charge.principal, operation.kind)
+                    .check(&charge.principal, operation.kind, operation.cost())
                     .await
-                {
-                    let seconds = crate::ratelimit::whole_seconds(wait);
-                    let error = ApiError::RateLimited {
-                        message: format!("rate limit reached for this key; retry in {seconds} s"),
-                        retry_after_seconds: seconds,
-                    };
-                    return Err(error.extend().into_server_error(Pos::default()));
-                }
+                    .err()
+                    .map(ApiError::from),
+            };
+            if let Some(error) = refused {
+                return Err(error.extend().into_server_error(Pos::default()));
             }
         }
         next.run(ctx, request).await
@@ -127,8 +220,37 @@ mod tests {
     use super::*;
 
     fn classify_text(query: &str, operation_name: Option<&str>) -> Operation {
+        classify_with(query, operation_name, serde_json::json!({}))
+    }
+
+    fn classify_with(
+        query: &str,
+        operation_name: Option<&str>,
+        variables: serde_json::Value,
+    ) -> Operation {
         let document = async_graphql::parser::parse_query(query).ok();
-        classify(document.as_ref(), operation_name)
+        classify(
+            document.as_ref(),
+            operation_name,
+            &Variables::from_json(variables),
+        )
+    }
+
+    #[test]
+    fn counts_the_events_of_every_alias_and_fragment() {
+        let three = serde_json::json!({ "i": [{}, {}, {}] });
+        let aliased = "mutation($i: [RecordEventInput!]!) { a: recordEvents(inputs: $i) { id } b: recordEvents(inputs: $i) { id } c: recordEvent(input: {}) { id } }";
+        assert_eq!(classify_with(aliased, None, three.clone()).events, 7);
+        let inline = "mutation { recordEvents(inputs: [{}, {}]) { id } ... on Mutation { x: recordEvents(inputs: [{}]) { id } } }";
+        assert_eq!(classify_with(inline, None, three.clone()).events, 3);
+        let spread = "mutation($i: [RecordEventInput!]!) { ...F ...F } fragment F on Mutation { recordEvents(inputs: $i) { id } }";
+        assert_eq!(classify_with(spread, None, three.clone()).events, 6);
+        let cyclic = "mutation { ...F } fragment F on Mutation { ...F }";
+        assert!(classify_with(cyclic, None, three)
+            .check_event_cap()
+            .is_err());
+        let op = classify_text("{ auditEvents { edges { cursor } } }", None);
+        assert_eq!((op.events, op.cost()), (0, 1));
     }
 
     #[test]

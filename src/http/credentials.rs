@@ -2,12 +2,13 @@
 //! principal it acts for, whether it may do this, and whether it has budget left; or the
 //! 401/403/429/503 answer instead.
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{error_response, AppState};
+use super::{api_error_response, error_response, graphql_error_response, AppState};
 use crate::auth::{AuthError, Principal, Scope};
-use crate::ratelimit::{whole_seconds, RequestKind};
+use crate::graphql::ApiError;
+use crate::ratelimit::{Limited, RequestKind};
 
 /// `Authorization: Bearer <key or JWT>` or `X-API-Key: <key>`.
 pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -70,23 +71,20 @@ pub(super) fn forbidden_unless(principal: &Principal, scope: Scope) -> Option<Re
     ))
 }
 
-/// Takes one request of `kind` from the caller's budget, or answers 429 with `Retry-After`.
+/// Takes `cost` units of `kind` from the caller's budget (a write costs its events), or answers
+/// 429 with `Retry-After`; a call larger than the caller may ever send at once gets the GraphQL
+/// error BAD_USER_INPUT instead, since retrying it cannot help.
 pub(super) async fn rate_limit(
     state: &AppState,
     principal: &Principal,
     kind: RequestKind,
+    cost: u32,
 ) -> Result<(), Response> {
-    let Err(wait) = state.limiter.check(principal, kind).await else {
-        return Ok(());
-    };
-    let seconds = whole_seconds(wait);
-    let mut response = error_response(
-        StatusCode::TOO_MANY_REQUESTS,
-        "RATE_LIMITED",
-        &format!("rate limit reached for this key; retry in {seconds} s"),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    Err(response)
+    match state.limiter.check(principal, kind, cost).await {
+        Ok(()) => Ok(()),
+        Err(limited @ Limited::Wait(_)) => Err(api_error_response(&ApiError::from(limited))),
+        Err(limited @ Limited::TooLarge { .. }) => {
+            Err(graphql_error_response(&ApiError::from(limited)))
+        }
+    }
 }

@@ -40,7 +40,7 @@ pub(super) async fn export(
     if let Some(response) = forbidden_unless(&principal, Scope::EventsRead) {
         return noted(response, note);
     }
-    if let Err(response) = rate_limit(&state, &principal, RequestKind::Read).await {
+    if let Err(response) = rate_limit(&state, &principal, RequestKind::Read, 1).await {
         return noted(response, note);
     }
     noted(stream_export(&state, principal, query).await, note)

@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::audit::{client_ip, noted, AuditNote};
 use super::credentials::{authenticate, presented_key, rate_limit};
-use super::{error_response, AppState, GRAPHQL_PATH};
+use super::{error_response, graphql_error_response, AppState, GRAPHQL_PATH};
 use crate::auth::{AuthError, Principal};
-use crate::graphql::{classify, request_data, SocketCharge};
-use crate::ratelimit::{whole_seconds, RequestKind};
+use crate::graphql::{classify, request_data, ApiError, SocketCharge};
+use crate::ratelimit::RequestKind;
 use crate::self_audit::{RequestNote, Transport};
 
 /// What a websocket's audit event names as its operation.
@@ -52,12 +52,20 @@ pub(super) async fn execute(
         }
     };
     let document = state.documents.parse(&request.query);
-    let operation = classify(document.as_ref(), request.operation_name.as_deref());
+    let operation = classify(
+        document.as_ref(),
+        request.operation_name.as_deref(),
+        &request.variables,
+    );
     if let Some(document) = document {
         request.set_parsed_query(document);
     }
-    let mut note = AuditNote::new(operation.name, Some(&principal));
-    if let Err(response) = rate_limit(&state, &principal, operation.kind).await {
+    let mut note = AuditNote::new(operation.name.clone(), Some(&principal));
+    // Before anything runs: aliases and fields together may record no more than one batch.
+    if let Err(error) = operation.check_event_cap() {
+        return noted(graphql_error_response(&error), note);
+    }
+    if let Err(response) = rate_limit(&state, &principal, operation.kind, operation.cost()).await {
         return noted(response, note);
     }
     request.data = request_data(&state.services, principal);
@@ -176,11 +184,10 @@ async fn admit(
         }
         other => (StatusCode::UNAUTHORIZED, other.to_string()),
     })?;
-    if let Err(wait) = state.limiter.check(&principal, RequestKind::Read).await {
-        let seconds = whole_seconds(wait);
+    if let Err(limited) = state.limiter.check(&principal, RequestKind::Read, 1).await {
         return Err((
             StatusCode::TOO_MANY_REQUESTS,
-            format!("rate limit reached for this key; retry in {seconds} s"),
+            ApiError::from(limited).to_string(),
         ));
     }
     let slot = state.sockets.acquire(&principal).ok_or_else(|| {

@@ -22,7 +22,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Authenticator;
 use crate::bus::Topology;
-use crate::graphql::{AppSchema, DocumentCache};
+use crate::graphql::{ApiError, AppSchema, DocumentCache};
 use crate::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::services::Services;
 
@@ -109,6 +109,41 @@ async fn coded_body_limit(response: Response) -> Response {
 /// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     error_body(status, message, json!({ "code": code }))
+}
+
+/// The API's error as an HTTP answer, for refusals before GraphQL runs or outside it: the status
+/// that goes with its code, `Retry-After` where there is one.
+pub(crate) fn api_error_response(error: &ApiError) -> Response {
+    let status = match error {
+        ApiError::BadInput { field, message } => return bad_input_response(field, message),
+        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = error_response(status, error.code(), &error.to_string());
+    if let ApiError::RateLimited {
+        retry_after_seconds,
+        ..
+    } = error
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
+    }
+    response
+}
+
+/// A refusal of a GraphQL request's content before the schema runs, answered as the schema would
+/// answer it: HTTP 200 with the error, its code and field.
+pub(crate) fn graphql_error_response(error: &ApiError) -> Response {
+    let mut extensions = json!({ "code": error.code() });
+    if let ApiError::BadInput { field, .. } = error {
+        extensions["field"] = json!(field);
+    }
+    error_body(StatusCode::OK, &error.to_string(), extensions)
 }
 
 /// `BAD_USER_INPUT` naming the offending input, as the API reports it, for routes besides GraphQL.

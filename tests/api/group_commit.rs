@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::helpers::{event, TestApp, OTHER_TENANT, TENANT};
-use crate::ws::{next, subscribe};
+use crate::ws::{assert_quiet, next, subscribe};
 use traceledger::domain::AuditEvent;
 
 const CALLS: usize = 200;
@@ -104,7 +104,7 @@ async fn concurrent_calls_share_messages_and_each_event_arrives_once() {
             assert_eq!(delivered["tenant"], *tenant, "{message}");
             seen.push(delivered["id"].as_str().unwrap().to_owned());
         }
-        assert_eq!(next(socket, Duration::from_millis(500)).await, None);
+        assert_quiet(socket, Duration::from_millis(500)).await;
         let unique: HashSet<String> = seen.iter().cloned().collect();
         assert_eq!(unique.len(), seen.len(), "{tenant} saw an event twice");
         assert_eq!(unique, accepted[tenant], "{tenant}");

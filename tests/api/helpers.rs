@@ -21,6 +21,9 @@ pub const TENANT: &str = "acme";
 pub const OTHER_TENANT: &str = "globex";
 /// How long a test waits for the worker to store what was accepted.
 const STORE_WAIT: Duration = Duration::from_secs(15);
+/// How long a count must hold before a test concludes nothing more is coming: several batch
+/// timeouts (20 ms here) and the longest test retry delay (200 ms) over.
+const LATE_DUPLICATE_WAIT: Duration = Duration::from_millis(1000);
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -203,9 +206,11 @@ impl TestApp {
     }
 
     /// Waits until the worker has stored `count` events for `tenant`, and fails if it stores
-    /// more.
+    /// more: once the count is reached it keeps counting for `LATE_DUPLICATE_WAIT`, so that a
+    /// late duplicate (a redelivery, a retry through the retry queues) has the time to show.
     pub async fn wait_stored(&self, tenant: &str, count: i64) {
         let deadline = tokio::time::Instant::now() + STORE_WAIT;
+        let mut reached: Option<tokio::time::Instant> = None;
         loop {
             let stored = self.stored_count(tenant).await;
             assert!(
@@ -213,12 +218,16 @@ impl TestApp {
                 "{stored} events stored for {tenant}, expected {count}"
             );
             if stored == count {
-                return;
+                let since = *reached.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= LATE_DUPLICATE_WAIT {
+                    return;
+                }
+            } else {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "only {stored} of {count} events stored for {tenant}"
+                );
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {stored} of {count} events stored for {tenant}"
-            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

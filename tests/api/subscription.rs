@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{event, TestApp};
-use crate::ws::{connect, next, send, subscribe, wait_subscribers};
+use crate::ws::{assert_quiet, connect, next, send, subscribe, wait_subscribers};
 
 /// The promise: a subscriber sees a matching event within a second of the answer.
 const DELIVERY_DEADLINE: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
     assert_eq!(delivered["action"], "invoice.update");
 
     // Nothing more for the filtered subscriber...
-    assert_eq!(next(&mut socket, Duration::from_millis(700)).await, None);
+    assert_quiet(&mut socket, Duration::from_millis(700)).await;
     // ...while the unfiltered one saw all three of its tenant's events, each once, in order.
     let mut actions = Vec::new();
     for _ in 0..3 {
@@ -60,7 +60,7 @@ async fn a_subscriber_gets_its_matching_events_once_and_nothing_else() {
         );
     }
     assert_eq!(actions, ["user.login", "invoice.update", "invoice.update"]);
-    assert_eq!(next(&mut bystander, Duration::from_millis(500)).await, None);
+    assert_quiet(&mut bystander, Duration::from_millis(500)).await;
 }
 
 #[tokio::test]

@@ -39,14 +39,28 @@ pub(crate) async fn send(socket: &mut Socket, message: Value) {
         .unwrap();
 }
 
-/// The next protocol message, skipping pings; `None` if the socket closed or `wait` passed.
-pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+/// What the server did next on a socket.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Received {
+    Message(Value),
+    /// The server closed the socket, with this code and reason.
+    Closed(u16, String),
+    /// Nothing within the wait, and the socket is still open.
+    Quiet,
+    /// The connection failed or ended without a close frame.
+    Broken(String),
+}
+
+/// The next protocol message (skipping pings), the close, or silence until `wait` passed.
+pub(crate) async fn receive(socket: &mut Socket, wait: Duration) -> Received {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let message = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .ok()??
-            .ok()?;
+        let message = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return Received::Quiet,
+            Ok(None) => return Received::Broken("the stream ended".into()),
+            Ok(Some(Err(e))) => return Received::Broken(e.to_string()),
+            Ok(Some(Ok(message))) => message,
+        };
         match message {
             Message::Text(text) => {
                 let value: Value = serde_json::from_str(&text).unwrap();
@@ -54,11 +68,44 @@ pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
                     send(socket, json!({ "type": "pong" })).await;
                     continue;
                 }
-                return Some(value);
+                return Received::Message(value);
             }
-            Message::Close(_) => return None,
+            Message::Close(frame) => {
+                return match frame {
+                    Some(frame) => Received::Closed(frame.code.into(), frame.reason.to_string()),
+                    None => Received::Closed(1005, String::new()),
+                }
+            }
             _ => continue,
         }
+    }
+}
+
+/// The next protocol message, skipping pings; `None` if the socket closed, failed or `wait`
+/// passed (use `receive` or `assert_quiet` where it matters which).
+pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    match receive(socket, wait).await {
+        Received::Message(value) => Some(value),
+        _ => None,
+    }
+}
+
+/// Asserts that nothing arrives within `wait` and the socket stays open: a server that dropped
+/// the connection does not pass for a quiet one.
+pub(crate) async fn assert_quiet(socket: &mut Socket, wait: Duration) {
+    let received = receive(socket, wait).await;
+    assert_eq!(
+        received,
+        Received::Quiet,
+        "expected silence on an open socket"
+    );
+}
+
+/// Asserts that the server closes the socket next (within `wait`), and returns code and reason.
+pub(crate) async fn assert_closed(socket: &mut Socket, wait: Duration) -> (u16, String) {
+    match receive(socket, wait).await {
+        Received::Closed(code, reason) => (code, reason),
+        other => panic!("expected the server to close the socket, got {other:?}"),
     }
 }
 
