@@ -127,6 +127,10 @@ impl App {
             auth: Arc::new(auth),
             limiter: Arc::new(RateLimiter::new(cache, rates)),
             sockets: ConcurrencyCap::new(config.max_sockets_per_key),
+            unauthenticated_sockets: Arc::new(tokio::sync::Semaphore::new(
+                config.max_unauthenticated_sockets as usize,
+            )),
+            socket_init_timeout: config.socket_init_timeout(),
             amqp_url: config.amqp_url.as_str().into(),
             topology: Arc::new(topology),
         };

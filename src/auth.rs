@@ -5,8 +5,8 @@
 //! leaked one). Only their SHA-256 is stored: a high-entropy key needs no slow hash.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -61,6 +61,8 @@ pub struct Principal {
     pub credential: Credential,
     pub scopes: Vec<Scope>,
     pub rates: RateOverrides,
+    /// When the credential stops being accepted by itself (a JWT's expiry); keys have none.
+    pub expires_at: Option<std::time::SystemTime>,
 }
 
 impl Principal {
@@ -150,8 +152,23 @@ impl Authenticator {
     /// The principal for a presented credential: an API key (it starts with `tlk_`) or, when
     /// JWTs are configured, anything else.
     pub async fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.verify_within(presented, self.ttl).await
+    }
+
+    /// Like `verify`, but a key is looked up in the store whatever the cache remembers (unless
+    /// the store cannot answer, when the same outage grace applies).
+    pub async fn verify_now(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.verify_within(presented, Duration::ZERO).await
+    }
+
+    /// Verifies, trusting a key verified less than `fresh` ago.
+    async fn verify_within(
+        &self,
+        presented: &str,
+        fresh: Duration,
+    ) -> Result<Principal, AuthError> {
         if presented.starts_with(KEY_PREFIX) {
-            return self.verify_key(presented).await;
+            return self.verify_key(presented, fresh).await;
         }
         match &self.jwt {
             Some(jwt) => jwt
@@ -161,9 +178,9 @@ impl Authenticator {
         }
     }
 
-    async fn verify_key(&self, key: &str) -> Result<Principal, AuthError> {
+    async fn verify_key(&self, key: &str, fresh: Duration) -> Result<Principal, AuthError> {
         let hash = hash_key(key);
-        if let Some(principal) = self.cached(&hash, self.ttl) {
+        if let Some(principal) = self.cached(&hash, fresh) {
             return Ok(principal);
         }
         let record = match self.store.api_key_by_hash(&hash).await {
@@ -188,6 +205,7 @@ impl Authenticator {
                     .and_then(|r| u32::try_from(r).ok()),
                 read_per_sec: record.read_rate_per_sec.and_then(|r| u32::try_from(r).ok()),
             },
+            expires_at: None,
         };
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
         if verified.len() >= MAX_CACHED_KEYS {
@@ -240,6 +258,62 @@ pub async fn create_scoped_api_key(
         )
         .await?;
     Ok(NewApiKey { id, secret })
+}
+
+/// A credential a long-lived connection (a websocket) authenticated with. It is verified again
+/// once its last verification is older than the key cache's lifetime, and at a JWT's expiry, so
+/// a revocation or an expiry reaches connections opened before it.
+pub struct HeldCredential {
+    presented: String,
+    auth: Arc<Authenticator>,
+    expires_at: Option<SystemTime>,
+    verified_at: Mutex<Instant>,
+}
+
+impl HeldCredential {
+    /// `presented` was just verified as `principal`.
+    pub fn new(presented: String, auth: Arc<Authenticator>, principal: &Principal) -> Self {
+        Self {
+            presented,
+            auth,
+            expires_at: principal.expires_at,
+            verified_at: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// When it must be verified again: a key cache's lifetime after the last time, or the
+    /// token's expiry if that comes first.
+    pub fn next_check(&self) -> Instant {
+        let due = *self.verified_at.lock().unwrap_or_else(|p| p.into_inner()) + self.auth.ttl;
+        let expiry = self.expires_at.map(|at| {
+            let left = at.duration_since(SystemTime::now()).unwrap_or_default();
+            Instant::now() + left
+        });
+        expiry.map_or(due, |expiry| expiry.min(due))
+    }
+
+    /// Verifies it again if that is due, past the key cache (a revocation shows at once): `Err`
+    /// with the reason once it no longer works. While the store cannot answer it stays accepted
+    /// (as keys are for requests during an outage) and is tried again a lifetime later.
+    pub async fn check(&self) -> Result<(), String> {
+        if self.expires_at.is_some_and(|at| SystemTime::now() >= at) {
+            return Err("the token has expired".to_owned());
+        }
+        if Instant::now() < self.next_check() {
+            return Ok(());
+        }
+        let result = match self.auth.verify_now(&self.presented).await {
+            Ok(_) => Ok(()),
+            Err(AuthError::Unauthenticated) => Err("the API key was revoked".to_owned()),
+            Err(AuthError::InvalidToken(reason)) => Err(reason),
+            Err(AuthError::Store(e)) => {
+                tracing::warn!(error = %e, "cannot verify a websocket's credential again; it stays open");
+                Ok(())
+            }
+        };
+        *self.verified_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        result
+    }
 }
 
 fn hash_key(key: &str) -> [u8; 32] {

@@ -198,6 +198,11 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// Clock skew tolerated on a JWT's `exp` and `nbf`, in seconds: a websocket opened with a
+    /// token is closed this long after the token expires.
+    #[arg(long, env = "TRACELEDGER_JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+
     /// The JWT claim naming the tenant the caller acts for.
     #[arg(long, env = "TRACELEDGER_JWT_TENANT_CLAIM", default_value = "tenant")]
     pub jwt_tenant_claim: String,
@@ -222,6 +227,23 @@ pub struct Config {
     /// Reads (queries, exports, websocket connections) one key may make per second, sustained.
     #[arg(long, env = "TRACELEDGER_READ_RATE_PER_SEC", default_value_t = 500)]
     pub read_rate_per_sec: u32,
+
+    /// How long a new websocket may take to send `connection_init` before it is closed (4408).
+    #[arg(
+        long,
+        env = "TRACELEDGER_SOCKET_INIT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub socket_init_timeout_ms: u64,
+
+    /// Websockets that have not authenticated yet that one instance holds at once; more are
+    /// refused (503) until some authenticate or time out.
+    #[arg(
+        long,
+        env = "TRACELEDGER_MAX_UNAUTHENTICATED_SOCKETS",
+        default_value_t = 256
+    )]
+    pub max_unauthenticated_sockets: u32,
 
     /// Websocket connections one key may hold open at once on one instance.
     #[arg(long, env = "TRACELEDGER_MAX_SOCKETS_PER_KEY", default_value_t = 20)]
@@ -322,6 +344,10 @@ impl Config {
             self.breaker_threshold,
             Duration::from_millis(self.breaker_cool_down_ms),
         )
+    }
+
+    pub fn socket_init_timeout(&self) -> Duration {
+        Duration::from_millis(self.socket_init_timeout_ms)
     }
 
     pub fn key_cache_ttl(&self) -> Duration {

@@ -3,6 +3,7 @@
 //! configurable claims, and roles map to scopes.
 
 use std::collections::HashMap;
+use std::time::{Duration, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
@@ -10,9 +11,6 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Credential, Principal, RateOverrides, Scope};
 use crate::config::Config;
-
-/// Clock skew tolerated on `exp` and `nbf` (checked when present), in seconds.
-const LEEWAY_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtConfigError {
@@ -79,7 +77,7 @@ impl JwtVerifier {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECS;
+        validation.leeway = config.jwt_leeway_secs;
         validation.validate_nbf = true;
         let mut role_scopes: HashMap<String, Vec<Scope>> = HashMap::new();
         // A role named like a scope grants that scope.
@@ -122,6 +120,11 @@ impl JwtVerifier {
                 _ => JwtError::Malformed(e.to_string()),
             })?
             .claims;
+        // When the token stops being accepted (its `exp`, which is required, plus the leeway):
+        // a websocket opened with it closes then.
+        let expires_at = claims.get("exp").and_then(Value::as_u64).map(|exp| {
+            UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.validation.leeway))
+        });
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
@@ -146,6 +149,7 @@ impl JwtVerifier {
             },
             scopes,
             rates: RateOverrides::default(),
+            expires_at,
         })
     }
 }

@@ -215,6 +215,7 @@ mod tests {
             },
             scopes: vec![],
             rates: RateOverrides::default(),
+            expires_at: None,
         }
     }
 

@@ -15,7 +15,7 @@ use async_graphql::{ErrorExtensions, Name, Pos, Positioned, Request, ServerResul
 use async_graphql_value::{ConstValue, Value};
 
 use super::error::ApiError;
-use crate::auth::Principal;
+use crate::auth::{HeldCredential, Principal};
 use crate::domain::MAX_BATCH;
 use crate::ratelimit::{RateLimiter, RequestKind};
 
@@ -167,10 +167,12 @@ fn list_len(value: &Value, variables: &Variables) -> usize {
     }
 }
 
-/// In a websocket connection's data: whose budget its queries and mutations draw on.
+/// In a websocket connection's data: whose budget its queries and mutations draw on, and the
+/// credential it authenticated with (verified again before an operation once it has aged).
 pub struct SocketCharge {
     pub principal: Principal,
     pub limiter: Arc<RateLimiter>,
+    pub credential: Arc<HeldCredential>,
 }
 
 /// Charges queries and mutations sent over a websocket (subscriptions are capped instead).
@@ -197,15 +199,18 @@ impl Extension for SocketRatesExtension {
             let name = request.operation_name.clone();
             let variables = request.variables.clone();
             let operation = classify(request.parsed_query().ok(), name.as_deref(), &variables);
-            let refused = match operation.check_event_cap() {
-                Err(error) => Some(error),
-                Ok(()) if operation.subscription => None,
-                Ok(()) => charge
-                    .limiter
-                    .check(&charge.principal, operation.kind, operation.cost())
-                    .await
-                    .err()
-                    .map(ApiError::from),
+            let refused = match charge.credential.check().await {
+                Err(_) => Some(ApiError::Unauthenticated),
+                Ok(()) => match operation.check_event_cap() {
+                    Err(error) => Some(error),
+                    Ok(()) if operation.subscription => None,
+                    Ok(()) => charge
+                        .limiter
+                        .check(&charge.principal, operation.kind, operation.cost())
+                        .await
+                        .err()
+                        .map(ApiError::from),
+                },
             };
             if let Some(error) = refused {
                 return Err(error.extend().into_server_error(Pos::default()));

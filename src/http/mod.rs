@@ -8,6 +8,7 @@ mod export;
 mod graphql;
 mod health;
 mod playground;
+mod socket;
 
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// Websocket connections each caller may hold open.
     pub sockets: ConcurrencyCap,
+    /// Websockets that have not authenticated yet, on this instance.
+    pub unauthenticated_sockets: Arc<tokio::sync::Semaphore>,
+    /// How long a websocket may take to authenticate.
+    pub socket_init_timeout: std::time::Duration,
     /// For the queue-depth gauges (shared: the state is cloned for every request).
     pub amqp_url: Arc<str>,
     pub topology: Arc<Topology>,

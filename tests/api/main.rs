@@ -25,6 +25,7 @@ mod schema;
 mod scopes;
 mod search;
 mod self_audit;
+mod socket_auth;
 mod stats;
 mod subscription;
 mod worker;
