@@ -60,7 +60,7 @@ impl App {
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         // Before anything records a metric.
         crate::telemetry::metrics();
-        let store = Store::connect(&config.database_url, config.database_max_connections)
+        let store = Store::connect_with(&config.database_url, config.pool_settings())
             .await?
             .with_search_backlog(config.elasticsearch_url.is_some());
         store.migrate().await?;
@@ -131,6 +131,8 @@ impl App {
                 config.max_unauthenticated_sockets as usize,
             )),
             socket_init_timeout: config.socket_init_timeout(),
+            exports: ConcurrencyCap::new(config.max_exports_per_key),
+            export_send_timeout: config.export_send_timeout(),
             amqp_url: config.amqp_url.as_str().into(),
             topology: Arc::new(topology),
         };
@@ -190,7 +192,7 @@ impl App {
 /// `traceledger-worker` binary.
 pub async fn run_worker(config: Config) -> Result<(), StartupError> {
     crate::telemetry::metrics();
-    let store = Store::connect(&config.database_url, config.database_max_connections)
+    let store = Store::connect_with(&config.database_url, config.pool_settings())
         .await?
         .with_search_backlog(config.elasticsearch_url.is_some());
     store.migrate().await?;

@@ -20,12 +20,50 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Connections for interactive work (reads, writes, the worker) per process.
     #[arg(
         long,
         env = "TRACELEDGER_DATABASE_MAX_CONNECTIONS",
         default_value_t = 10
     )]
     pub database_max_connections: u32,
+
+    /// Connections for exports, apart from the interactive ones: stalled exports cannot take
+    /// what reads need.
+    #[arg(
+        long,
+        env = "TRACELEDGER_DATABASE_STREAM_CONNECTIONS",
+        default_value_t = 4
+    )]
+    pub database_stream_connections: u32,
+
+    /// The longest an interactive statement may run (PostgreSQL `statement_timeout`); 0: no limit.
+    #[arg(
+        long,
+        env = "TRACELEDGER_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub database_statement_timeout_ms: u64,
+
+    /// The longest one export's query may run; 0: no limit.
+    #[arg(
+        long,
+        env = "TRACELEDGER_EXPORT_STATEMENT_TIMEOUT_MS",
+        default_value_t = 3_600_000
+    )]
+    pub export_statement_timeout_ms: u64,
+
+    /// An export whose client takes no data for this long is ended, freeing its connection.
+    #[arg(
+        long,
+        env = "TRACELEDGER_EXPORT_SEND_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub export_send_timeout_ms: u64,
+
+    /// Exports one key may run at once on one instance.
+    #[arg(long, env = "TRACELEDGER_MAX_EXPORTS_PER_KEY", default_value_t = 2)]
+    pub max_exports_per_key: u32,
 
     /// Redis, for the event cache and the idempotency fast path.
     #[arg(
@@ -344,6 +382,21 @@ impl Config {
             self.breaker_threshold,
             Duration::from_millis(self.breaker_cool_down_ms),
         )
+    }
+
+    /// How the store's connections are shared out for a serving process.
+    pub fn pool_settings(&self) -> crate::store::PoolSettings {
+        let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        crate::store::PoolSettings {
+            max_connections: self.database_max_connections,
+            stream_connections: self.database_stream_connections,
+            statement_timeout: limit(self.database_statement_timeout_ms),
+            stream_statement_timeout: limit(self.export_statement_timeout_ms),
+        }
+    }
+
+    pub fn export_send_timeout(&self) -> Duration {
+        Duration::from_millis(self.export_send_timeout_ms)
     }
 
     pub fn socket_init_timeout(&self) -> Duration {

@@ -8,7 +8,9 @@
 //! repeating the parameter (`services=a&services=b`). Values are never split on commas: ids and
 //! names may contain them.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -16,16 +18,23 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::{stream, StreamExt};
+use futures::{future, stream, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::audit::{noted, AuditNote};
 use super::credentials::{authenticate, forbidden_unless, rate_limit};
-use super::{bad_input_response, error_response, AppState};
+use super::{api_error_response, bad_input_response, error_response, AppState};
 use crate::auth::{Principal, Scope};
 use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
 use crate::export::{self, ExportFormat};
 use crate::graphql::ApiError;
-use crate::ratelimit::RequestKind;
+use crate::ratelimit::{RequestKind, Slot};
+
+/// Encoded chunks an export keeps ready for its client.
+const BODY_BUFFER_CHUNKS: usize = 1;
+/// The `Retry-After` of an export refused because the caller runs its maximum already.
+const EXPORT_BUSY_RETRY_SECONDS: u64 = 5;
 
 pub(super) async fn export(
     State(state): State<AppState>,
@@ -43,13 +52,25 @@ pub(super) async fn export(
     if let Err(response) = rate_limit(&state, &principal, RequestKind::Read, 1).await {
         return noted(response, note);
     }
-    noted(stream_export(&state, principal, query).await, note)
+    // Exports are long readers: each caller runs only a few at once.
+    let Some(slot) = state.exports.acquire(&principal) else {
+        let error = ApiError::RateLimited {
+            message: format!(
+                "at most {} exports per key at once; retry when one has finished",
+                state.exports.max()
+            ),
+            retry_after_seconds: EXPORT_BUSY_RETRY_SECONDS,
+        };
+        return noted(api_error_response(&error), note);
+    };
+    noted(stream_export(&state, principal, query, slot).await, note)
 }
 
 async fn stream_export(
     state: &AppState,
     principal: Principal,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    slot: Slot,
 ) -> Response {
     let request = match query {
         Ok(Query(params)) => ExportRequest::parse(params),
@@ -88,9 +109,57 @@ async fn stream_export(
             (header::CONTENT_TYPE, format.content_type().to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(export::encode(format, events)),
+        paced_body(
+            export::encode(format, events),
+            state.export_send_timeout,
+            slot,
+        ),
     )
         .into_response()
+}
+
+/// The response body for `chunks`, which are produced by a task of their own and handed over
+/// through a small buffer. A client that takes nothing for `send_timeout` ends the export: the
+/// task stops (freeing its database connection and the caller's export slot), and the body ends
+/// in an error, so the transfer is broken rather than looking complete.
+fn paced_body<S>(chunks: S, send_timeout: Duration, slot: Slot) -> Body
+where
+    S: Stream<Item = Result<Vec<u8>, export::ExportError>> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(BODY_BUFFER_CHUNKS);
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&finished);
+    tokio::spawn(async move {
+        let _slot = slot;
+        futures::pin_mut!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(std::io::Error::other);
+            match sender.send_timeout(chunk, send_timeout).await {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_)) => {
+                    tracing::warn!(
+                        timeout = ?send_timeout,
+                        "export ended: its client took no data"
+                    );
+                    return;
+                }
+                Err(SendTimeoutError::Closed(_)) => return,
+            }
+        }
+        done.store(true, Ordering::Release);
+    });
+    let received = stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    let end = stream::once(async move {
+        (!finished.load(Ordering::Acquire)).then(|| {
+            Err(std::io::Error::other(
+                "the export was ended before it finished",
+            ))
+        })
+    })
+    .filter_map(future::ready);
+    Body::from_stream(received.chain(end))
 }
 
 /// Records the export through the normal pipeline, in the background: a failure is logged and

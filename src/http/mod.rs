@@ -46,6 +46,10 @@ pub struct AppState {
     pub unauthenticated_sockets: Arc<tokio::sync::Semaphore>,
     /// How long a websocket may take to authenticate.
     pub socket_init_timeout: std::time::Duration,
+    /// Exports each caller may run at once.
+    pub exports: ConcurrencyCap,
+    /// How long an export waits for its client to take more data before it is ended.
+    pub export_send_timeout: std::time::Duration,
     /// For the queue-depth gauges (shared: the state is cloned for every request).
     pub amqp_url: Arc<str>,
     pub topology: Arc<Topology>,

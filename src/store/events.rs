@@ -268,15 +268,15 @@ impl Store {
     }
 
     /// Every one of the tenant's events that matches `filter`, in `order`, read row by row from
-    /// one query: memory stays constant however many rows there are. The query holds one pooled
-    /// connection until the stream ends or is dropped.
+    /// one query: memory stays constant however many rows there are. The query holds one
+    /// connection of the streams' own pool until the stream ends or is dropped.
     pub fn stream_events(
         &self,
         tenant: String,
         filter: EventFilter,
         order: EventOrder,
     ) -> impl Stream<Item = Result<AuditEvent, StoreError>> + Send + 'static {
-        let pool = self.pool().clone();
+        let pool = self.streams.clone();
         async_stream::try_stream! {
             let mut q = QueryBuilder::<Postgres>::new(format!(
                 "SELECT {COLUMNS} FROM audit_events WHERE tenant = "

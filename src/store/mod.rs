@@ -81,10 +81,39 @@ impl StoreError {
     }
 }
 
-/// A pool of connections to the events database.
+/// How the store's connections are shared out, and how long one statement may run.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolSettings {
+    /// For everything interactive: reads, writes, the worker, the outbox.
+    pub max_connections: u32,
+    /// For long readers (exports), apart: however many of them stall, they cannot take what
+    /// interactive reads need.
+    pub stream_connections: u32,
+    /// Statements on the interactive connections; `None`: the server's default.
+    pub statement_timeout: Option<Duration>,
+    /// Statements on the stream connections (an export is one long statement).
+    pub stream_statement_timeout: Option<Duration>,
+}
+
+impl PoolSettings {
+    /// `max_connections` for everything, one connection for streams, no statement timeouts: what
+    /// the operator's commands and tests use.
+    pub fn simple(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            stream_connections: 1,
+            statement_timeout: None,
+            stream_statement_timeout: None,
+        }
+    }
+}
+
+/// Pools of connections to the events database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
+    /// Long readers' own pool (see `PoolSettings::stream_connections`).
+    streams: PgPool,
     /// Whether inserted events are queued for the Elasticsearch indexer.
     search_backlog: bool,
 }
@@ -92,15 +121,32 @@ pub struct Store {
 impl Store {
     /// Connects, creating the database first if the server does not have it.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        Self::connect_with(url, PoolSettings::simple(max_connections)).await
+    }
+
+    /// Connects with the pools `settings` describe.
+    pub async fn connect_with(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)?;
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(settings.max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(with_statement_timeout(
+                options.clone(),
+                settings.statement_timeout,
+            ))
             .await?;
+        // Opened on first use: most processes never export.
+        let streams = PgPoolOptions::new()
+            .max_connections(settings.stream_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(with_statement_timeout(
+                options,
+                settings.stream_statement_timeout,
+            ));
         Ok(Self {
             pool,
+            streams,
             search_backlog: false,
         })
     }
@@ -124,6 +170,18 @@ impl Store {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+fn with_statement_timeout(
+    options: PgConnectOptions,
+    timeout: Option<Duration>,
+) -> PgConnectOptions {
+    match timeout {
+        Some(timeout) => {
+            options.options([("statement_timeout", format!("{}ms", timeout.as_millis()))])
+        }
+        None => options,
     }
 }
 

@@ -337,3 +337,117 @@ async fn every_export_is_recorded_in_the_callers_tenant() {
         "recorded in the caller's tenant only"
     );
 }
+
+/// Starts an export over a raw connection and reads only its status line and headers: a client
+/// that never reads the body. Returns the connection (open) and the status line.
+async fn stalled_export(app: &TestApp, key: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!("GET /export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0u8; 256];
+    let read = stream.read(&mut head).await.unwrap();
+    let status = String::from_utf8_lossy(&head[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    (stream, status)
+}
+
+#[tokio::test]
+async fn exports_that_nobody_reads_cannot_take_reads_from_another_tenant() {
+    let app = TestApp::spawn_with(|config| {
+        // Fewer interactive connections than the old shared pool's stalled exports took.
+        config.database_max_connections = 2;
+        config.database_stream_connections = 2;
+        config.max_exports_per_key = 2;
+        config.export_send_timeout_ms = 1500;
+    })
+    .await;
+    // Exports (45 MB) far larger than every buffer between the server and a client that stalls.
+    let padding = "x".repeat(15_000);
+    for chunk in 0..30 {
+        let events: Vec<_> = (0..100)
+            .map(|i| {
+                let mut e = stored_event(TENANT, Utc::now() - Duration::seconds(chunk * 100 + i));
+                e.metadata = Some(json!({ "padding": padding }));
+                e
+            })
+            .collect();
+        app.store.insert_events(&events).await.expect("seed");
+    }
+    let theirs = app.record_as(&app.other_key, event("theirs.visible")).await;
+    app.wait_stored(OTHER_TENANT, 1).await;
+
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let (stream, status) = stalled_export(&app, &app.key).await;
+        assert!(status.contains(" 200 "), "{status}");
+        stalled.push(stream);
+    }
+    // A third export of the same key is over its cap.
+    let refused = export(&app, Some(&app.key), "format=ndjson").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+
+    // Another tenant reads, by page, by id and by search, and records, as if nothing happened.
+    for _ in 0..5 {
+        let page = app
+            .gql_as(
+                &app.other_key,
+                "{ auditEvents { edges { node { id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            page["data"]["auditEvents"]["edges"][0]["node"]["id"], theirs["id"],
+            "{page}"
+        );
+        let one = app
+            .gql_as(
+                &app.other_key,
+                "query($id: ID!) { auditEvent(id: $id) { id } }",
+                json!({ "id": theirs["id"] }),
+            )
+            .await;
+        assert_eq!(one["data"]["auditEvent"]["id"], theirs["id"], "{one}");
+        let found = app
+            .gql_as(
+                &app.other_key,
+                "{ search(query: \"visible\") { hits { event { id } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            found["data"]["search"]["hits"][0]["event"]["id"], theirs["id"],
+            "{found}"
+        );
+    }
+    app.record_as(&app.other_key, event("theirs.more")).await;
+    let ready: Value = reqwest::get(app.url("/ready"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["postgres"]["status"], "up", "{ready}");
+
+    // The stalled exports are ended after the send timeout: their slots and connections come
+    // back, so the key can export again.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let again = export(&app, Some(&app.key), "format=ndjson&actions=none.such").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.text().await.unwrap(), "");
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn statement_timeouts_bound_interactive_queries() {
+    let app = TestApp::spawn_with(|config| config.database_statement_timeout_ms = 200).await;
+    let slow = sqlx::query("SELECT pg_sleep(1)")
+        .execute(app.store.pool())
+        .await
+        .expect_err("a statement longer than the timeout is cancelled");
+    assert!(slow.to_string().contains("statement timeout"), "{slow}");
+}
