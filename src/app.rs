@@ -177,13 +177,13 @@ impl App {
 
     /// Serves HTTP on `listener` until shutdown.
     pub async fn serve(self, listener: TcpListener) -> Result<(), StartupError> {
-        // The peer's address, for the self-audit's client IP.
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(self.shutdown.cancelled_owned())
-            .await?;
+        http::serve(
+            listener,
+            self.router,
+            self.config.http_header_timeout(),
+            self.shutdown,
+        )
+        .await;
         Ok(())
     }
 }

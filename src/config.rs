@@ -266,6 +266,15 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_READ_RATE_PER_SEC", default_value_t = 500)]
     pub read_rate_per_sec: u32,
 
+    /// How long a client may take to send a request's headers, and so how long a connection may
+    /// sit idle between requests, before it is closed.
+    #[arg(
+        long,
+        env = "TRACELEDGER_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub http_header_timeout_ms: u64,
+
     /// How long a new websocket may take to send `connection_init` before it is closed (4408).
     #[arg(
         long,
@@ -397,6 +406,10 @@ impl Config {
 
     pub fn export_send_timeout(&self) -> Duration {
         Duration::from_millis(self.export_send_timeout_ms)
+    }
+
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms)
     }
 
     pub fn socket_init_timeout(&self) -> Duration {

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -19,17 +20,17 @@ use crate::graphql::{classify, request_data};
 /// still arrives whole, read in several chunks.
 const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
 
-pub(super) async fn execute(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
-) -> Response {
-    let principal = match authenticate(&state, &headers).await {
+/// POST: the credentials in the headers are checked before the body is read, so a caller
+/// without a key can make the server neither buffer a body nor send `100 Continue`.
+pub(super) async fn execute(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let principal = match authenticate(&state, headers).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
     let unread = AuditNote::new(format!("POST {GRAPHQL_PATH}"), Some(&principal));
-    if !is_json(&headers) {
+    if !is_json(headers) {
         let response = error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "BAD_USER_INPUT",
@@ -37,7 +38,9 @@ pub(super) async fn execute(
         );
         return noted(response, unread);
     }
-    let mut request = match request {
+    let request = Request::from_parts(parts, body);
+    let mut request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await
+    {
         Ok(request) => request.into_inner(),
         Err(rejection) => {
             let message = format!("unreadable GraphQL request: {}", rejection.0);

@@ -8,6 +8,7 @@ mod export;
 mod graphql;
 mod health;
 mod playground;
+mod server;
 mod socket;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use crate::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::services::Services;
 
 pub use playground::DASHBOARD_PATH;
+pub use server::serve;
 
 pub const GRAPHQL_PATH: &str = "/graphql";
 /// How long a browser may remember a CORS preflight's answer.

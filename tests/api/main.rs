@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod browser;
 mod cli;
+mod connections;
 mod dead_letters;
 mod degraded;
 mod export;
