@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::jwt::JwtVerifier;
+use crate::jwt::{JwtError, JwtVerifier};
 use crate::store::{Store, StoreError};
 
 pub const KEY_PREFIX: &str = "tlk_";
@@ -117,8 +117,14 @@ pub struct NewApiKey {
 pub enum AuthError {
     #[error("missing or unknown API key")]
     Unauthenticated,
+    /// A key that exists but was revoked; the caller hears the same as for an unknown one.
+    #[error("missing or unknown API key")]
+    Revoked(Uuid),
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    /// A token whose signature verifies but whose time has passed.
+    #[error("invalid token: the token has expired")]
+    Expired { subject: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -171,9 +177,13 @@ impl Authenticator {
             return self.verify_key(presented, fresh).await;
         }
         match &self.jwt {
-            Some(jwt) => jwt
-                .verify(presented)
-                .map_err(|e| AuthError::InvalidToken(e.to_string())),
+            Some(jwt) => jwt.verify(presented).map_err(|e| match e {
+                JwtError::Expired => match jwt.expired_subject(presented) {
+                    Some(subject) => AuthError::Expired { subject },
+                    None => AuthError::InvalidToken(e.to_string()),
+                },
+                e => AuthError::InvalidToken(e.to_string()),
+            }),
             None => Err(AuthError::Unauthenticated),
         }
     }
@@ -184,6 +194,9 @@ impl Authenticator {
             return Ok(principal);
         }
         let record = match self.store.api_key_by_hash(&hash).await {
+            Ok(Some(record)) if record.revoked_at.is_some() => {
+                return Err(AuthError::Revoked(record.id))
+            }
             Ok(record) => record.ok_or(AuthError::Unauthenticated)?,
             Err(e) if e.is_unavailable() => {
                 return self.cached(&hash, STALE_WHILE_DOWN).ok_or(e.into());
@@ -304,7 +317,10 @@ impl HeldCredential {
         }
         let result = match self.auth.verify_now(&self.presented).await {
             Ok(_) => Ok(()),
-            Err(AuthError::Unauthenticated) => Err("the API key was revoked".to_owned()),
+            Err(AuthError::Unauthenticated | AuthError::Revoked(_)) => {
+                Err("the API key was revoked".to_owned())
+            }
+            Err(e @ AuthError::Expired { .. }) => Err(e.to_string()),
             Err(AuthError::InvalidToken(reason)) => Err(reason),
             Err(AuthError::Store(e)) => {
                 tracing::warn!(error = %e, "cannot verify a websocket's credential again; it stays open");
@@ -313,6 +329,26 @@ impl HeldCredential {
         };
         *self.verified_at.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         result
+    }
+}
+
+/// Hex characters of a refused credential's SHA-256 that the audit trail keeps: enough to tell
+/// one attacker's attempts apart, useless for guessing the credential.
+const FINGERPRINT_HEX: usize = 12;
+
+/// How the audit trail names the caller of a refused request: a known key's id (revoked), an
+/// expired token's subject, or else a short fingerprint of what was presented; never the secret.
+pub fn refused_caller(presented: &str, error: &AuthError) -> (String, &'static str) {
+    match error {
+        AuthError::Revoked(id) => (id.to_string(), "api_key"),
+        AuthError::Expired { subject } => (subject.clone(), "jwt_subject"),
+        _ => {
+            let digest = hex::encode(Sha256::digest(presented.as_bytes()));
+            (
+                digest[..FINGERPRINT_HEX].to_owned(),
+                "credential_fingerprint",
+            )
+        }
     }
 }
 

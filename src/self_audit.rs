@@ -54,6 +54,8 @@ pub struct RequestNote {
     pub duration: Duration,
     /// Who called, if the credentials were accepted.
     pub caller: Option<(String, Credential)>,
+    /// Who the refused credentials name (id and actor type), if some were presented and refused.
+    pub refused_caller: Option<(String, &'static str)>,
     /// The `extensions.code` of each error a GraphQL answer carried.
     pub error_codes: Vec<String>,
     pub client_ip: Option<IpAddr>,
@@ -75,11 +77,12 @@ impl AuditTrail {
     }
 
     pub fn request(&self, note: RequestNote) {
-        let (actor_id, actor_type, tenant) = match &note.caller {
-            Some((tenant, credential)) => {
+        let (actor_id, actor_type, tenant) = match (&note.caller, note.refused_caller) {
+            (Some((tenant, credential)), _) => {
                 (credential.id(), credential.kind(), Some(tenant.clone()))
             }
-            None => ("anonymous".to_owned(), "anonymous", None),
+            (None, Some((id, kind))) => (id, kind, None),
+            (None, None) => ("anonymous".to_owned(), "anonymous", None),
         };
         let transport = match note.transport {
             Transport::Http => "http",

@@ -85,7 +85,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
     )
     .extension(ErrorCodes)
     .extension(search::SearchBackendReport)
-    .extension(operation::SocketRates)
+    .extension(operation::SocketOperations)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

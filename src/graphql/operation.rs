@@ -1,24 +1,34 @@
 //! Which operation a request runs: whether it writes or reads, how many events it records (for
 //! rate limits and the per-request cap) and a name for its audit event. HTTP requests are
 //! charged before the schema runs; operations sent over a websocket are charged by the
-//! `SocketRates` extension here, against the connection's caller.
+//! `SocketOperations` extension here, against the connection's caller, and recorded one by one.
 
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextSubscribe,
 };
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
+use async_graphql::Response;
 use async_graphql::{ErrorExtensions, Name, Pos, Positioned, Request, ServerResult, Variables};
 use async_graphql_value::{ConstValue, Value};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use super::error::ApiError;
-use crate::auth::{HeldCredential, Principal};
+use super::Services;
+use crate::auth::{Credential, HeldCredential, Principal};
 use crate::domain::MAX_BATCH;
 use crate::ratelimit::{RateLimiter, RequestKind};
+use crate::self_audit::{AuditTrail, RequestNote, Transport};
 
+/// The status a websocket operation's audit note carries: it was answered over an open socket
+/// (its outcome is in its error codes).
+const OPERATION_STATUS: u16 = 200;
 /// How deep fragments inside a mutation's top level are followed when counting its events; a
 /// deeper (or cyclic) document is refused by validation anyway, and counts as the cap.
 const MAX_FRAGMENT_DEPTH: usize = 8;
@@ -167,27 +177,37 @@ fn list_len(value: &Value, variables: &Variables) -> usize {
     }
 }
 
-/// In a websocket connection's data: whose budget its queries and mutations draw on, and the
-/// credential it authenticated with (verified again before an operation once it has aged).
+/// In a websocket connection's data: whose budget its queries and mutations draw on, the
+/// credential it authenticated with (verified again before an operation once it has aged), and
+/// where it connects from (for the audit note of each operation).
 pub struct SocketCharge {
     pub principal: Principal,
     pub limiter: Arc<RateLimiter>,
     pub credential: Arc<HeldCredential>,
+    pub client_ip: Option<IpAddr>,
 }
 
-/// Charges queries and mutations sent over a websocket (subscriptions are capped instead).
-pub struct SocketRates;
+/// For each operation sent over a websocket: checks the connection's credential, the event cap
+/// and the caller's budget (subscriptions are capped instead), and records the operation in the
+/// service's own trail with its outcome, as HTTP requests are. (Over HTTP the handler does all
+/// of this before the schema runs.)
+pub struct SocketOperations;
 
-impl ExtensionFactory for SocketRates {
+impl ExtensionFactory for SocketOperations {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(SocketRatesExtension)
+        Arc::new(SocketOperationsExtension::default())
     }
 }
 
-struct SocketRatesExtension;
+/// One operation's extension: the name its `prepare_request` found, for the note its stream
+/// leaves when it ends.
+#[derive(Default)]
+struct SocketOperationsExtension {
+    name: Arc<Mutex<Option<String>>>,
+}
 
 #[async_graphql::async_trait::async_trait]
-impl Extension for SocketRatesExtension {
+impl Extension for SocketOperationsExtension {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -195,10 +215,13 @@ impl Extension for SocketRatesExtension {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         if let Some(charge) = ctx.data_opt::<SocketCharge>() {
-            // Parsed here once: the schema goes on with this parse.
+            // Parsed here once: the schema goes on with this parse. The variables are set
+            // aside meanwhile rather than copied (they may hold a whole batch).
             let name = request.operation_name.clone();
-            let variables = request.variables.clone();
+            let variables = std::mem::take(&mut request.variables);
             let operation = classify(request.parsed_query().ok(), name.as_deref(), &variables);
+            request.variables = variables;
+            *self.name.lock().unwrap_or_else(|p| p.into_inner()) = Some(operation.name.clone());
             let refused = match charge.credential.check().await {
                 Err(_) => Some(ApiError::Unauthenticated),
                 Ok(()) => match operation.check_event_cap() {
@@ -217,6 +240,74 @@ impl Extension for SocketRatesExtension {
             }
         }
         next.run(ctx, request).await
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let stream = next.run(ctx, stream);
+        let (Some(charge), Some(services)) = (
+            ctx.data_opt::<SocketCharge>(),
+            ctx.data_opt::<Arc<Services>>(),
+        ) else {
+            return stream;
+        };
+        let mut note = OperationNote {
+            audit: services.audit.clone(),
+            name: Arc::clone(&self.name),
+            caller: (
+                charge.principal.tenant.clone(),
+                charge.principal.credential.clone(),
+            ),
+            client_ip: charge.client_ip,
+            started: Instant::now(),
+            error_codes: Vec::new(),
+        };
+        stream.inspect(move |response| note.add(response)).boxed()
+    }
+}
+
+/// What one websocket operation leaves in the trail, recorded when its stream ends: at once for
+/// a query or mutation, when it is stopped (or its socket closes) for a subscription.
+struct OperationNote {
+    audit: AuditTrail,
+    name: Arc<Mutex<Option<String>>>,
+    caller: (String, Credential),
+    client_ip: Option<IpAddr>,
+    started: Instant,
+    error_codes: Vec<String>,
+}
+
+impl OperationNote {
+    fn add(&mut self, response: &Response) {
+        for error in &response.errors {
+            let code = match error.extensions.as_ref().and_then(|x| x.get("code")) {
+                Some(async_graphql::Value::String(code)) => code.clone(),
+                _ => "INTERNAL".to_owned(),
+            };
+            if !self.error_codes.contains(&code) {
+                self.error_codes.push(code);
+            }
+        }
+    }
+}
+
+impl Drop for OperationNote {
+    fn drop(&mut self) {
+        let name = self.name.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.audit.request(RequestNote {
+            transport: Transport::Websocket,
+            operation: name.unwrap_or_else(|| "unknown".to_owned()),
+            status: OPERATION_STATUS,
+            duration: self.started.elapsed(),
+            caller: Some(self.caller.clone()),
+            refused_caller: None,
+            error_codes: std::mem::take(&mut self.error_codes),
+            client_ip: self.client_ip,
+        });
     }
 }
 

@@ -34,6 +34,14 @@ impl AuditNote {
     }
 }
 
+/// Who presented a credential that was refused (a revoked key's id, an expired token's subject,
+/// or a fingerprint), put in the refusal's extensions for the audit trail.
+#[derive(Clone, Debug)]
+pub(super) struct RefusedCaller {
+    pub id: String,
+    pub kind: &'static str,
+}
+
 /// Attaches `note` to `response`.
 pub(super) fn noted(mut response: Response, note: AuditNote) -> Response {
     response.extensions_mut().insert(note);
@@ -57,6 +65,10 @@ pub(super) async fn record_requests(
     let response = next.run(request).await;
     let status = response.status();
     let note = response.extensions().get::<AuditNote>().cloned();
+    let refused = response
+        .extensions()
+        .get::<RefusedCaller>()
+        .map(|r| (r.id.clone(), r.kind));
     // Pages and assets are not API requests; a websocket is recorded when it closes.
     if status == StatusCode::SWITCHING_PROTOCOLS || (note.is_none() && status.as_u16() < 400) {
         return response;
@@ -68,6 +80,7 @@ pub(super) async fn record_requests(
         status: status.as_u16(),
         duration: started.elapsed(),
         caller: note.caller,
+        refused_caller: refused,
         error_codes: note.error_codes,
         client_ip,
     });

@@ -5,8 +5,9 @@
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 
+use super::audit::RefusedCaller;
 use super::{api_error_response, error_response, graphql_error_response, AppState};
-use crate::auth::{AuthError, Principal, Scope};
+use crate::auth::{refused_caller, AuthError, Principal, Scope};
 use crate::graphql::ApiError;
 use crate::ratelimit::{Limited, RequestKind};
 
@@ -24,7 +25,8 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The principal for the credentials `headers` present, or the answer to send instead.
+/// The principal for the credentials `headers` present, or the answer to send instead (carrying
+/// a `RefusedCaller` for the audit trail when a credential was presented).
 pub(super) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
@@ -36,27 +38,33 @@ pub(super) async fn authenticate(
             "missing API key: send \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"",
         ));
     };
-    match state.auth.verify(key).await {
-        Ok(principal) => Ok(principal),
-        Err(AuthError::Unauthenticated) => Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "unknown or revoked API key",
-        )),
-        Err(e @ AuthError::InvalidToken(_)) => Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            &e.to_string(),
-        )),
-        Err(AuthError::Store(e)) => {
+    let error = match state.auth.verify(key).await {
+        Ok(principal) => return Ok(principal),
+        Err(error) => error,
+    };
+    let mut response = match &error {
+        AuthError::Store(e) => {
             tracing::warn!(error = %e, "cannot verify credentials");
-            Err(error_response(
+            error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",
                 "credentials cannot be verified right now; retry shortly",
-            ))
+            )
         }
-    }
+        AuthError::Unauthenticated | AuthError::Revoked(_) => error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "unknown or revoked API key",
+        ),
+        AuthError::InvalidToken(_) | AuthError::Expired { .. } => error_response(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            &error.to_string(),
+        ),
+    };
+    let (id, kind) = refused_caller(key, &error);
+    response.extensions_mut().insert(RefusedCaller { id, kind });
+    Err(response)
 }
 
 /// The 403 FORBIDDEN answer, unless the principal holds `scope`.

@@ -17,7 +17,7 @@ use futures::{future, SinkExt, StreamExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::AppState;
-use crate::auth::{AuthError, HeldCredential, Principal};
+use crate::auth::{refused_caller, AuthError, HeldCredential, Principal};
 use crate::graphql::{request_data, ApiError, SocketCharge};
 use crate::ratelimit::RequestKind;
 use crate::self_audit::{RequestNote, Transport};
@@ -58,6 +58,8 @@ pub(super) struct Admission {
 struct SocketOutcome {
     status: Option<u16>,
     principal: Option<Principal>,
+    /// Who the refused credentials name, when they were refused.
+    refused_caller: Option<(String, &'static str)>,
 }
 
 /// Serves `socket` until either side ends it, then records the connection.
@@ -88,7 +90,7 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
     let messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol)
         .on_connection_init(move |payload| async move {
             let key = connection_init_key(&payload).or(header_key);
-            let admitted = admit(&init_state, key.unwrap_or_default()).await;
+            let admitted = admit(&init_state, key.unwrap_or_default(), client_ip).await;
             let mut outcome = init_outcome.lock().unwrap_or_else(|p| p.into_inner());
             match admitted {
                 Ok((principal, data, held)) => {
@@ -97,8 +99,13 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
                     let _ = admitted_tx.send(held);
                     Ok(data)
                 }
-                Err((status, message)) => {
+                Err(Refusal {
+                    status,
+                    message,
+                    caller,
+                }) => {
                     outcome.status = Some(status.as_u16());
+                    outcome.refused_caller = caller;
                     // The protocol's close code is fixed (1002 here); the reason starts with
                     // the same code a GraphQL error would carry.
                     Err(async_graphql::Error::new(format!(
@@ -160,9 +167,27 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
         status: outcome.status.unwrap_or(StatusCode::UNAUTHORIZED.as_u16()),
         duration: started.elapsed(),
         caller: outcome.principal.map(|p| (p.tenant, p.credential)),
+        refused_caller: outcome.refused_caller,
         error_codes: Vec::new(),
         client_ip,
     });
+}
+
+/// Why a socket was not admitted, and who its credentials named if they were refused.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    caller: Option<(String, &'static str)>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: String) -> Self {
+        Self {
+            status,
+            message,
+            caller: None,
+        }
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -187,26 +212,31 @@ fn to_axum(message: WsMessage) -> Message {
 async fn admit(
     state: &AppState,
     key: String,
-) -> Result<(Principal, async_graphql::Data, Arc<HeldCredential>), (StatusCode, String)> {
+    client_ip: Option<IpAddr>,
+) -> Result<(Principal, async_graphql::Data, Arc<HeldCredential>), Refusal> {
     let principal = state.auth.verify(&key).await.map_err(|e| match e {
         // The client learns what it can act on; store details stay in the log.
         AuthError::Store(store) => {
             tracing::warn!(error = %store, "cannot verify websocket credentials");
-            (
+            Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "credentials cannot be verified right now".to_owned(),
             )
         }
-        other => (StatusCode::UNAUTHORIZED, other.to_string()),
+        other => Refusal {
+            status: StatusCode::UNAUTHORIZED,
+            message: other.to_string(),
+            caller: (!key.is_empty()).then(|| refused_caller(&key, &other)),
+        },
     })?;
     if let Err(limited) = state.limiter.check(&principal, RequestKind::Read, 1).await {
-        return Err((
+        return Err(Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             ApiError::from(limited).to_string(),
         ));
     }
     let slot = state.sockets.acquire(&principal).ok_or_else(|| {
-        (
+        Refusal::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "at most {} websocket connections per key at once",
@@ -225,6 +255,7 @@ async fn admit(
         principal: principal.clone(),
         limiter: Arc::clone(&state.limiter),
         credential: Arc::clone(&held),
+        client_ip,
     });
     Ok((principal, data, held))
 }

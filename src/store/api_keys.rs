@@ -50,13 +50,13 @@ impl Store {
         Ok(())
     }
 
-    /// The live (not revoked) key with this hash.
+    /// The key with this hash, revoked or not (a revoked one is refused by its caller).
     pub async fn api_key_by_hash(
         &self,
         key_hash: &[u8],
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
         ))
         .bind(key_hash)
         .fetch_optional(self.pool())

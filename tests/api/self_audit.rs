@@ -88,15 +88,19 @@ async fn every_api_request_is_recorded_in_the_system_tenant() {
     assert_eq!(metadata["tenant"], TENANT);
     assert!(metadata["durationMs"].is_u64(), "{metadata}");
 
+    // An unknown key is named by a short fingerprint, never by the secret.
+    use sha2::Digest;
+    let fingerprint = hex::encode(sha2::Sha256::digest(b"tlk_unknown"))[..12].to_owned();
     let refused = trail(
         &app,
         &operator,
-        json!({ "actions": ["api.request"], "actorIds": ["anonymous"] }),
+        json!({ "actions": ["api.request"], "actorIds": [fingerprint] }),
         1,
     )
     .await;
     assert_eq!(refused[0]["outcome"], "FAILURE");
     assert_eq!(refused[0]["metadata"]["status"], 401);
+    assert_eq!(refused[0]["actor"]["type"], "credential_fingerprint");
 
     // A GraphQL error answered with HTTP 200 is still a failure, with its code.
     let body = app
@@ -292,4 +296,99 @@ async fn requests_the_rules_would_refuse_cannot_blind_the_trail() {
     assert_eq!(note["outcome"], "FAILURE", "{note}");
     assert_eq!(note["metadata"]["status"], 404, "{note}");
     assert_eq!(note["metadata"]["escaped"], json!(["target.id"]), "{note}");
+}
+
+#[tokio::test]
+async fn a_refused_key_is_named_by_its_id_and_no_key_as_anonymous() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    let id = app.key_id(TENANT, "test").await;
+    app.store.revoke_api_key(id, None).await.unwrap();
+    let (status, _) = app
+        .post(
+            Some(&app.key),
+            "{ auditEvents { edges { cursor } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = app
+        .post(None, "{ auditEvents { edges { cursor } } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+    let revoked = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "actorIds": [id.to_string()] }),
+        1,
+    )
+    .await;
+    assert_eq!(revoked[0]["actor"]["type"], "api_key", "{}", revoked[0]);
+    assert_eq!(revoked[0]["metadata"]["status"], 401);
+    let anonymous = trail(
+        &app,
+        &operator,
+        json!({ "actions": ["api.request"], "actorIds": ["anonymous"] }),
+        1,
+    )
+    .await;
+    assert_eq!(anonymous[0]["metadata"]["status"], 401);
+}
+
+#[tokio::test]
+async fn each_operation_over_a_websocket_is_recorded_with_its_outcome() {
+    let app = TestApp::spawn().await;
+    let operator = operator_key(&app).await;
+    // The admin-only key may do none of these.
+    let mut socket = crate::ws::connect(&app, json!({ "apiKey": app.admin_key })).await;
+    let ack = crate::ws::next(&mut socket, Duration::from_secs(5)).await;
+    assert_eq!(ack.expect("ack")["type"], "connection_ack");
+    for (id, query) in [
+        ("q", "query Look { auditEvents { edges { cursor } } }"),
+        (
+            "m",
+            "mutation Write { recordEvent(input: { action: \"a.b\", service: \"s\", actor: { id: \"x\" } }) { id } }",
+        ),
+        ("s", "subscription Watch { eventRecorded { id } }"),
+        ("ok", "query Keys { apiKeys { id } }"),
+    ] {
+        crate::ws::send(
+            &mut socket,
+            json!({ "id": id, "type": "subscribe", "payload": { "query": query } }),
+        )
+        .await;
+        // Its answer, then `complete` (or one `error`) ends it.
+        loop {
+            let answer = crate::ws::next(&mut socket, Duration::from_secs(5))
+                .await
+                .expect("an answer");
+            assert_eq!(answer["id"], id, "{answer}");
+            if answer["type"] == "complete" || answer["type"] == "error" {
+                break;
+            }
+        }
+    }
+    let admin_id = app.key_id(TENANT, "admin").await.to_string();
+    let notes = trail(
+        &app,
+        &operator,
+        json!({
+            "actions": ["api.request"],
+            "actorIds": [admin_id],
+            "targetIds": ["Look", "Write", "Watch", "Keys"],
+        }),
+        4,
+    )
+    .await;
+    for note in &notes {
+        assert_eq!(note["metadata"]["transport"], "websocket", "{note}");
+        assert_eq!(note["metadata"]["tenant"], TENANT, "{note}");
+        let (outcome, errors) = if note["target"]["id"] == "Keys" {
+            ("SUCCESS", json!([]))
+        } else {
+            ("FAILURE", json!(["FORBIDDEN"]))
+        };
+        assert_eq!(note["outcome"], outcome, "{note}");
+        assert_eq!(note["metadata"]["errors"], errors, "{note}");
+    }
 }
