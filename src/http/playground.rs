@@ -21,6 +21,13 @@ const DASHBOARD_PAGE: &str = "dashboard.html";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Pages name the current assets, so a browser must check for a new build each time.
 const REVALIDATE: &str = "no-cache";
+/// What the pages may load and do: only this origin's scripts, styles (GraphiQL's editor sets
+/// inline styles), images and fonts (some inlined as data:), calls back to this origin
+/// (websockets included), and never inside another site's frame.
+const PAGE_POLICY: &str =
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// What `GET /` tells a client that does not follow the redirect to GraphiQL.
 const SITE_MAP: &str = "traceledger\n\
@@ -67,7 +74,14 @@ pub(super) async fn asset(Path(file): Path<String>) -> Response {
 
 fn page(name: &str) -> Response {
     match Built::get(name) {
-        Some(page) => ([(header::CACHE_CONTROL, REVALIDATE)], Html(page.data)).into_response(),
+        Some(page) => (
+            [
+                (header::CACHE_CONTROL, REVALIDATE),
+                (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            ],
+            Html(page.data),
+        )
+            .into_response(),
         None => {
             // Only a binary built from a tree without web-playground/dist gets here.
             tracing::error!(

@@ -160,3 +160,38 @@ async fn the_root_sends_browsers_to_graphiql_and_says_what_is_where() {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("GraphiQL"));
 }
+
+#[tokio::test]
+async fn pages_and_answers_carry_security_headers() {
+    let app = TestApp::spawn().await;
+    for path in ["/graphql", "/dashboard"] {
+        let page = reqwest::get(app.url(path)).await.unwrap();
+        let headers = page.headers();
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(policy.contains(directive), "{path}: {policy}");
+        }
+        assert!(!policy.contains("unsafe-eval"), "{path}: {policy}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+    }
+    // API answers too, with a policy that lets nothing run.
+    let answer = reqwest::Client::new()
+        .post(app.url("/graphql"))
+        .bearer_auth(&app.key)
+        .json(&serde_json::json!({ "query": "{ apiKeys { id } }" }))
+        .send()
+        .await
+        .unwrap();
+    let headers = answer.headers();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+}
