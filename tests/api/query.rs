@@ -8,19 +8,22 @@ use crate::helpers::{TestApp, OTHER_TENANT, TENANT};
 
 /// Ten events an hour apart, varied in every filtered field.
 async fn seed(app: &TestApp) -> Vec<Value> {
-    const ACTIONS: [&str; 5] = [
+    // "invoice_x" must not match "invoice.*"; "userxadmin" must not match "user_admin.*" (a
+    // LIKE pattern that left "_" unescaped would match it).
+    const ACTIONS: [&str; 6] = [
         "invoice.create",
         "invoice.update",
         "user.login",
         "user_admin.grant",
         "invoice_x.create",
+        "userxadmin.login",
     ];
     const OUTCOMES: [&str; 3] = ["SUCCESS", "FAILURE", "UNKNOWN"];
     const SEVERITIES: [&str; 6] = ["DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL"];
     let mut inputs = Vec::new();
     for i in 0..10 {
         inputs.push(json!({
-            "action": ACTIONS[i % 5],
+            "action": ACTIONS[i % ACTIONS.len()],
             "service": if i % 2 == 0 { "billing" } else { "auth" },
             "actor": { "id": format!("actor-{}", i % 3), "type": if i % 4 == 0 { "service" } else { "user" } },
             "target": if i % 3 == 0 { Value::Null } else { json!({ "id": format!("T-{}", i % 2), "type": if i < 5 { "invoice" } else { "account" } }) },
@@ -100,7 +103,7 @@ async fn every_filter_selects_what_it_says() {
                 i["action"].as_str().unwrap().starts_with("invoice.") || i["action"] == "user.login"
             }),
         ),
-        // "_" is a literal, not a LIKE wildcard: "user_admin.*" must not match "userXadmin".
+        // "_" is a literal, not a LIKE wildcard: "user_admin.*" must not match "userxadmin".
         (
             json!({ "actions": ["user_admin.*"] }),
             Box::new(|i| i["action"] == "user_admin.grant"),
