@@ -2,6 +2,7 @@
 //! translate between GraphQL and domain types and call the services; they hold no SQL.
 
 mod admin;
+mod arguments;
 mod documents;
 mod error;
 mod guard;
@@ -84,6 +85,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
         subscription::Subscription,
     )
     .extension(ErrorCodes)
+    .extension(arguments::StorableArguments)
     .extension(search::SearchBackendReport)
     .extension(operation::SocketOperations)
 }

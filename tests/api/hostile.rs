@@ -241,3 +241,182 @@ fn base64_url(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
+
+/// The introspection a walk over every argument needs: each field of the root types with its
+/// arguments, and every input object and enum.
+const INTROSPECTION: &str = "{ __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { name kind
+        fields { name args { name type { ...T } } type { ...T } }
+        inputFields { name type { ...T } }
+        enumValues { name } } } }
+    fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }";
+
+/// Builds argument literals from the introspected types: an ordinary value for every required
+/// part, and a string holding a NUL at one target path (argument and field names, list items as
+/// `0`).
+struct Literals<'a> {
+    types: &'a std::collections::HashMap<String, Value>,
+}
+
+impl Literals<'_> {
+    /// Every path below `type` that ends in a string, with `prefix` before it.
+    fn string_paths(&self, ty: &Value, prefix: &str, depth: usize, out: &mut Vec<String>) {
+        match ty["kind"].as_str() {
+            Some("NON_NULL") => self.string_paths(&ty["ofType"], prefix, depth, out),
+            Some("LIST") => self.string_paths(&ty["ofType"], &format!("{prefix}.0"), depth, out),
+            Some("SCALAR") if matches!(ty["name"].as_str(), Some("String" | "ID")) => {
+                out.push(prefix.to_owned())
+            }
+            Some("INPUT_OBJECT") if depth < 4 => {
+                let input = &self.types[ty["name"].as_str().unwrap()];
+                for field in input["inputFields"].as_array().unwrap() {
+                    let path = format!("{prefix}.{}", field["name"].as_str().unwrap());
+                    self.string_paths(&field["type"], &path, depth + 1, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The literal for `ty` at `path`, with a NUL string where `path == target`; `None` for an
+    /// optional value that `target` does not lie in.
+    fn literal(&self, ty: &Value, path: &str, target: &str, required: bool) -> Option<String> {
+        let on_target = target == path || target.starts_with(&format!("{path}."));
+        if !required && !on_target {
+            return None;
+        }
+        match ty["kind"].as_str().unwrap() {
+            "NON_NULL" => self.literal(&ty["ofType"], path, target, true),
+            "LIST" => self
+                .literal(&ty["ofType"], &format!("{path}.0"), target, true)
+                .map(|item| format!("[{item}]")),
+            "SCALAR" => Some(match ty["name"].as_str().unwrap() {
+                "String" | "ID" if path == target => "\"bad\\u0000value\"".to_owned(),
+                "String" | "ID" => "\"x\"".to_owned(),
+                "Int" => "1".to_owned(),
+                "Float" => "1.0".to_owned(),
+                "Boolean" => "false".to_owned(),
+                "DateTime" => "\"2026-01-01T00:00:00Z\"".to_owned(),
+                "JSON" => "{}".to_owned(),
+                other => panic!("no sample value for scalar {other}"),
+            }),
+            "ENUM" => {
+                let e = &self.types[ty["name"].as_str().unwrap()];
+                Some(e["enumValues"][0]["name"].as_str().unwrap().to_owned())
+            }
+            "INPUT_OBJECT" => {
+                let input = &self.types[ty["name"].as_str().unwrap()];
+                let fields: Vec<String> = input["inputFields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|field| {
+                        let name = field["name"].as_str().unwrap();
+                        let required = field["type"]["kind"] == "NON_NULL";
+                        self.literal(&field["type"], &format!("{path}.{name}"), target, required)
+                            .map(|v| format!("{name}: {v}"))
+                    })
+                    .collect();
+                Some(format!("{{ {} }}", fields.join(", ")))
+            }
+            other => panic!("no literal for {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_nul_in_any_string_argument_is_bad_input_naming_it() {
+    let app = TestApp::spawn().await;
+    let key = traceledger::auth::create_scoped_api_key(
+        &app.store,
+        TENANT,
+        "everything",
+        &traceledger::auth::Scope::ALL,
+    )
+    .await
+    .unwrap()
+    .secret;
+    let schema = app.gql_as(&key, INTROSPECTION, json!({})).await;
+    let schema = &schema["data"]["__schema"];
+    let types: std::collections::HashMap<String, Value> = schema["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_owned(), t.clone()))
+        .collect();
+    let literals = Literals { types: &types };
+    let mut checked = 0;
+    for (root, keyword) in [
+        ("queryType", "query"),
+        ("mutationType", "mutation"),
+        ("subscriptionType", "subscription"),
+    ] {
+        let root_type = &types[schema[root]["name"].as_str().unwrap()];
+        for field in root_type["fields"].as_array().unwrap() {
+            let name = field["name"].as_str().unwrap();
+            let args = field["args"].as_array().unwrap();
+            let mut targets = Vec::new();
+            for arg in args {
+                let arg_name = arg["name"].as_str().unwrap();
+                literals.string_paths(&arg["type"], arg_name, 0, &mut targets);
+            }
+            let mut leaf = &field["type"];
+            while leaf["ofType"].is_object() {
+                leaf = &leaf["ofType"];
+            }
+            let selection = match leaf["kind"].as_str().unwrap() {
+                "SCALAR" | "ENUM" => "",
+                _ => " { __typename }",
+            };
+            for target in targets {
+                let arguments: Vec<String> = args
+                    .iter()
+                    .filter_map(|arg| {
+                        let arg_name = arg["name"].as_str().unwrap();
+                        let required = arg["type"]["kind"] == "NON_NULL";
+                        literals
+                            .literal(&arg["type"], arg_name, &target, required)
+                            .map(|v| format!("{arg_name}: {v}"))
+                    })
+                    .collect();
+                let query = format!(
+                    "{keyword} {{ {name}({}){selection} }}",
+                    arguments.join(", ")
+                );
+                let (_, body) = app.post(Some(&key), &query, json!({})).await;
+                let error = &body["errors"][0];
+                assert_eq!(
+                    error["extensions"]["code"], "BAD_USER_INPUT",
+                    "{query}: {body}"
+                );
+                assert_eq!(
+                    error["extensions"]["field"],
+                    target.as_str(),
+                    "{query}: {body}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    // The filters alone hold a dozen string fields: the walk found the schema's arguments.
+    assert!(checked > 30, "only {checked} string arguments found");
+
+    // The same through a variable.
+    let (_, body) = app
+        .post(
+            Some(&key),
+            "query($f: AuditEventFilter) { auditEvents(filter: $f) { edges { cursor } } }",
+            json!({ "f": { "actorIds": ["fine", "not\u{0}fine"] } }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "filter.actorIds.1",
+        "{body}"
+    );
+    assert_unharmed(&app).await;
+}
