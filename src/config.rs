@@ -241,6 +241,14 @@ pub struct Config {
     #[arg(long, env = "TRACELEDGER_JWT_LEEWAY_SECS", default_value_t = 30)]
     pub jwt_leeway_secs: u64,
 
+    /// Whether a JWT may name the system tenant `_traceledger` (the service's own trail).
+    #[arg(
+        long,
+        env = "TRACELEDGER_JWT_ALLOW_SYSTEM_TENANT",
+        default_value_t = false
+    )]
+    pub jwt_allow_system_tenant: bool,
+
     /// The JWT claim naming the tenant the caller acts for.
     #[arg(long, env = "TRACELEDGER_JWT_TENANT_CLAIM", default_value = "tenant")]
     pub jwt_tenant_claim: String,

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::{Credential, Principal, RateOverrides, Scope};
 use crate::config::Config;
+use crate::domain::{check_tenant, SYSTEM_TENANT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtConfigError {
@@ -40,10 +41,16 @@ pub enum JwtError {
     Signature,
     #[error("the token names no tenant in claim {0:?}")]
     NoTenant(String),
+    #[error("the token's tenant is not a tenant name: {0}")]
+    BadTenant(String),
+    #[error("tokens may not act in the system tenant")]
+    SystemTenant,
     #[error("the token has no subject")]
     NoSubject,
-    #[error("the token is malformed or not acceptable ({0})")]
-    Malformed(String),
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token's algorithm is not accepted")]
+    Algorithm,
 }
 
 pub struct JwtVerifier {
@@ -52,6 +59,8 @@ pub struct JwtVerifier {
     tenant_claim: String,
     roles_claim: String,
     role_scopes: HashMap<String, Vec<Scope>>,
+    /// Whether a token may act in the system tenant (read the service's own trail).
+    allow_system_tenant: bool,
 }
 
 impl JwtVerifier {
@@ -97,17 +106,23 @@ impl JwtVerifier {
             tenant_claim: config.jwt_tenant_claim.clone(),
             roles_claim: config.jwt_roles_claim.clone(),
             role_scopes,
+            allow_system_tenant: config.jwt_allow_system_tenant,
         }))
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, JwtError> {
-        // The header is checked first so a token of another algorithm says so plainly.
-        let header = decode_header(token).map_err(|e| JwtError::Malformed(e.to_string()))?;
+        // The header is checked first so a token of another algorithm says so plainly. What
+        // the library says of a bad token stays in the log: it is no business of the caller's.
+        let header = decode_header(token).map_err(|e| {
+            tracing::debug!(error = %e, "unreadable token header");
+            match e.kind() {
+                // An algorithm name the library does not know, such as "none".
+                ErrorKind::Json(_) => JwtError::Algorithm,
+                _ => JwtError::Malformed,
+            }
+        })?;
         if !self.validation.algorithms.contains(&header.alg) {
-            return Err(JwtError::Malformed(format!(
-                "algorithm {:?} is not accepted",
-                header.alg
-            )));
+            return Err(JwtError::Algorithm);
         }
         let claims = decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| match e.kind() {
@@ -117,7 +132,10 @@ impl JwtVerifier {
                 ErrorKind::InvalidAudience => JwtError::Audience,
                 ErrorKind::InvalidSignature => JwtError::Signature,
                 ErrorKind::MissingRequiredClaim(claim) if claim == "sub" => JwtError::NoSubject,
-                _ => JwtError::Malformed(e.to_string()),
+                _ => {
+                    tracing::debug!(error = %e, "token refused");
+                    JwtError::Malformed
+                }
             })?
             .claims;
         // When the token stops being accepted (its `exp`, which is required, plus the leeway):
@@ -135,6 +153,10 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| JwtError::NoTenant(self.tenant_claim.clone()))?;
+        check_tenant(tenant).map_err(|e| JwtError::BadTenant(e.message))?;
+        if tenant == SYSTEM_TENANT && !self.allow_system_tenant {
+            return Err(JwtError::SystemTenant);
+        }
         let mut scopes: Vec<Scope> = roles(claims.get(&self.roles_claim))
             .filter_map(|role| self.role_scopes.get(role))
             .flatten()

@@ -12,6 +12,7 @@ use traceledger::app::{self, bootstrap_key, App};
 use traceledger::auth::Scope;
 use traceledger::bus::{DeadLetters, Replay, Topology};
 use traceledger::config::Config;
+use traceledger::domain::check_tenant;
 use traceledger::search::{indexer, ElasticSearch};
 use traceledger::self_audit::record_operator_action;
 use traceledger::store::Store;
@@ -267,6 +268,8 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
             scopes,
         } => {
             telemetry::init(config.log_format);
+            check_tenant(&tenant)
+                .map_err(|e| anyhow::anyhow!("--tenant {tenant:?} {}", e.message))?;
             let store = migrated(&config).await?;
             let scopes = if scopes.is_empty() {
                 Scope::DEFAULT.to_vec()

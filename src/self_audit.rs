@@ -28,7 +28,7 @@ use crate::store::{Store, StoreError};
 
 /// The tenant the service records its own activity in. Operators read it with a key of this
 /// tenant; nobody can write to it through the API.
-pub const SYSTEM_TENANT: &str = "_traceledger";
+pub use crate::domain::SYSTEM_TENANT;
 /// The `service` of every self-audit event.
 const SERVICE: &str = "traceledger";
 /// How long the drain waits after a note for others to join it in one batch.

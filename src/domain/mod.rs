@@ -7,6 +7,7 @@ mod event;
 mod filter;
 mod search;
 mod stats;
+mod tenant;
 mod validate;
 
 pub use cursor::{Cursor, CursorError};
@@ -19,6 +20,7 @@ pub use stats::{
     EventStats, LagPercentiles, ProcessingMetrics, StatsBucket, StatsGroupBy, StatsInterval,
     StatsRequest, TimeRange, DEFAULT_RANGE, MAX_STATS_BUCKETS, MAX_STATS_GROUPS,
 };
+pub use tenant::{check_tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
     ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH,
     MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,

@@ -187,3 +187,53 @@ async fn without_jwt_settings_a_token_is_just_an_unknown_credential() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
 }
+
+#[tokio::test]
+async fn a_tokens_tenant_follows_the_tenant_rules_and_the_library_is_not_quoted() {
+    let app = spawn_hs256().await;
+    let with_tenant = |tenant: &str| {
+        let mut c = claims(json!(["auditor"]), 300);
+        c["org"] = json!(tenant);
+        hs256(&c, SECRET)
+    };
+    let none = format!(
+        "{}.{}.",
+        base64_url(&json!({ "alg": "none", "typ": "JWT" })),
+        base64_url(&claims(json!(["auditor"]), 300))
+    );
+    for (token, reason) in [
+        (with_tenant(" acme"), "tenant"),
+        (with_tenant("ACME"), "tenant"),
+        (with_tenant("a\u{0}b"), "tenant"),
+        (with_tenant("_traceledger"), "system tenant"),
+        (none, "algorithm is not accepted"),
+    ] {
+        let (status, body) = app.post(Some(&token), READ, json!({})).await;
+        assert_eq!(status, 401, "{reason}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{reason}: {message}");
+        for internal in ["unknown variant", "expected one of", "HS384"] {
+            assert!(!message.contains(internal), "library internals: {message}");
+        }
+    }
+    // Configured, a token may read the service's own trail.
+    let app = TestApp::spawn_with(|config| {
+        config.jwt_hs256_secret = Some(SECRET.into());
+        config.jwt_issuer = Some(ISSUER.into());
+        config.jwt_audience = Some(AUDIENCE.into());
+        config.jwt_tenant_claim = "org".into();
+        config.jwt_roles_claim = "groups".into();
+        config.jwt_allow_system_tenant = true;
+    })
+    .await;
+    let (status, body) = app
+        .post(Some(&with_tenant("_traceledger")), READ, json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+fn base64_url(value: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}

@@ -219,3 +219,18 @@ async fn keys_create_prints_a_working_key_that_is_never_shown_again() {
     .unwrap();
     assert_eq!(stored, 0);
 }
+
+#[tokio::test]
+async fn the_cli_refuses_a_tenant_name_that_is_not_one() {
+    let app = TestApp::spawn().await;
+    for tenant in [" acme", "ACME", "_other"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+            .args(["keys", "create", "--tenant", tenant, "--name", "x"])
+            .envs(crate::helpers::service_env(&app.config))
+            .output()
+            .expect("run traceledger");
+        assert!(!output.status.success(), "{tenant:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--tenant"), "{stderr}");
+    }
+}
