@@ -18,11 +18,11 @@ use crate::store::StoreError;
 const CHUNK_EVENTS: usize = 256;
 /// The action and service of the event that records an export.
 pub const EXPORT_ACTION: &str = "traceledger.export";
-pub const EXPORT_SERVICE: &str = "traceledger";
+pub const EXPORT_SERVICE: &str = crate::domain::SERVICE_NAME;
 
 /// The CSV header: the event flattened, nested fields as `actor_*` and `target_*`, metadata as
 /// JSON text. Absent values are empty fields.
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 22] = [
     "id",
     "tenant",
     "occurred_at",
@@ -43,6 +43,8 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "idempotency_key",
     "request_id",
     "trace_id",
+    "recorded_by_id",
+    "recorded_by_type",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +177,8 @@ fn csv_record(e: &AuditEvent) -> Result<CsvRecord<'_>, ExportError> {
         text(&e.idempotency_key),
         text(&e.request_id),
         text(&e.trace_id),
+        Cow::Borrowed(e.recorded_by.as_ref().map_or("", |by| by.id.as_str())),
+        Cow::Borrowed(e.recorded_by.as_ref().map_or("", |by| by.kind.as_str())),
     ])
 }
 
@@ -295,6 +299,7 @@ mod tests {
             idempotency_key: None,
             request_id: None,
             trace_id: None,
+            recorded_by: None,
         }
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 
 use crate::bus::{encode_batch, BusError, Publisher};
 use crate::cache::Cache;
-use crate::domain::{AuditEvent, EventDraft, FieldError, NewEvent, MAX_BATCH};
+use crate::domain::{AuditEvent, EventDraft, FieldError, NewEvent, RecordedBy, MAX_BATCH};
 use crate::store::Store;
 
 /// A PostgreSQL idempotency look-up slower than this is skipped: the unique constraint still
@@ -78,10 +78,12 @@ impl Recorder {
         }
     }
 
-    /// Records a call's inputs for `tenant`: all of them or, if any is invalid, none.
+    /// Records a call's inputs for `tenant`, stamped as recorded by `recorded_by`: all of them
+    /// or, if any is invalid, none.
     pub async fn record(
         &self,
         tenant: &str,
+        recorded_by: &RecordedBy,
         drafts: Vec<EventDraft>,
     ) -> Result<Vec<Receipt>, IngestError> {
         if drafts.len() > MAX_BATCH {
@@ -94,7 +96,10 @@ impl Recorder {
             .enumerate()
             .map(|(index, draft)| {
                 NewEvent::parse(draft, received_at)
-                    .map(|new| new.accept(tenant, Uuid::now_v7(), received_at))
+                    .map(|new| AuditEvent {
+                        recorded_by: Some(recorded_by.clone()),
+                        ..new.accept(tenant, Uuid::now_v7(), received_at)
+                    })
                     .map_err(|error| IngestError::Invalid { index, error })
             })
             .collect::<Result<Vec<_>, _>>()?;

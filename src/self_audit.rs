@@ -20,8 +20,8 @@ use uuid::Uuid;
 
 use crate::auth::{Credential, Principal};
 use crate::domain::{
-    ActorDraft, EventDraft, FieldError, NewEvent, Outcome, Severity, TargetDraft, MAX_BATCH,
-    MAX_ID_LEN,
+    ActorDraft, AuditEvent, EventDraft, FieldError, NewEvent, Outcome, RecordedBy, Severity,
+    TargetDraft, MAX_BATCH, MAX_ID_LEN,
 };
 use crate::ingest::{IngestError, Recorder};
 use crate::store::{Store, StoreError};
@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 /// tenant; nobody can write to it through the API.
 pub use crate::domain::SYSTEM_TENANT;
 /// The `service` of every self-audit event.
-const SERVICE: &str = "traceledger";
+const SERVICE: &str = crate::domain::SERVICE_NAME;
 /// How long the drain waits after a note for others to join it in one batch.
 const LINGER: Duration = Duration::from_millis(200);
 /// The first and the longest wait before recording a batch again after the pipeline refused it.
@@ -178,7 +178,10 @@ pub async fn record_operator_action(
     let now = Utc::now().trunc_subsecs(6);
     match NewEvent::parse(draft, now) {
         Ok(new) => {
-            let event = new.accept(SYSTEM_TENANT, Uuid::now_v7(), now);
+            let event = AuditEvent {
+                recorded_by: Some(RecordedBy::service()),
+                ..new.accept(SYSTEM_TENANT, Uuid::now_v7(), now)
+            };
             store.insert_events(&[event]).await.map(|_| ())
         }
         // Only an operator name we cannot store gets here; the action itself is done.
@@ -238,7 +241,10 @@ async fn drain(recorder: Recorder, mut notes: mpsc::Receiver<EventDraft>) {
 async fn record_batch(recorder: &Recorder, mut drafts: Vec<EventDraft>) {
     let mut wait = RETRY_FIRST;
     loop {
-        match recorder.record(SYSTEM_TENANT, drafts.clone()).await {
+        match recorder
+            .record(SYSTEM_TENANT, &RecordedBy::service(), drafts.clone())
+            .await
+        {
             Ok(_) => return,
             Err(IngestError::Invalid { index, error }) => {
                 tracing::error!(%error, "a self-audit note broke the event rules; recording a stand-in");

@@ -396,6 +396,7 @@ fn seeded_event(i: usize, occurred_at: chrono::DateTime<Utc>) -> AuditEvent {
         idempotency_key: None,
         request_id: Some(format!("req-{i}")),
         trace_id: None,
+        recorded_by: None,
     }
 }
 

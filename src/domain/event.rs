@@ -122,4 +122,31 @@ pub struct AuditEvent {
     pub idempotency_key: Option<String>,
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
+    /// Who recorded it, as the server saw the credentials (never taken from the input); `None`
+    /// for events stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<RecordedBy>,
 }
+
+/// The provenance of an event: the credentials it was recorded with, or the service itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedBy {
+    /// An API key's id, a JWT's subject, or the service's name.
+    pub id: String,
+    /// `api_key`, `jwt_subject` or `service`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl RecordedBy {
+    /// The service's own events (its trail, export records, operators' actions).
+    pub fn service() -> Self {
+        Self {
+            id: SERVICE_NAME.to_owned(),
+            kind: "service".to_owned(),
+        }
+    }
+}
+
+/// The `service` of the events the service records itself; reserved for them.
+pub const SERVICE_NAME: &str = "traceledger";

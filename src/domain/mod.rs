@@ -11,7 +11,7 @@ mod tenant;
 mod validate;
 
 pub use cursor::{Cursor, CursorError};
-pub use event::{Actor, AuditEvent, Outcome, Severity, Target};
+pub use event::{Actor, AuditEvent, Outcome, RecordedBy, Severity, Target, SERVICE_NAME};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
 pub use search::{
     FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
@@ -22,6 +22,6 @@ pub use stats::{
 };
 pub use tenant::{check_tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
-    ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH,
-    MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
+    check_not_reserved, ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN,
+    MAX_BATCH, MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
 };

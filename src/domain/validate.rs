@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::event::{Actor, AuditEvent, Outcome, Severity, Target};
+use super::event::{Actor, AuditEvent, Outcome, Severity, Target, SERVICE_NAME};
 
 pub const MAX_ACTION_LEN: usize = 128;
 /// Service names, ids, types, names and keys.
@@ -156,8 +156,33 @@ impl NewEvent {
             idempotency_key: self.idempotency_key,
             request_id: self.request_id,
             trace_id: self.trace_id,
+            recorded_by: None,
         }
     }
+}
+
+/// Refuses what would pass an event off as the service's own: the action namespace
+/// `traceledger.*` and the service `traceledger` are the service's alone (its trail, its export
+/// records). Applied to what producers send, not to the service's own events.
+pub fn check_not_reserved(draft: &EventDraft) -> Result<(), FieldError> {
+    let reserved_action = draft.action == SERVICE_NAME
+        || draft
+            .action
+            .strip_prefix(SERVICE_NAME)
+            .is_some_and(|rest| rest.starts_with('.'));
+    if reserved_action {
+        return Err(FieldError::new(
+            "action",
+            format!("the {SERVICE_NAME}.* actions are reserved for the service's own events"),
+        ));
+    }
+    if draft.service.trim() == SERVICE_NAME {
+        return Err(FieldError::new(
+            "service",
+            format!("the service {SERVICE_NAME:?} is reserved for the service's own events"),
+        ));
+    }
+    Ok(())
 }
 
 impl AuditEvent {
@@ -165,6 +190,10 @@ impl AuditEvent {
     /// input, except the clock-dependent one: it was accepted in the past.
     pub fn check(&self) -> Result<(), FieldError> {
         check_text("tenant", &self.tenant, MAX_ID_LEN)?;
+        if let Some(by) = &self.recorded_by {
+            check_text("recordedBy.id", &by.id, MAX_ID_LEN)?;
+            check_text("recordedBy.type", &by.kind, MAX_ID_LEN)?;
+        }
         check_fields(Fields {
             action: &self.action,
             service: &self.service,

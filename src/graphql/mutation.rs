@@ -5,11 +5,13 @@ use std::sync::Arc;
 use async_graphql::{Context, ErrorExtensions, Object};
 
 use super::error::{ingest_error, ApiError};
-use super::guard::tenant;
+use super::guard::principal;
 use super::inputs::RecordEventInput;
 use super::types::RecordEventPayload;
 use super::Services;
 use crate::auth::Scope;
+use crate::domain::{check_not_reserved, EventDraft, RecordedBy};
+use crate::ingest::IngestError;
 use crate::self_audit::SYSTEM_TENANT;
 
 #[derive(Default)]
@@ -44,17 +46,26 @@ async fn record(
     argument: &str,
     inputs: Vec<RecordEventInput>,
 ) -> Result<Vec<RecordEventPayload>, ApiError> {
-    let tenant = tenant(ctx, Scope::EventsWrite)?;
-    if *tenant == *SYSTEM_TENANT {
+    let principal = principal(ctx, Scope::EventsWrite)?;
+    if principal.tenant == SYSTEM_TENANT {
         return Err(ApiError::Forbidden(format!(
             "tenant {SYSTEM_TENANT} is written only by the service itself"
         )));
     }
     let services = ctx.data_unchecked::<Arc<Services>>();
-    let drafts = inputs.into_iter().map(Into::into).collect();
+    let drafts: Vec<EventDraft> = inputs.into_iter().map(Into::into).collect();
+    for (index, draft) in drafts.iter().enumerate() {
+        check_not_reserved(draft)
+            .map_err(|error| ingest_error(argument, IngestError::Invalid { index, error }))?;
+    }
+    // Provenance from the credentials, never from the input.
+    let recorded_by = RecordedBy {
+        id: principal.credential.id(),
+        kind: principal.credential.kind().to_owned(),
+    };
     let receipts = services
         .recorder
-        .record(&tenant, drafts)
+        .record(&principal.tenant, &recorded_by, drafts)
         .await
         .map_err(|e| ingest_error(argument, e))?;
     Ok(receipts.into_iter().map(Into::into).collect())

@@ -135,6 +135,26 @@ impl AuditEvent {
     async fn trace_id(&self) -> Option<&str> {
         self.0.trace_id.as_deref()
     }
+
+    /// Who recorded it, from the credentials the server verified (never from the input): an
+    /// API key's id, a JWT's subject, or the service itself. Null for events stored before
+    /// this was kept.
+    async fn recorded_by(&self) -> Option<RecordedBy> {
+        self.0.recorded_by.as_ref().map(|by| RecordedBy {
+            id: by.id.clone(),
+            kind: by.kind.clone(),
+        })
+    }
+}
+
+/// The provenance of an event.
+#[derive(SimpleObject)]
+pub struct RecordedBy {
+    /// An API key's id, a JWT's subject, or `traceledger`.
+    id: String,
+    /// `api_key`, `jwt_subject` or `service`.
+    #[graphql(name = "type")]
+    kind: String,
 }
 
 #[derive(SimpleObject)]

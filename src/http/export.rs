@@ -26,7 +26,9 @@ use super::audit::{noted, AuditNote};
 use super::credentials::{authenticate, forbidden_unless, rate_limit};
 use super::{api_error_response, bad_input_response, error_response, AppState};
 use crate::auth::{Principal, Scope};
-use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
+use crate::domain::{
+    ActionPattern, EventFilter, EventOrder, FieldError, Outcome, RecordedBy, Severity,
+};
 use crate::export::{self, ExportFormat};
 use crate::graphql::ApiError;
 use crate::ratelimit::{RequestKind, Slot};
@@ -181,7 +183,11 @@ fn record_export(state: &AppState, principal: &Principal, request: &ExportReques
     let services = Arc::clone(&state.services);
     let tenant = principal.tenant.clone();
     tokio::spawn(async move {
-        if let Err(e) = services.recorder.record(&tenant, vec![draft]).await {
+        let recorded = services
+            .recorder
+            .record(&tenant, &RecordedBy::service(), vec![draft])
+            .await;
+        if let Err(e) = recorded {
             tracing::warn!(error = %e, tenant = %tenant, "could not record an export");
         }
     });

@@ -11,13 +11,13 @@ use uuid::Uuid;
 use super::filter::{order_sql, push_filter};
 use super::{Store, StoreError};
 use crate::domain::{
-    Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, Severity, Target,
+    Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, RecordedBy, Severity, Target,
 };
 
 pub(super) const COLUMNS: &str =
     "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
     actor_id, actor_type, actor_name, actor_ip, target_id, target_type, target_name, message, \
-    metadata, idempotency_key, request_id, trace_id";
+    metadata, idempotency_key, request_id, trace_id, recorded_by_id, recorded_by_type";
 
 /// An event as one flat row: serialized into `jsonb_to_recordset` on the way in, read back
 /// with `FromRow` on the way out.
@@ -43,6 +43,8 @@ pub(super) struct EventRow {
     idempotency_key: Option<String>,
     request_id: Option<String>,
     trace_id: Option<String>,
+    recorded_by_id: Option<String>,
+    recorded_by_type: Option<String>,
 }
 
 impl From<&AuditEvent> for EventRow {
@@ -68,6 +70,8 @@ impl From<&AuditEvent> for EventRow {
             idempotency_key: e.idempotency_key.clone(),
             request_id: e.request_id.clone(),
             trace_id: e.trace_id.clone(),
+            recorded_by_id: e.recorded_by.as_ref().map(|by| by.id.clone()),
+            recorded_by_type: e.recorded_by.as_ref().map(|by| by.kind.clone()),
         }
     }
 }
@@ -91,6 +95,10 @@ impl TryFrom<EventRow> for AuditEvent {
             }),
             _ => None,
         };
+        let recorded_by = match (r.recorded_by_id, r.recorded_by_type) {
+            (Some(id), Some(kind)) => Some(RecordedBy { id, kind }),
+            _ => None,
+        };
         Ok(AuditEvent {
             id: r.id,
             tenant: r.tenant,
@@ -112,6 +120,7 @@ impl TryFrom<EventRow> for AuditEvent {
             idempotency_key: r.idempotency_key,
             request_id: r.request_id,
             trace_id: r.trace_id,
+            recorded_by,
         })
     }
 }
@@ -141,7 +150,8 @@ impl Store {
                     action text, outcome text, severity smallint, service text,
                     actor_id text, actor_type text, actor_name text, actor_ip text,
                     target_id text, target_type text, target_name text, message text,
-                    metadata jsonb, idempotency_key text, request_id text, trace_id text))
+                    metadata jsonb, idempotency_key text, request_id text, trace_id text,
+                    recorded_by_id text, recorded_by_type text))
                 WITH ORDINALITY AS x({COLUMNS}, batch_order)
              ),
              owners AS (

@@ -11,7 +11,7 @@ const EVENTS: &str = "query($f: AuditEventFilter, $o: EventOrder!) { \
     auditEvents(filter: $f, first: 100, orderBy: $o) { edges { node { \
         id tenant occurredAt receivedAt action outcome severity service \
         actor { id type name ip } target { id type name } \
-        message metadata idempotencyKey requestId traceId } } } }";
+        message metadata idempotencyKey requestId traceId recordedBy { id type } } } } }";
 
 async fn export(app: &TestApp, key: Option<&str>, query: &str) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(app.url(&format!("/export?{query}")));
@@ -112,6 +112,8 @@ fn flattened(node: &Value) -> Vec<(&'static str, String)> {
         ("idempotency_key", &node["idempotencyKey"]),
         ("request_id", &node["requestId"]),
         ("trace_id", &node["traceId"]),
+        ("recorded_by_id", &node["recordedBy"]["id"]),
+        ("recorded_by_type", &node["recordedBy"]["type"]),
     ];
     fields
         .into_iter()

@@ -317,6 +317,7 @@ pub fn received_event(tenant: &str, received_at: DateTime<Utc>) -> AuditEvent {
         idempotency_key: None,
         request_id: None,
         trace_id: None,
+        recorded_by: None,
     }
 }
 

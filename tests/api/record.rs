@@ -331,3 +331,63 @@ async fn malformed_requests_get_a_coded_error_not_a_crash() {
     // Still serving.
     assert_eq!(app.record(event("still.alive")).await["status"], "ACCEPTED");
 }
+
+#[tokio::test]
+async fn every_event_says_who_recorded_it_and_nobody_can_pose_as_the_service() {
+    let app = TestApp::spawn().await;
+    let receipt = app.record(event("invoice.paid")).await;
+    app.wait_stored(TENANT, 1).await;
+    let body = app
+        .gql(
+            "query($id: ID!) { auditEvent(id: $id) { recordedBy { id type } } }",
+            json!({ "id": receipt["id"] }),
+        )
+        .await;
+    let key_id = app.key_id(TENANT, "test").await;
+    assert_eq!(
+        body["data"]["auditEvent"]["recordedBy"],
+        json!({ "id": key_id.to_string(), "type": "api_key" }),
+        "{body}"
+    );
+
+    // The input cannot say who recorded it.
+    let mut forged = event("invoice.paid");
+    forged["recordedBy"] = json!({ "id": "someone-else", "type": "api_key" });
+    let (_, body) = app
+        .post(
+            Some(&app.key),
+            "mutation($i: RecordEventInput!) { recordEvent(input: $i) { id } }",
+            json!({ "i": forged }),
+        )
+        .await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+
+    // The service's action namespace and name are its own.
+    for (input, field) in [
+        (event("traceledger.export"), "inputs.1.action"),
+        (event("traceledger"), "inputs.1.action"),
+        (
+            json!({ "action": "data.export", "service": "traceledger", "actor": { "id": "x" } }),
+            "inputs.1.service",
+        ),
+    ] {
+        let (_, body) = app
+            .post(
+                Some(&app.key),
+                "mutation($i: [RecordEventInput!]!) { recordEvents(inputs: $i) { id } }",
+                json!({ "i": [event("fine.one"), input] }),
+            )
+            .await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], field, "{body}");
+    }
+    // Look-alikes that are not the namespace are anyone's.
+    app.record(event("traceledgers.sync")).await;
+    app.wait_stored(TENANT, 2).await;
+}
