@@ -98,6 +98,10 @@ impl App {
             store.clone(),
             outbox_parked,
         );
+        let rates = DefaultRates {
+            write_per_sec: config.write_rate_per_sec,
+            read_per_sec: config.read_rate_per_sec,
+        };
         let services = Arc::new(Services {
             store: store.clone(),
             cache: cache.clone(),
@@ -108,6 +112,7 @@ impl App {
             live,
             search: Searcher::from_config(&config, store.clone())?,
             subscriptions: ConcurrencyCap::new(config.max_subscriptions_per_key),
+            default_rates: rates,
         });
         let limits = SchemaLimits {
             max_depth: config.max_query_depth,
@@ -116,10 +121,6 @@ impl App {
         };
         let auth = Authenticator::new(store.clone(), config.key_cache_ttl())
             .with_jwt(JwtVerifier::from_config(&config)?);
-        let rates = DefaultRates {
-            write_per_sec: config.write_rate_per_sec,
-            read_per_sec: config.read_rate_per_sec,
-        };
         let state = AppState {
             schema: build_schema(Arc::clone(&services), limits),
             documents: Arc::default(),

@@ -64,6 +64,15 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Set what a tenant's admins may give their keys (changes are recorded in tenant
+    /// `_traceledger`).
+    Tenants {
+        /// Who asks, for the audit event (default: the OS user).
+        #[arg(long, global = true, env = "USER", default_value = "operator")]
+        operator: String,
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
     /// Inspect and re-drive the dead-letter queue.
     Dlq {
         #[command(flatten)]
@@ -135,6 +144,22 @@ enum KeysCommand {
         config: Config,
         #[arg(long)]
         id: uuid::Uuid,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        write_per_sec: Option<i32>,
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        read_per_sec: Option<i32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Set or clear the most a tenant's admins may give one key, per second (events for
+    /// writes, requests for reads); omitted: the deployment's default rate.
+    Limit {
+        #[command(flatten)]
+        config: Config,
+        #[arg(long)]
+        tenant: String,
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
         write_per_sec: Option<i32>,
         #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
@@ -229,6 +254,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dlq(&config, &operator, command).await
         }
         Command::Keys { operator, command } => keys(&operator, command).await,
+        Command::Tenants { operator, command } => tenants(&operator, command).await,
         Command::Retention {
             config,
             before,
@@ -360,6 +386,38 @@ async fn keys(operator: &str, command: KeysCommand) -> anyhow::Result<()> {
             )
             .await?;
             println!("key {id}: writes {write_per_sec:?}/s, reads {read_per_sec:?}/s (None: the default)");
+            Ok(())
+        }
+    }
+}
+
+async fn tenants(operator: &str, command: TenantsCommand) -> anyhow::Result<()> {
+    match command {
+        TenantsCommand::Limit {
+            config,
+            tenant,
+            write_per_sec,
+            read_per_sec,
+        } => {
+            telemetry::init(config.log_format);
+            check_tenant(&tenant)
+                .map_err(|e| anyhow::anyhow!("--tenant {tenant:?} {}", e.message))?;
+            let store = migrated(&config).await?;
+            store
+                .set_tenant_rate_ceilings(&tenant, write_per_sec, read_per_sec)
+                .await?;
+            record_operator_action(
+                &store,
+                operator,
+                "tenant.limit",
+                Some(("tenant", &tenant)),
+                format!("rate ceilings of tenant {tenant} set"),
+                json!({ "writePerSec": write_per_sec, "readPerSec": read_per_sec }),
+            )
+            .await?;
+            println!(
+                "tenant {tenant}: keys may get writes {write_per_sec:?}/s, reads {read_per_sec:?}/s (None: the default)"
+            );
             Ok(())
         }
     }

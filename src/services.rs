@@ -7,7 +7,7 @@ use crate::bus::{DeadLetters, Publisher};
 use crate::cache::Cache;
 use crate::ingest::Recorder;
 use crate::live::LiveFeed;
-use crate::ratelimit::ConcurrencyCap;
+use crate::ratelimit::{ConcurrencyCap, DefaultRates};
 use crate::search::Searcher;
 use crate::self_audit::AuditTrail;
 use crate::store::Store;
@@ -24,4 +24,7 @@ pub struct Services {
     pub subscriptions: ConcurrencyCap,
     /// Where admin actions are recorded.
     pub audit: AuditTrail,
+    /// The deployment's rates: every key's unless it has its own, and the ceiling of what a
+    /// tenant's admin may give a key unless an operator set the tenant's own.
+    pub default_rates: DefaultRates,
 }

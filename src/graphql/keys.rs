@@ -16,8 +16,9 @@ use super::Services;
 use crate::auth::{self, Scope};
 use crate::store::ApiKeyRecord;
 
-/// The most a key's own rate limit may be, in requests per second.
-const MAX_RATE_PER_SEC: i32 = 1_000_000;
+fn saturating_i32(rate: u32) -> i32 {
+    i32::try_from(rate).unwrap_or(i32::MAX)
+}
 
 /// What a key may do.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,14 +126,31 @@ impl KeysMutation {
                     "must be 1 to 256 characters, not only spaces",
                 ));
             }
-            for (field, rate) in [
-                ("writeRatePerSec", write_rate_per_sec),
-                ("readRatePerSec", read_rate_per_sec),
+            // A tenant's admin may give its keys at most the tenant's ceiling: the operator's,
+            // or else the deployment's default rate.
+            let (write_ceiling, read_ceiling) = services
+                .store
+                .tenant_rate_ceilings(&principal.tenant)
+                .await?;
+            let defaults = services.default_rates;
+            for (field, rate, ceiling) in [
+                (
+                    "writeRatePerSec",
+                    write_rate_per_sec,
+                    write_ceiling.unwrap_or(saturating_i32(defaults.write_per_sec)),
+                ),
+                (
+                    "readRatePerSec",
+                    read_rate_per_sec,
+                    read_ceiling.unwrap_or(saturating_i32(defaults.read_per_sec)),
+                ),
             ] {
-                if rate.is_some_and(|r| !(1..=MAX_RATE_PER_SEC).contains(&r)) {
+                if rate.is_some_and(|r| !(1..=ceiling).contains(&r)) {
                     return Err(ApiError::bad_input(
                         field,
-                        format!("must be between 1 and {MAX_RATE_PER_SEC}"),
+                        format!(
+                            "must be between 1 and {ceiling}, the tenant's ceiling (an operator sets it with `traceledger tenants limit`)"
+                        ),
                     ));
                 }
             }

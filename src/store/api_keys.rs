@@ -121,6 +121,40 @@ impl Store {
         Ok(updated.rows_affected() == 1)
     }
 
+    /// The tenant's own ceilings for its keys' rates (write, read), where an operator set any.
+    pub async fn tenant_rate_ceilings(
+        &self,
+        tenant: &str,
+    ) -> Result<(Option<i32>, Option<i32>), StoreError> {
+        let row: Option<(Option<i32>, Option<i32>)> = sqlx::query_as(
+            "SELECT write_per_sec, read_per_sec FROM tenant_rate_ceilings WHERE tenant = $1",
+        )
+        .bind(tenant)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// Sets (or, with `None`, clears back to the default) a tenant's ceilings.
+    pub async fn set_tenant_rate_ceilings(
+        &self,
+        tenant: &str,
+        write_per_sec: Option<i32>,
+        read_per_sec: Option<i32>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tenant_rate_ceilings (tenant, write_per_sec, read_per_sec) \
+             VALUES ($1, $2, $3) ON CONFLICT (tenant) DO UPDATE \
+             SET write_per_sec = $2, read_per_sec = $3, updated_at = now()",
+        )
+        .bind(tenant)
+        .bind(write_per_sec)
+        .bind(read_per_sec)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     pub async fn count_api_keys(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM api_keys")
             .fetch_one(self.pool())

@@ -234,3 +234,64 @@ async fn the_cli_refuses_a_tenant_name_that_is_not_one() {
         assert!(stderr.contains("--tenant"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn an_admin_gives_its_keys_at_most_the_tenants_ceiling() {
+    let app = TestApp::spawn_with(|config| {
+        config.write_rate_per_sec = 1000;
+        config.read_rate_per_sec = 500;
+    })
+    .await;
+    const CREATE_RATED: &str = "mutation($w: Int, $r: Int) { createApiKey(name: \"rated\", writeRatePerSec: $w, readRatePerSec: $r) { key { readRatePerSec writeRatePerSec } } }";
+    let create = |w: Option<i32>, r: Option<i32>| {
+        let app = &app;
+        async move {
+            app.gql_as(&app.admin_key, CREATE_RATED, json!({ "w": w, "r": r }))
+                .await
+        }
+    };
+    // Without an operator's word, the ceiling is the deployment's default.
+    let body = create(None, Some(1_000_000)).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "readRatePerSec",
+        "{body}"
+    );
+    let body = create(Some(1001), None).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "writeRatePerSec",
+        "{body}"
+    );
+    let body = create(Some(1000), Some(500)).await;
+    assert_eq!(
+        body["data"]["createApiKey"]["key"]["readRatePerSec"], 500,
+        "{body}"
+    );
+
+    // The operator raises the tenant's read ceiling: more is allowed, up to it.
+    let said = cli(
+        &app,
+        &[
+            "tenants",
+            "limit",
+            "--tenant",
+            TENANT,
+            "--read-per-sec",
+            "2000",
+        ],
+    );
+    assert!(said.contains(TENANT), "{said}");
+    let body = create(None, Some(2000)).await;
+    assert_eq!(
+        body["data"]["createApiKey"]["key"]["readRatePerSec"], 2000,
+        "{body}"
+    );
+    let body = create(None, Some(2001)).await;
+    assert_eq!(
+        body["errors"][0]["extensions"]["field"], "readRatePerSec",
+        "{body}"
+    );
+}
