@@ -60,10 +60,7 @@ impl App {
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         // Before anything records a metric.
         crate::telemetry::metrics();
-        let store = Store::connect_with(&config.database_url, config.pool_settings())
-            .await?
-            .with_search_backlog(config.elasticsearch_url.is_some());
-        store.migrate().await?;
+        let store = connect_store(&config).await?;
         let cache = Cache::connect(
             &config.redis_url,
             &config.cache_prefix,
@@ -189,14 +186,32 @@ impl App {
     }
 }
 
+/// The store a serving process uses: migrated first unless told not to (a runtime role may not
+/// change the schema), and a loud warning when its role could do more than it needs.
+async fn connect_store(config: &Config) -> Result<Store, StartupError> {
+    let store = Store::connect_with(&config.database_url, config.pool_settings())
+        .await?
+        .with_search_backlog(config.elasticsearch_url.is_some());
+    if config.migrate_on_start {
+        store.migrate().await?;
+    }
+    match store.excess_privilege().await {
+        Ok(Some(what)) => tracing::warn!(
+            "connected to PostgreSQL as {what}: it can change or delete audit events past the \
+             append-only guards; run the service as a role with only what it needs \
+             (`traceledger migrate --runtime-role NAME`, README \"Immutable storage\")"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot tell what the database role may do"),
+    }
+    Ok(store)
+}
+
 /// Runs only the worker until a shutdown signal: the `traceledger worker` command and the
 /// `traceledger-worker` binary.
 pub async fn run_worker(config: Config) -> Result<(), StartupError> {
     crate::telemetry::metrics();
-    let store = Store::connect_with(&config.database_url, config.pool_settings())
-        .await?
-        .with_search_backlog(config.elasticsearch_url.is_some());
-    store.migrate().await?;
+    let store = connect_store(&config).await?;
     let shutdown = crate::shutdown::on_signal();
     let indexer = indexer::spawn_from_config(&config, store.clone(), shutdown.clone())?;
     worker::run(WorkerSettings::from_config(&config), store, shutdown).await;

@@ -20,6 +20,16 @@ pub struct Config {
     )]
     pub database_url: String,
 
+    /// Apply pending migrations when `serve` or `worker` starts. Off for a runtime role, which
+    /// may not change the schema: run `traceledger migrate` as the owner instead.
+    #[arg(
+        long,
+        env = "TRACELEDGER_MIGRATE_ON_START",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub migrate_on_start: bool,
+
     /// Connections for interactive work (reads, writes, the worker) per process.
     #[arg(
         long,

@@ -50,6 +50,10 @@ enum Command {
     Migrate {
         #[command(flatten)]
         config: Config,
+        /// Also make this login role (created if missing) a member of `traceledger_runtime`,
+        /// for the service to connect as: it may read and add events, never change them.
+        #[arg(long, value_parser = parse_role)]
+        runtime_role: Option<String>,
     },
     /// Run only the worker (as `traceledger-worker` does).
     Worker {
@@ -196,6 +200,20 @@ fn parse_cutoff(value: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| format!("{value:?} is neither an RFC 3339 date-time nor a YYYY-MM-DD date"))
 }
 
+/// A role name that needs no quoting: lowercase letters, digits and `_`, not starting with a digit.
+fn parse_role(name: &str) -> Result<String, String> {
+    let plain = name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        Ok(name.to_owned())
+    } else {
+        Err("use lowercase letters, digits and '_' (at most 63)".to_owned())
+    }
+}
+
 fn parse_scope(name: &str) -> Result<Scope, String> {
     Scope::parse(name)
         .ok_or_else(|| format!("unknown scope {name:?}: events:write, events:read or admin"))
@@ -234,11 +252,24 @@ fn user_message(error: &anyhow::Error) -> String {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config, no_worker } => serve(config, !no_worker).await,
-        Command::Migrate { config } => {
+        Command::Migrate {
+            config,
+            runtime_role,
+        } => {
             telemetry::init(config.log_format);
             let store = connect(&config).await?;
             store.migrate().await.context("migrating")?;
             println!("database is up to date");
+            if let Some(role) = runtime_role {
+                store
+                    .grant_runtime_role(&role)
+                    .await
+                    .with_context(|| format!("granting traceledger_runtime to {role}"))?;
+                println!(
+                    "role {role} may run the service (member of traceledger_runtime); \
+                     connect it with TRACELEDGER_MIGRATE_ON_START=false"
+                );
+            }
             Ok(())
         }
         Command::Worker { config } => {

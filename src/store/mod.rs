@@ -157,6 +157,47 @@ impl Store {
         Ok(())
     }
 
+    /// Why the connection's role can do more than the service needs (it is a superuser, who
+    /// can switch the append-only triggers off, or it owns the events, which grants do not
+    /// bind), or `None` when it cannot.
+    pub async fn excess_privilege(&self) -> Result<Option<&'static str>, StoreError> {
+        let (superuser, owner): (bool, bool) = sqlx::query_as(
+            "SELECT r.rolsuper, pg_has_role(current_user, c.relowner, 'USAGE') \
+             FROM pg_roles r, pg_class c \
+             WHERE r.rolname = current_user AND c.oid = 'audit_events'::regclass",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(if superuser {
+            Some("a PostgreSQL superuser")
+        } else if owner {
+            Some("the owner of the event tables")
+        } else {
+            None
+        })
+    }
+
+    /// Makes `role` (created as a login role if it does not exist) a member of
+    /// `traceledger_runtime`: what the service needs, and no more. `role` must be a plain
+    /// lowercase identifier.
+    pub async fn grant_runtime_role(&self, role: &str) -> Result<(), StoreError> {
+        let quoted = format!("\"{}\"", role.replace('"', "\"\""));
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&self.pool)
+                .await?;
+        if !exists {
+            sqlx::query(&format!("CREATE ROLE {quoted} LOGIN"))
+                .execute(&self.pool)
+                .await?;
+        }
+        sqlx::query(&format!("GRANT traceledger_runtime TO {quoted}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

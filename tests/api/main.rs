@@ -22,6 +22,7 @@ mod playground;
 mod query;
 mod rate_limits;
 mod record;
+mod roles;
 mod schema;
 mod scopes;
 mod search;
