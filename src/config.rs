@@ -276,8 +276,9 @@ pub struct Config {
     )]
     pub jwt_role_scopes: Vec<String>,
 
-    /// Writes (mutations) one key may make per second, sustained; a key's own limit overrides it.
-    #[arg(long, env = "TRACELEDGER_WRITE_RATE_PER_SEC", default_value_t = 1000)]
+    /// Events one key may record per second, sustained (a mutation that records none counts
+    /// one); a key's own limit overrides it. The burst is one second's worth.
+    #[arg(long, env = "TRACELEDGER_WRITE_RATE_PER_SEC", default_value_t = 10_000)]
     pub write_rate_per_sec: u32,
 
     /// Reads (queries, exports, websocket connections) one key may make per second, sustained.

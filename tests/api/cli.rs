@@ -1,7 +1,6 @@
 //! What a newcomer runs first: `traceledger migrate`, then `traceledger serve` on a database
 //! with no keys, which prints a key for tenant "default" that records and reads at once.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -9,7 +8,7 @@ use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-use crate::helpers::{service_env, Isolated};
+use crate::helpers::{service_env, spawn_serve, Isolated, Piped};
 
 const START_WAIT: Duration = Duration::from_secs(30);
 
@@ -36,19 +35,7 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
     .expect("the tables exist");
     assert_eq!((events, keys), (0, 0));
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .arg("serve")
-        .envs(service_env(&isolated.config))
-        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run traceledger serve");
+    let (mut serve, port) = spawn_serve(&isolated.config, Piped::Stdout);
     let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
     let key = tokio::time::timeout(START_WAIT, async {
         while let Some(line) = lines.next_line().await.expect("stdout") {
@@ -207,19 +194,7 @@ async fn serve_with_keys_already_there_says_how_to_mint_one() {
     )
     .await;
     assert!(ok, "{stderr}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .arg("serve")
-        .envs(service_env(&isolated.config))
-        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run traceledger serve");
+    let (mut serve, _) = spawn_serve(&isolated.config, Piped::Stdout);
     let mut lines = BufReader::new(serve.stdout.take().expect("stdout")).lines();
     let hint = tokio::time::timeout(START_WAIT, async {
         while let Some(line) = lines.next_line().await.expect("stdout") {

@@ -350,6 +350,37 @@ impl Isolated {
     }
 }
 
+/// `traceledger serve` as a process of its own against `config`'s services, on a free port
+/// (returned with it), with the output `piped` names piped and the other dropped.
+pub fn spawn_serve(config: &Config, piped: Piped) -> (tokio::process::Child, u16) {
+    use std::process::Stdio;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (stdout, stderr) = match piped {
+        Piped::Stdout => (Stdio::piped(), Stdio::null()),
+        Piped::Stderr => (Stdio::null(), Stdio::piped()),
+    };
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("serve")
+        .envs(service_env(config))
+        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("NO_COLOR", "1")
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run traceledger serve");
+    (child, port)
+}
+
+/// Which output of a spawned process a test reads.
+pub enum Piped {
+    Stdout,
+    Stderr,
+}
+
 /// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.
 pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
     vec![

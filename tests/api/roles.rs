@@ -2,16 +2,14 @@
 //! runtime role that can read and add events but never change or remove them, and it warns
 //! loudly when it runs as a role that could.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 use uuid::Uuid;
 
-use crate::helpers::{event, service_env, Isolated, TestApp, TENANT};
+use crate::helpers::{event, service_env, spawn_serve, Isolated, Piped, TestApp, TENANT};
 
 /// A login role of this test's own (roles are cluster-wide), dropped at the end.
 fn role_name(prefix: &str) -> String {
@@ -136,21 +134,7 @@ async fn the_service_runs_as_a_runtime_role_that_cannot_change_events() {
 #[tokio::test]
 async fn serve_warns_when_its_role_could_change_events() {
     let isolated = Isolated::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .arg("serve")
-        .envs(service_env(&isolated.config))
-        .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run traceledger serve");
+    let (mut serve, _) = spawn_serve(&isolated.config, Piped::Stderr);
     let mut lines = BufReader::new(serve.stderr.take().expect("stderr")).lines();
     let warning = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.expect("stderr") {

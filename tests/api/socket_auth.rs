@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::helpers::{event, TestApp, TENANT};
 use crate::ws::{assert_closed, connect, next, receive, subscribe, Received};
@@ -112,14 +111,7 @@ async fn a_websocket_opened_with_a_jwt_closes_when_the_token_expires() {
 
 /// A websocket upgrade that sends nothing after it.
 async fn open_silent(app: &TestApp) -> Result<crate::ws::Socket, u16> {
-    let mut request = format!("ws://{}/graphql", app.addr)
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    match tokio_tungstenite::connect_async(request).await {
+    match tokio_tungstenite::connect_async(crate::ws::upgrade_request(app)).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             Err(response.status().as_u16())

@@ -13,7 +13,10 @@ use crate::helpers::TestApp;
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
+/// The upgrade request for the app's GraphQL websocket (graphql-transport-ws).
+pub(crate) fn upgrade_request(
+    app: &TestApp,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut request = format!("ws://{}/graphql", app.addr)
         .into_client_request()
         .unwrap();
@@ -21,7 +24,11 @@ pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
         "Sec-WebSocket-Protocol",
         "graphql-transport-ws".parse().unwrap(),
     );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    request
+}
+
+pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade_request(app))
         .await
         .expect("websocket");
     send(
