@@ -37,19 +37,52 @@ enum State {
     },
 }
 
+/// When a dependency (Redis, the broker) counts as down and how long it is then skipped.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Failing dependencies")]
+pub struct BreakerSettings {
+    /// Consecutive failures after which a dependency (Redis, the broker) is skipped for a while.
+    #[arg(
+        value_name = "THRESHOLD",
+        id = "breaker-threshold",
+        long = "breaker-threshold",
+        env = "TRACELEDGER_BREAKER_THRESHOLD",
+        default_value_t = 3
+    )]
+    pub threshold: u32,
+
+    /// How long a tripped dependency is skipped before one call probes it again.
+    #[arg(
+        value_name = "COOLDOWN_MS",
+        id = "breaker-cooldown-ms",
+        long = "breaker-cooldown-ms",
+        alias = "breaker-cool-down-ms",
+        env = "TRACELEDGER_BREAKER_COOLDOWN_MS",
+        default_value_t = 2000
+    )]
+    pub cooldown_ms: u64,
+}
+
+impl BreakerSettings {
+    /// A new breaker with these settings (each dependency gets its own).
+    pub fn breaker(&self) -> Breaker {
+        Breaker::new(self.threshold, Duration::from_millis(self.cooldown_ms))
+    }
+}
+
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
-    cool_down: Duration,
+    cooldown: Duration,
     state: Mutex<State>,
 }
 
 impl Breaker {
-    /// Opens after `threshold` consecutive failures, for `cool_down`.
-    pub fn new(threshold: u32, cool_down: Duration) -> Self {
+    /// Opens after `threshold` consecutive failures, for `cooldown`.
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
-            cool_down,
+            cooldown,
             state: Mutex::new(State::Closed { failures: 0 }),
         }
     }
@@ -61,7 +94,7 @@ impl Breaker {
         match *state {
             State::Closed { .. } => true,
             State::Open { until } if now < until => false,
-            State::HalfOpen { since } if now < since + self.cool_down => false,
+            State::HalfOpen { since } if now < since + self.cooldown => false,
             State::Open { .. } | State::HalfOpen { .. } => {
                 *state = State::HalfOpen { since: now };
                 true
@@ -81,7 +114,7 @@ impl Breaker {
         };
         *state = if failures >= self.threshold {
             State::Open {
-                until: Instant::now() + self.cool_down,
+                until: Instant::now() + self.cooldown,
             }
         } else {
             State::Closed { failures }
@@ -114,7 +147,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opens_after_the_threshold_and_probes_after_the_cool_down() {
+    fn opens_after_the_threshold_and_probes_after_the_cooldown() {
         let breaker = Breaker::new(2, Duration::from_millis(30));
         assert!(breaker.allow());
         breaker.record_failure();

@@ -57,6 +57,51 @@ pub enum CacheError {
     Unavailable,
 }
 
+/// Where Redis is and what this deployment keeps there.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisSettings {
+    /// Redis, for the event cache, the idempotency fast path and shared rate limits.
+    #[arg(
+        value_name = "URL",
+        id = "redis-url",
+        long = "redis-url",
+        env = "TRACELEDGER_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub url: String,
+
+    /// Prefix of every Redis key this deployment writes.
+    #[arg(
+        value_name = "PREFIX",
+        id = "cache-prefix",
+        long = "cache-prefix",
+        env = "TRACELEDGER_CACHE_PREFIX",
+        default_value = "tl"
+    )]
+    pub prefix: String,
+
+    /// How long a loaded event stays cached (events are immutable; this only bounds memory).
+    #[arg(
+        value_name = "EVENT_TTL_SECS",
+        id = "cache-ttl-secs",
+        long = "cache-ttl-secs",
+        env = "TRACELEDGER_CACHE_TTL_SECS",
+        default_value_t = 3600
+    )]
+    pub event_ttl_secs: u64,
+
+    /// How long Redis remembers an idempotency key (PostgreSQL remembers it for good).
+    #[arg(
+        value_name = "IDEMPOTENCY_TTL_SECS",
+        id = "idempotency-ttl-secs",
+        long = "idempotency-ttl-secs",
+        env = "TRACELEDGER_IDEMPOTENCY_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub idempotency_ttl_secs: u64,
+}
+
 #[derive(Clone)]
 pub struct Cache {
     inner: Arc<Inner>,
@@ -73,21 +118,15 @@ struct Inner {
 impl Cache {
     /// Connects to Redis, or, if it is not there, keeps trying in the background. Fails only for
     /// a malformed URL.
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        event_ttl: Duration,
-        idempotency_ttl: Duration,
-        breaker: Breaker,
-    ) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url)?;
+    pub async fn connect(settings: &RedisSettings, breaker: Breaker) -> Result<Self, CacheError> {
+        let client = redis::Client::open(settings.url.as_str())?;
         let cache = Self {
             inner: Arc::new(Inner {
                 conn: OnceCell::new(),
                 breaker,
-                prefix: prefix.to_owned(),
-                event_ttl,
-                idempotency_ttl,
+                prefix: settings.prefix.clone(),
+                event_ttl: Duration::from_secs(settings.event_ttl_secs),
+                idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_secs),
             }),
         };
         // No retries inside the connection manager: a call fails fast and the breaker decides

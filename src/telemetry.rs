@@ -7,20 +7,40 @@ use std::sync::OnceLock;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+/// How the process logs.
+#[derive(clap::Args, Clone, Copy, Debug)]
+#[command(next_help_heading = "Logging")]
+pub struct LogSettings {
+    /// Log format.
+    #[arg(
+        value_name = "FORMAT",
+        id = "log-format",
+        long = "log-format",
+        env = "TRACELEDGER_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// PostgreSQL's NOTICEs (sqlx logs them at INFO) are mostly "already exists, skipping" from
 /// the idempotent migrations on every start: shown only from WARN up unless `RUST_LOG` says.
 const DEFAULT_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
-pub fn init(format: LogFormat) {
+pub fn init(settings: LogSettings) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second init (tests start several apps in one process) keeps the first subscriber.
-    let _ = match format {
+    let _ = match settings.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };

@@ -1,5 +1,5 @@
 //! The API under test, in a process of its own: the benchmark starts itself again as
-//! `traceledger-bench api`, which builds the real `traceledger::app::App` with its embedded worker
+//! `traceledger-bench api`, which builds the real `traceledger::startup::App` with its embedded worker
 //! (what `traceledger serve` runs). A separate process keeps the load generator's work and
 //! memory out of the API's numbers: its resident memory is read from /proc/<pid>/status.
 
@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-use traceledger::app::App;
 use traceledger::config::Config;
+use traceledger::startup::App;
 
 use crate::harness::BenchEnv;
 
@@ -128,8 +128,8 @@ impl ApiProcess {
 /// The child side: serve on a free loopback port until stdin closes (the benchmark finished,
 /// or died).
 pub async fn serve_child() -> anyhow::Result<()> {
-    traceledger::telemetry::init(traceledger::config::LogFormat::Text);
     let config = Config::from_env()?;
+    traceledger::telemetry::init(config.log);
     let shutdown = CancellationToken::new();
     let app = App::build(config, shutdown.clone()).await?;
     let worker = app.spawn_worker();

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use traceledger::search::indexer;
 use traceledger::search::ElasticSearch;
+use traceledger::tasks::indexer;
 
 use crate::harness::{progress, BenchEnv};
 
@@ -73,10 +73,10 @@ impl SearchServer {
         count: usize,
     ) -> anyhow::Result<u64> {
         let mut config = env.config.clone();
-        config.elasticsearch_url = Some(self.url.clone());
-        config.elasticsearch_index_prefix = prefix.to_owned();
-        config.elasticsearch_timeout_ms = INDEX_TIMEOUT_MS;
-        let elastic = ElasticSearch::from_config(&config)?.context("an Elasticsearch URL")?;
+        config.search.elasticsearch_url = Some(self.url.clone());
+        config.search.index_prefix = prefix.to_owned();
+        config.search.timeout_ms = INDEX_TIMEOUT_MS;
+        let elastic = ElasticSearch::connect(&config.search)?.context("an Elasticsearch URL")?;
         let bar = progress("indexing into osmem-server", count);
         let sent = indexer::reindex(&env.store, &elastic, Some(since), INDEX_BATCH, |n| {
             bar.inc(n)

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use traceledger::bus::Topology;
 use traceledger::config::Config;
-use traceledger::store::Store;
+use traceledger::store::{DatabaseSettings, Store};
 
 use crate::latency::Latency;
 
@@ -44,14 +44,17 @@ impl BenchEnv {
         let id = Uuid::now_v7().simple().to_string();
         let run = id[id.len() - 12..].to_owned();
         let mut config = Config::from_env().context("configuration")?;
-        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_bench_{run}");
-        config.exchange = format!("tl.bench.{run}.events");
-        config.worker_queue = format!("tl.bench.{run}.worker");
-        config.dead_letter_queue = format!("tl.bench.{run}.dead-letter");
-        config.cache_prefix = format!("tl-bench-{run}");
-        let store = Store::connect(&config.database_url, BENCH_POOL_SIZE)
-            .await
-            .context("PostgreSQL")?;
+        config.database.url = format!("postgres://postgres@127.0.0.1:5432/tl_bench_{run}");
+        config.broker.exchange = format!("tl.bench.{run}.events");
+        config.broker.worker_queue = format!("tl.bench.{run}.worker");
+        config.broker.dead_letter_queue = format!("tl.bench.{run}.dead-letter");
+        config.redis.prefix = format!("tl-bench-{run}");
+        let store = Store::connect(&DatabaseSettings::simple(
+            &config.database.url,
+            BENCH_POOL_SIZE,
+        ))
+        .await
+        .context("PostgreSQL")?;
         store.migrate().await.context("migrations")?;
         Ok(Self {
             raw_topology: Topology {
@@ -73,11 +76,14 @@ impl BenchEnv {
     pub fn api_env(&self) -> Vec<(&'static str, String)> {
         let c = &self.config;
         vec![
-            ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
-            ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
-            ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
-            ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
-            ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+            ("TRACELEDGER_DATABASE_URL", c.database.url.clone()),
+            ("TRACELEDGER_EXCHANGE", c.broker.exchange.clone()),
+            ("TRACELEDGER_WORKER_QUEUE", c.broker.worker_queue.clone()),
+            (
+                "TRACELEDGER_DEAD_LETTER_QUEUE",
+                c.broker.dead_letter_queue.clone(),
+            ),
+            ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
             // The load comes from one key per scenario: lift the per-key limits meant for
             // abusive clients, so what is measured is the pipeline, not the rate limiter.
             ("TRACELEDGER_WRITE_RATE_PER_SEC", UNLIMITED.to_string()),
@@ -93,7 +99,7 @@ impl BenchEnv {
     /// A key for a tenant of its own, so each scenario counts only its own events.
     pub async fn key(&self, tenant: &str) -> anyhow::Result<String> {
         Ok(
-            traceledger::auth::create_api_key(&self.store, tenant, "bench")
+            traceledger::access::auth::create_api_key(&self.store, tenant, "bench")
                 .await?
                 .secret,
         )
@@ -160,12 +166,10 @@ impl BenchEnv {
     }
 
     async fn cleanup_broker(&self) -> anyhow::Result<()> {
-        let connection = traceledger::bus::connect(&self.config.amqp_url, "bench-cleanup").await?;
+        let connection =
+            traceledger::bus::connect(&self.config.broker.url, "bench-cleanup").await?;
         let channel = connection.create_channel().await?;
-        let topologies = [
-            Topology::from_config(&self.config),
-            self.raw_topology.clone(),
-        ];
+        let topologies = [self.config.broker.topology(), self.raw_topology.clone()];
         for queue in topologies.iter().flat_map(Topology::queues) {
             channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -181,9 +185,9 @@ impl BenchEnv {
     }
 
     async fn cleanup_cache(&self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.config.redis_url.as_str())?;
+        let client = redis::Client::open(self.config.redis.url.as_str())?;
         let mut conn = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("{}:*", self.config.cache_prefix);
+        let pattern = format!("{}:*", self.config.redis.prefix);
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
@@ -210,7 +214,8 @@ impl BenchEnv {
     async fn cleanup_database(&self) -> anyhow::Result<()> {
         let database = self
             .config
-            .database_url
+            .database
+            .url
             .rsplit('/')
             .next()
             .unwrap_or_default();

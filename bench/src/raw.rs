@@ -36,7 +36,7 @@ pub struct RawLimits {
 
 pub async fn run(env: &BenchEnv, sizes: &Sizes) -> anyhow::Result<RawLimits> {
     let insert_rows_per_s = insert_rows(env, sizes.raw_rows).await?;
-    let connection = traceledger::bus::connect(&env.config.amqp_url, "bench-raw").await?;
+    let connection = traceledger::bus::connect(&env.config.broker.url, "bench-raw").await?;
     let channel = connection.create_channel().await?;
     // The same durable fanout exchange and bound durable queue our topology declares.
     env.raw_topology().declare(&channel).await?;

@@ -201,7 +201,7 @@ async fn search_on_elasticsearch(
         eprintln!("osmem-server is not installed (scripts/test installs it): search on the Elasticsearch backend skipped");
         return Ok(None);
     };
-    let prefix = format!("{}-search", env.config.cache_prefix);
+    let prefix = format!("{}-search", env.config.redis.prefix);
     // The newest hundredth (all of a quick run's few): the seeded events are spread evenly over
     // SEED_DAYS before `seeded_at`.
     let share = if sizes.quick { 1 } else { ELASTIC_SHARE };
@@ -323,7 +323,9 @@ async fn seed(env: &BenchEnv, count: usize) -> anyhow::Result<Vec<Uuid>> {
     });
     let mut ids: Vec<Uuid> = stream::iter(batches)
         .map(|(events, store, bar)| async move {
-            let inserted = store.insert_events(&events).await?;
+            let inserted = store
+                .insert_events(&events, traceledger::store::SearchBacklog::Skip)
+                .await?;
             ensure!(
                 inserted as usize == events.len(),
                 "{inserted} of {} seeded events inserted",

@@ -357,11 +357,11 @@ fn worker_settings() -> String {
     match Config::from_env() {
         Ok(c) => format!(
             "TRACELEDGER_BATCH_SIZE={}, BATCH_TIMEOUT_MS={}, PREFETCH={}, DATABASE_MAX_CONNECTIONS={}, PUBLISH_TIMEOUT_MS={}",
-            c.batch_size,
-            c.batch_timeout_ms,
-            c.prefetch,
-            c.database_max_connections,
-            c.publish_timeout_ms
+            c.worker.batch_size,
+            c.worker.batch_timeout_ms,
+            c.worker.prefetch,
+            c.database.max_connections,
+            c.publish.timeout_ms
         ),
         Err(e) => format!("unreadable ({e})"),
     }

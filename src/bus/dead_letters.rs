@@ -30,6 +30,7 @@ pub enum Replay {
     All,
 }
 
+#[derive(Clone)]
 pub struct DeadLetters {
     url: String,
     topology: Topology,

@@ -20,7 +20,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 pub use codec::{decode_batch, encode_batch, DecodeError};
 pub use dead_letters::{DeadLetter, DeadLetters, Replay};
 pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADER, REASON_HEADER};
-pub use publisher::{GroupCommit, Publisher};
+pub use publisher::{GroupCommit, PublishSettings, Publisher};
 
 /// AMQP reply code for closing a channel or connection normally.
 pub(crate) const CLOSE_NORMAL: u16 = 200;
@@ -60,6 +60,78 @@ impl Clone for BusError {
     }
 }
 
+/// Where the broker is and the names this deployment declares on it.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "RabbitMQ")]
+pub struct BrokerSettings {
+    /// RabbitMQ.
+    #[arg(
+        value_name = "URL",
+        id = "amqp-url",
+        long = "amqp-url",
+        env = "TRACELEDGER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub url: String,
+
+    /// Durable fanout exchange every accepted batch is published to.
+    #[arg(
+        value_name = "EXCHANGE",
+        id = "exchange",
+        long = "exchange",
+        env = "TRACELEDGER_EXCHANGE",
+        default_value = "traceledger.events"
+    )]
+    pub exchange: String,
+
+    /// Durable queue the workers consume.
+    #[arg(
+        value_name = "WORKER_QUEUE",
+        id = "worker-queue",
+        long = "worker-queue",
+        env = "TRACELEDGER_WORKER_QUEUE",
+        default_value = "traceledger.worker"
+    )]
+    pub worker_queue: String,
+
+    /// Where undecodable or invalid messages go instead of looping.
+    #[arg(
+        value_name = "DEAD_LETTER_QUEUE",
+        id = "dead-letter-queue",
+        long = "dead-letter-queue",
+        env = "TRACELEDGER_DEAD_LETTER_QUEUE",
+        default_value = "traceledger.dead-letter"
+    )]
+    pub dead_letter_queue: String,
+
+    /// Delays of the retry queues a message passes through after a transient failure, in order;
+    /// after the last one it is dead-lettered.
+    #[arg(
+        value_name = "RETRY_DELAYS_MS",
+        id = "retry-delays-ms",
+        long = "retry-delays-ms",
+        env = "TRACELEDGER_RETRY_DELAYS_MS",
+        value_delimiter = ',',
+        default_value = "1000,5000,30000,120000"
+    )]
+    pub retry_delays_ms: Vec<u64>,
+}
+
+impl BrokerSettings {
+    pub fn topology(&self) -> Topology {
+        Topology {
+            exchange: self.exchange.clone(),
+            worker_queue: self.worker_queue.clone(),
+            dead_letter_queue: self.dead_letter_queue.clone(),
+            retry_delays: self
+                .retry_delays_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
+        }
+    }
+}
+
 /// The names of everything this deployment declares on the broker.
 #[derive(Clone, Debug)]
 pub struct Topology {
@@ -71,15 +143,6 @@ pub struct Topology {
 }
 
 impl Topology {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            exchange: config.exchange.clone(),
-            worker_queue: config.worker_queue.clone(),
-            dead_letter_queue: config.dead_letter_queue.clone(),
-            retry_delays: config.retry_delays(),
-        }
-    }
-
     /// The retry queue for the `n`th failed attempt (1-based), if there is one.
     pub fn retry_queue(&self, attempt: usize) -> Option<String> {
         let delay = self.retry_delays.get(attempt.checked_sub(1)?)?;

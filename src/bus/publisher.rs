@@ -22,7 +22,6 @@ use tokio::time::Instant;
 use super::codec::{encode_group, EncodedEvents};
 use super::{connect, publish_confirmed_to, BusError, Topology};
 use crate::breaker::{Breaker, BreakerState};
-use crate::config::Config;
 use crate::domain::AuditEvent;
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
@@ -39,12 +38,78 @@ pub struct GroupCommit {
     pub max_bytes: usize,
 }
 
-impl GroupCommit {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            max_in_flight: config.publish_max_in_flight.max(1),
-            max_events: config.publish_group_max_events.max(1),
-            max_bytes: config.publish_group_max_bytes,
+/// How `recordEvent` publishes: how long it waits for the broker and how calls are grouped.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Publishing")]
+pub struct PublishSettings {
+    /// How long `recordEvent` waits for the broker's confirm before parking the events in the
+    /// PostgreSQL outbox (the call still answers ACCEPTED; UNAVAILABLE only if that fails too).
+    #[arg(
+        value_name = "TIMEOUT_MS",
+        id = "publish-timeout-ms",
+        long = "publish-timeout-ms",
+        env = "TRACELEDGER_PUBLISH_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub timeout_ms: u64,
+
+    /// Messages the publisher may have awaiting the broker's confirm at once. Calls arriving
+    /// meanwhile wait and travel together in the next message (group commit).
+    #[arg(
+        value_name = "MAX_IN_FLIGHT",
+        id = "publish-max-in-flight",
+        long = "publish-max-in-flight",
+        env = "TRACELEDGER_PUBLISH_MAX_IN_FLIGHT",
+        default_value_t = 2
+    )]
+    pub max_in_flight: usize,
+
+    /// The most events one message of grouped calls carries…
+    #[arg(
+        value_name = "GROUP_MAX_EVENTS",
+        id = "publish-group-max-events",
+        long = "publish-group-max-events",
+        env = "TRACELEDGER_PUBLISH_GROUP_MAX_EVENTS",
+        default_value_t = 1000
+    )]
+    pub group_max_events: usize,
+
+    /// …and the most bytes of events (a single larger call still travels, alone).
+    #[arg(
+        value_name = "GROUP_MAX_BYTES",
+        id = "publish-group-max-bytes",
+        long = "publish-group-max-bytes",
+        env = "TRACELEDGER_PUBLISH_GROUP_MAX_BYTES",
+        default_value_t = 4 * 1024 * 1024
+    )]
+    pub group_max_bytes: usize,
+
+    /// How often the outbox relay looks for events parked while the broker was down (or by the
+    /// operator's commands, which run without it).
+    #[arg(
+        value_name = "OUTBOX_POLL_MS",
+        id = "outbox-poll-ms",
+        long = "outbox-poll-ms",
+        env = "TRACELEDGER_OUTBOX_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub outbox_poll_ms: u64,
+}
+
+impl PublishSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn outbox_poll(&self) -> Duration {
+        Duration::from_millis(self.outbox_poll_ms)
+    }
+
+    pub fn group_commit(&self) -> GroupCommit {
+        GroupCommit {
+            max_in_flight: self.max_in_flight.max(1),
+            max_events: self.group_max_events.max(1),
+            max_bytes: self.group_max_bytes,
         }
     }
 }
@@ -85,14 +150,14 @@ impl Publisher {
     pub async fn connect(
         url: &str,
         topology: Topology,
-        timeout: Duration,
+        settings: &PublishSettings,
         breaker: Breaker,
-        group: GroupCommit,
     ) -> Self {
+        let group = settings.group_commit();
         let broker = Arc::new(Broker {
             url: url.to_owned(),
             topology,
-            timeout,
+            timeout: settings.timeout(),
             breaker,
             link: Mutex::new(None),
         });

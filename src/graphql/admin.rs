@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
-use serde_json::json;
 
 use super::error::ApiError;
 use super::guard::principal;
 use super::Services;
-use crate::auth::{Principal, Scope};
-use crate::bus::{BusError, DeadLetter as DeadLetterRecord, Replay};
-use crate::self_audit::SYSTEM_TENANT;
+use crate::access::auth::{Principal, Scope};
+use crate::app::own_trail::SYSTEM_TENANT;
+use crate::app::Actor;
+use crate::bus::{DeadLetter as DeadLetterRecord, Replay};
 
 /// The most dead letters one listing returns.
 const MAX_LISTED: i32 = 500;
@@ -67,8 +67,7 @@ impl AdminQuery {
             let letters = services
                 .dead_letters
                 .list(usize::try_from(first).unwrap_or_default())
-                .await
-                .map_err(unavailable)?;
+                .await?;
             Ok(letters.into_iter().map(DeadLetter::from).collect())
         };
         list.await.map_err(|e: ApiError| e.extend())
@@ -95,23 +94,10 @@ impl AdminMutation {
                 (None, true) => Replay::All,
                 _ => return Err(ApiError::bad_input("id", "give either an id or all: true")),
             };
-            let target = match &which {
-                Replay::One(id) => Some(("dead_letter", id.clone())),
-                Replay::All => None,
-            };
             let replayed = services
                 .dead_letters
-                .replay(which, |_, _| {})
-                .await
-                .map_err(unavailable)?;
-            tracing::info!(replayed, "dead letters replayed");
-            services.audit.admin_action(
-                principal,
-                "dead_letters.replay",
-                target.as_ref().map(|(kind, id)| (*kind, id.as_str())),
-                format!("{replayed} dead letters replayed"),
-                json!({ "replayed": replayed }),
-            );
+                .replay(Actor::Caller(principal), which, |_, _| {})
+                .await?;
             Ok(i32::try_from(replayed).unwrap_or(i32::MAX))
         };
         replay.await.map_err(|e: ApiError| e.extend())
@@ -121,15 +107,10 @@ impl AdminMutation {
     async fn purge_dead_letters(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
         let purge = async {
             let (principal, services) = operator(ctx)?;
-            let purged = services.dead_letters.purge().await.map_err(unavailable)?;
-            tracing::warn!(purged, "dead letters purged");
-            services.audit.admin_action(
-                principal,
-                "dead_letters.purge",
-                None,
-                format!("{purged} dead letters purged"),
-                json!({ "purged": purged }),
-            );
+            let purged = services
+                .dead_letters
+                .purge(Actor::Caller(principal))
+                .await?;
             Ok(i32::try_from(purged).unwrap_or(i32::MAX))
         };
         purge.await.map_err(|e: ApiError| e.extend())
@@ -145,9 +126,4 @@ fn operator<'a>(ctx: &Context<'a>) -> Result<(&'a Principal, &'a Arc<Services>),
         )));
     }
     Ok((principal, ctx.data_unchecked::<Arc<Services>>()))
-}
-
-fn unavailable(e: BusError) -> ApiError {
-    tracing::warn!(error = %e, "dead-letter queue unreachable");
-    ApiError::Unavailable("the broker is unavailable; retry shortly".into())
 }

@@ -1,60 +1,13 @@
-//! Errors as clients see them: every error carries `extensions.code` from the contract, and
-//! `extensions.field` for bad input where there is one. Internal details are logged, not sent.
+//! Errors as GraphQL clients see them: every error carries `extensions.code` from the contract,
+//! and `extensions.field` for bad input where there is one. Internal details are logged, not
+//! sent. The errors themselves are the application layer's (`app::ApiError`).
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::{ErrorExtensions, Response, ServerError};
 
-use crate::ingest::IngestError;
-use crate::ratelimit::{whole_seconds, Limited};
-use crate::search::SearchError;
-use crate::store::StoreError;
-
-/// The hint given with UNAVAILABLE: long enough for a breaker to probe again.
-const RETRY_AFTER_SECONDS: u64 = 5;
-
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{message}")]
-    BadInput { field: String, message: String },
-    #[error("missing or unknown API key")]
-    Unauthenticated,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_seconds: u64,
-    },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("internal error")]
-    Internal,
-}
-
-impl ApiError {
-    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::BadInput {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadInput { .. } => "BAD_USER_INPUT",
-            ApiError::Unauthenticated => "UNAUTHENTICATED",
-            ApiError::Forbidden(_) => "FORBIDDEN",
-            ApiError::NotFound(_) => "NOT_FOUND",
-            ApiError::RateLimited { .. } => "RATE_LIMITED",
-            ApiError::Unavailable(_) => "UNAVAILABLE",
-            ApiError::Internal => "INTERNAL",
-        }
-    }
-}
+pub use crate::app::{ingest_error, ApiError};
 
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
@@ -62,7 +15,9 @@ impl ErrorExtensions for ApiError {
             ext.set("code", self.code());
             match self {
                 ApiError::BadInput { field, .. } => ext.set("field", field.as_str()),
-                ApiError::Unavailable(_) => ext.set("retryAfterSeconds", RETRY_AFTER_SECONDS),
+                ApiError::Unavailable(_) => {
+                    ext.set("retryAfterSeconds", crate::app::RETRY_AFTER_SECONDS)
+                }
                 ApiError::RateLimited {
                     retry_after_seconds,
                     ..
@@ -70,79 +25,6 @@ impl ErrorExtensions for ApiError {
                 _ => {}
             }
         })
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_transient() {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::Unavailable("the event store is unavailable; try again shortly".into())
-        } else {
-            tracing::error!(error = %e, "database error");
-            ApiError::Internal
-        }
-    }
-}
-
-impl From<SearchError> for ApiError {
-    fn from(e: SearchError) -> Self {
-        match e {
-            SearchError::BadCursor => ApiError::bad_input("after", e.to_string()),
-            SearchError::CursorBackendUnavailable => ApiError::Unavailable(e.to_string()),
-            SearchError::Store(e) => e.into(),
-            SearchError::Elastic(_) => {
-                tracing::error!(error = %e, "search failed");
-                ApiError::Internal
-            }
-        }
-    }
-}
-
-impl From<Limited> for ApiError {
-    /// RATE_LIMITED with when to retry, or BAD_USER_INPUT naming the batch when retrying the same
-    /// call could never succeed.
-    fn from(limited: Limited) -> Self {
-        match limited {
-            Limited::Wait(wait) => {
-                let seconds = whole_seconds(wait);
-                ApiError::RateLimited {
-                    message: format!("rate limit reached for this key; retry in {seconds} s"),
-                    retry_after_seconds: seconds,
-                }
-            }
-            Limited::TooLarge { cost, burst } => ApiError::bad_input(
-                "inputs",
-                format!(
-                    "this request records {cost} events and this key may record at most {burst} at once: send smaller batches"
-                ),
-            ),
-        }
-    }
-}
-
-impl From<Arc<ApiError>> for ApiError {
-    fn from(e: Arc<ApiError>) -> Self {
-        (*e).clone()
-    }
-}
-
-/// Maps an ingest failure for the argument `argument` (`input` or `inputs`).
-pub fn ingest_error(argument: &str, e: IngestError) -> ApiError {
-    match e {
-        IngestError::Invalid { index, error } => {
-            let field = if argument == "inputs" {
-                format!("inputs.{index}.{}", error.field)
-            } else {
-                format!("input.{}", error.field)
-            };
-            ApiError::bad_input(field, error.message)
-        }
-        IngestError::TooMany => ApiError::bad_input(argument, e.to_string()),
-        IngestError::Unavailable { .. } | IngestError::Interrupted => {
-            tracing::error!(error = %e, "cannot record");
-            ApiError::Unavailable("events cannot be recorded right now; retry shortly".into())
-        }
     }
 }
 

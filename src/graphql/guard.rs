@@ -6,18 +6,15 @@ use std::sync::Arc;
 use async_graphql::Context;
 
 use super::error::ApiError;
-use crate::auth::{Principal, Scope};
+use crate::access::auth::{Principal, Scope};
 
 /// The caller, if it holds `scope`; FORBIDDEN naming the missing scope otherwise.
 pub(super) fn principal<'a>(ctx: &Context<'a>, scope: Scope) -> Result<&'a Principal, ApiError> {
     let principal = ctx
         .data_opt::<Principal>()
-        .ok_or(ApiError::Unauthenticated)?;
+        .ok_or_else(ApiError::no_credentials)?;
     if !principal.has(scope) {
-        return Err(ApiError::Forbidden(format!(
-            "this needs a key with the {} scope",
-            scope.as_str()
-        )));
+        return Err(ApiError::missing_scope(scope));
     }
     Ok(principal)
 }

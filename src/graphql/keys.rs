@@ -6,19 +6,15 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::error::ApiError;
 use super::guard::principal;
 use super::scalars::DateTime;
 use super::Services;
-use crate::auth::{self, Scope};
+use crate::access::auth::Scope;
+use crate::app::{Actor, KeyRequest, Rates};
 use crate::store::ApiKeyRecord;
-
-fn saturating_i32(rate: u32) -> i32 {
-    i32::try_from(rate).unwrap_or(i32::MAX)
-}
 
 /// What a key may do.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,14 +85,10 @@ impl KeysQuery {
             let principal = principal(ctx, Scope::Admin)?;
             let services = ctx.data_unchecked::<Arc<Services>>();
             let keys = services
-                .store
-                .list_api_keys(Some(&principal.tenant))
+                .keys
+                .list(Some(&principal.tenant), include_revoked)
                 .await?;
-            Ok(keys
-                .into_iter()
-                .filter(|k| include_revoked || k.revoked_at.is_none())
-                .map(ApiKey::from)
-                .collect())
+            Ok(keys.into_iter().map(ApiKey::from).collect())
         };
         list.await.map_err(|e: ApiError| e.extend())
     }
@@ -120,69 +112,29 @@ impl KeysMutation {
         let create = async {
             let principal = principal(ctx, Scope::Admin)?;
             let services = ctx.data_unchecked::<Arc<Services>>();
-            if name.trim().is_empty() || name.len() > crate::domain::MAX_ID_LEN {
-                return Err(ApiError::bad_input(
-                    "name",
-                    "must be 1 to 256 characters, not only spaces",
-                ));
-            }
-            // A tenant's admin may give its keys at most the tenant's ceiling: the operator's,
-            // or else the deployment's default rate.
-            let (write_ceiling, read_ceiling) = services
-                .store
-                .tenant_rate_ceilings(&principal.tenant)
-                .await?;
-            let defaults = services.default_rates;
-            for (field, rate, ceiling) in [
-                (
-                    "writeRatePerSec",
-                    write_rate_per_sec,
-                    write_ceiling.unwrap_or(saturating_i32(defaults.write_per_sec)),
-                ),
-                (
-                    "readRatePerSec",
-                    read_rate_per_sec,
-                    read_ceiling.unwrap_or(saturating_i32(defaults.read_per_sec)),
-                ),
-            ] {
-                if rate.is_some_and(|r| !(1..=ceiling).contains(&r)) {
-                    return Err(ApiError::bad_input(
-                        field,
-                        format!(
-                            "must be between 1 and {ceiling}, the tenant's ceiling (an operator sets it with `traceledger tenants limit`)"
-                        ),
-                    ));
-                }
-            }
             let scopes: Vec<Scope> = match scopes {
-                Some(scopes) if !scopes.is_empty() => scopes.into_iter().map(Into::into).collect(),
-                Some(_) => return Err(ApiError::bad_input("scopes", "name at least one scope")),
-                None => Scope::DEFAULT.to_vec(),
+                Some(scopes) if scopes.is_empty() => {
+                    return Err(ApiError::bad_input("scopes", "name at least one scope"))
+                }
+                Some(scopes) => scopes.into_iter().map(Into::into).collect(),
+                None => Vec::new(),
             };
-            let new =
-                auth::create_scoped_api_key(&services.store, &principal.tenant, &name, &scopes)
-                    .await?;
-            if write_rate_per_sec.is_some() || read_rate_per_sec.is_some() {
-                services
-                    .store
-                    .set_api_key_rates(new.id, write_rate_per_sec, read_rate_per_sec)
-                    .await?;
-            }
-            let record = services
-                .store
-                .api_key_by_id(new.id)
-                .await?
-                .ok_or(ApiError::Internal)?;
-            services.audit.admin_action(
-                principal,
-                "api_key.create",
-                Some(("api_key", &new.id.to_string())),
-                format!("API key {:?} created for tenant {}", name, principal.tenant),
-                json!({ "name": name, "scopes": record.scopes }),
-            );
+            let request = KeyRequest {
+                tenant: principal.tenant.clone(),
+                name,
+                scopes,
+                rates: Rates {
+                    write_per_sec: write_rate_per_sec,
+                    read_per_sec: read_rate_per_sec,
+                },
+            };
+            let created = services
+                .keys
+                .create(Actor::Caller(principal), request)
+                .await?;
             Ok(CreatedApiKey {
-                key: record.into(),
-                secret: new.secret,
+                key: created.key.into(),
+                secret: created.secret,
             })
         };
         create.await.map_err(|e: ApiError| e.extend())
@@ -196,17 +148,15 @@ impl KeysMutation {
             let services = ctx.data_unchecked::<Arc<Services>>();
             let id = Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not a key id"))?;
             let revoked = services
-                .store
-                .revoke_api_key(id, Some(&principal.tenant))
-                .await?
-                .ok_or_else(|| ApiError::NotFound("the tenant has no key with this id".into()))?;
-            services.audit.admin_action(
-                principal,
-                "api_key.revoke",
-                Some(("api_key", &id.to_string())),
-                format!("API key {id} of tenant {} revoked", principal.tenant),
-                json!({ "name": revoked.name }),
-            );
+                .keys
+                .revoke(Actor::Caller(principal), id)
+                .await
+                .map_err(|e| match e {
+                    ApiError::NotFound(_) => {
+                        ApiError::NotFound("the tenant has no key with this id".into())
+                    }
+                    other => other,
+                })?;
             Ok(revoked.into())
         };
         revoke.await.map_err(|e: ApiError| e.extend())

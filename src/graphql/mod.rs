@@ -29,8 +29,8 @@ pub use error::{ApiError, ErrorCodes};
 pub use loader::EventLoader;
 pub use operation::{classify, Operation, SocketCharge};
 
-use crate::auth::Principal;
-pub use crate::services::Services;
+use crate::access::auth::Principal;
+pub use crate::app::services::Services;
 
 pub type AppSchema = Schema<Query, Mutation, subscription::Subscription>;
 
@@ -54,14 +54,42 @@ pub struct Mutation(
 );
 
 /// What one query may ask of the server.
-#[derive(Clone, Copy, Debug)]
+#[derive(clap::Args, Clone, Copy, Debug)]
+#[command(next_help_heading = "GraphQL")]
 pub struct SchemaLimits {
+    /// The deepest GraphQL selection accepted (GraphiQL's introspection query is 15 deep).
+    #[arg(
+        value_name = "MAX_DEPTH",
+        id = "max-query-depth",
+        long = "max-query-depth",
+        env = "TRACELEDGER_MAX_QUERY_DEPTH",
+        default_value_t = 20
+    )]
     pub max_depth: usize,
+
+    /// The largest GraphQL query complexity accepted (each field selected counts one).
+    #[arg(
+        value_name = "MAX_COMPLEXITY",
+        id = "max-query-complexity",
+        long = "max-query-complexity",
+        env = "TRACELEDGER_MAX_QUERY_COMPLEXITY",
+        default_value_t = 2000
+    )]
     pub max_complexity: usize,
+
+    /// Whether the schema answers introspection (GraphiQL needs it).
+    #[arg(
+        value_name = "INTROSPECTION",
+        id = "introspection",
+        long = "introspection",
+        env = "TRACELEDGER_INTROSPECTION",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub introspection: bool,
 }
 
-pub fn build_schema(services: Arc<Services>, limits: SchemaLimits) -> AppSchema {
+pub fn build_schema(services: Arc<Services>, limits: &SchemaLimits) -> AppSchema {
     let builder = schema_builder()
         .data(services)
         .limit_depth(limits.max_depth)

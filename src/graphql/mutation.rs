@@ -9,10 +9,10 @@ use super::guard::principal;
 use super::inputs::RecordEventInput;
 use super::types::RecordEventPayload;
 use super::Services;
-use crate::auth::Scope;
+use crate::access::auth::Scope;
+use crate::app::own_trail::SYSTEM_TENANT;
+use crate::app::record::IngestError;
 use crate::domain::{check_not_reserved, EventDraft, RecordedBy};
-use crate::ingest::IngestError;
-use crate::self_audit::SYSTEM_TENANT;
 
 #[derive(Default)]
 pub struct RecordMutation;

@@ -21,10 +21,10 @@ use futures::StreamExt;
 
 use super::error::ApiError;
 use super::Services;
-use crate::auth::{Credential, HeldCredential, Principal};
+use crate::access::auth::{Credential, HeldCredential, Principal};
+use crate::access::ratelimit::{RateLimiter, RequestKind};
+use crate::app::own_trail::{OwnTrail, RequestNote, Transport};
 use crate::domain::MAX_BATCH;
-use crate::ratelimit::{RateLimiter, RequestKind};
-use crate::self_audit::{AuditTrail, RequestNote, Transport};
 
 /// The status a websocket operation's audit note carries: it was answered over an open socket
 /// (its outcome is in its error codes).
@@ -223,7 +223,7 @@ impl Extension for SocketOperationsExtension {
             request.variables = variables;
             *self.name.lock().unwrap_or_else(|p| p.into_inner()) = Some(operation.name.clone());
             let refused = match charge.credential.check().await {
-                Err(_) => Some(ApiError::Unauthenticated),
+                Err(reason) => Some(ApiError::Unauthenticated(reason)),
                 Ok(()) => match operation.check_event_cap() {
                     Err(error) => Some(error),
                     Ok(()) if operation.subscription => None,
@@ -256,7 +256,7 @@ impl Extension for SocketOperationsExtension {
             return stream;
         };
         let mut note = OperationNote {
-            audit: services.audit.clone(),
+            trail: services.trail.clone(),
             name: Arc::clone(&self.name),
             caller: (
                 charge.principal.tenant.clone(),
@@ -273,7 +273,7 @@ impl Extension for SocketOperationsExtension {
 /// What one websocket operation leaves in the trail, recorded when its stream ends: at once for
 /// a query or mutation, when it is stopped (or its socket closes) for a subscription.
 struct OperationNote {
-    audit: AuditTrail,
+    trail: OwnTrail,
     name: Arc<Mutex<Option<String>>>,
     caller: (String, Credential),
     client_ip: Option<IpAddr>,
@@ -298,7 +298,7 @@ impl OperationNote {
 impl Drop for OperationNote {
     fn drop(&mut self) {
         let name = self.name.lock().unwrap_or_else(|p| p.into_inner()).take();
-        self.audit.request(RequestNote {
+        self.trail.request(RequestNote {
             transport: Transport::Websocket,
             operation: name.unwrap_or_else(|| "unknown".to_owned()),
             status: OPERATION_STATUS,

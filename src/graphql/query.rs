@@ -12,7 +12,7 @@ use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
 use super::types::{AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo};
 use super::Services;
-use crate::auth::Scope;
+use crate::access::auth::Scope;
 use crate::domain::{self, Cursor};
 
 /// The largest page a client may ask for.

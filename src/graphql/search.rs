@@ -18,7 +18,7 @@ use super::loader::{EventKey, EventLoader};
 use super::query::{parse_filter, MAX_PAGE};
 use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
 use super::Services;
-use crate::auth::Scope;
+use crate::access::auth::Scope;
 use crate::domain::SearchQuery as ParsedQuery;
 use crate::search::{BackendKind, SearchRequest};
 

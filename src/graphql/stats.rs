@@ -12,7 +12,7 @@ use super::inputs::AuditEventFilter;
 use super::query::parse_filter;
 use super::scalars::DateTime;
 use super::Services;
-use crate::auth::Scope;
+use crate::access::auth::Scope;
 use crate::domain::{self, FieldError, StatsRequest, TimeRange};
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]

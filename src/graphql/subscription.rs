@@ -12,7 +12,7 @@ use super::inputs::AuditEventFilter;
 use super::query::parse_filter;
 use super::types::AuditEvent;
 use super::Services;
-use crate::auth::Scope;
+use crate::access::auth::Scope;
 
 /// The hint given when a caller holds too many subscriptions: one must end first.
 const SUBSCRIPTION_RETRY_AFTER_SECS: u64 = 1;

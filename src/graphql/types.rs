@@ -3,8 +3,8 @@
 use async_graphql::{Enum, Object, SimpleObject, ID};
 
 use super::scalars::DateTime;
+use crate::app::record;
 use crate::domain;
-use crate::ingest;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "domain::Outcome")]
@@ -33,7 +33,7 @@ pub enum EventOrder {
 }
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[graphql(remote = "ingest::RecordStatus")]
+#[graphql(remote = "record::RecordStatus")]
 pub enum RecordStatus {
     Accepted,
     Duplicate,
@@ -166,8 +166,8 @@ pub struct RecordEventPayload {
     pub received_at: DateTime,
 }
 
-impl From<ingest::Receipt> for RecordEventPayload {
-    fn from(r: ingest::Receipt) -> Self {
+impl From<record::Receipt> for RecordEventPayload {
+    fn from(r: record::Receipt) -> Self {
         Self {
             id: ID(r.id.to_string()),
             status: r.status.into(),

@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
-use crate::auth::{Credential, Principal};
-use crate::self_audit::{RequestNote, Transport};
+use crate::access::auth::{Credential, Principal};
+use crate::app::own_trail::{RequestNote, Transport};
 
 /// What a handler knows about a request that the middleware does not: the operation it ran and
 /// who called. Handlers put it in the response's extensions.
@@ -74,7 +74,7 @@ pub(super) async fn record_requests(
         return response;
     }
     let note = note.unwrap_or_else(|| AuditNote::new(fallback_operation, None));
-    state.services.audit.request(RequestNote {
+    state.services.trail.request(RequestNote {
         transport: Transport::Http,
         operation: note.operation,
         status: status.as_u16(),

@@ -1,15 +1,16 @@
 //! Credentials for every authenticated HTTP route: which key or token a request presents, the
-//! principal it acts for, whether it may do this, and whether it has budget left; or the
-//! 401/403/429/503 answer instead.
+//! caller it acts for (one extractor), whether it may do this, and whether it has budget left.
 
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 
 use super::audit::RefusedCaller;
-use super::{api_error_response, error_response, graphql_error_response, AppState};
-use crate::auth::{refused_caller, AuthError, Principal, Scope};
-use crate::graphql::ApiError;
-use crate::ratelimit::{Limited, RequestKind};
+use super::AppState;
+use crate::access::auth::{refused_caller, Principal, Scope};
+use crate::access::ratelimit::RequestKind;
+use crate::app::ApiError;
 
 /// `Authorization: Bearer <key or JWT>` or `X-API-Key: <key>`.
 pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -25,74 +26,52 @@ pub(super) fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The principal for the credentials `headers` present, or the answer to send instead (carrying
-/// a `RefusedCaller` for the audit trail when a credential was presented).
-pub(super) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Principal, Response> {
-    let Some(key) = presented_key(headers) else {
-        return Err(error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "missing API key: send \"Authorization: Bearer <key>\" or \"X-API-Key: <key>\"",
-        ));
-    };
-    let error = match state.auth.verify(key).await {
-        Ok(principal) => return Ok(principal),
-        Err(error) => error,
-    };
-    let mut response = match &error {
-        AuthError::Store(e) => {
-            tracing::warn!(error = %e, "cannot verify credentials");
-            error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "credentials cannot be verified right now; retry shortly",
-            )
-        }
-        AuthError::Unauthenticated | AuthError::Revoked(_) => error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "unknown or revoked API key",
-        ),
-        AuthError::InvalidToken(_) | AuthError::Expired { .. } => error_response(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            &error.to_string(),
-        ),
-    };
-    let (id, kind) = refused_caller(key, &error);
-    response.extensions_mut().insert(RefusedCaller { id, kind });
-    Err(response)
-}
+/// The caller of an authenticated route: extracting it verifies the credentials in the headers
+/// (before any body is read), or answers 401/503 instead, carrying a `RefusedCaller` for the
+/// audit trail when a credential was presented.
+pub(super) struct Caller(pub Principal);
 
-/// The 403 FORBIDDEN answer, unless the principal holds `scope`.
-pub(super) fn forbidden_unless(principal: &Principal, scope: Scope) -> Option<Response> {
-    if principal.has(scope) {
-        return None;
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Some(key) = presented_key(&parts.headers) else {
+            return Err(ApiError::no_credentials().into_response());
+        };
+        match state.auth.verify(key).await {
+            Ok(principal) => Ok(Caller(principal)),
+            Err(error) => {
+                let (id, kind) = refused_caller(key, &error);
+                let mut response = ApiError::from(error).into_response();
+                response.extensions_mut().insert(RefusedCaller { id, kind });
+                Err(response)
+            }
+        }
     }
-    Some(error_response(
-        StatusCode::FORBIDDEN,
-        "FORBIDDEN",
-        &format!("this needs a key with the {} scope", scope.as_str()),
-    ))
 }
 
-/// Takes `cost` units of `kind` from the caller's budget (a write costs its events), or answers
-/// 429 with `Retry-After`; a call larger than the caller may ever send at once gets the GraphQL
-/// error BAD_USER_INPUT instead, since retrying it cannot help.
-pub(super) async fn rate_limit(
-    state: &AppState,
-    principal: &Principal,
-    kind: RequestKind,
-    cost: u32,
-) -> Result<(), Response> {
-    match state.limiter.check(principal, kind, cost).await {
-        Ok(()) => Ok(()),
-        Err(limited @ Limited::Wait(_)) => Err(api_error_response(&ApiError::from(limited))),
-        Err(limited @ Limited::TooLarge { .. }) => {
-            Err(graphql_error_response(&ApiError::from(limited)))
+impl Caller {
+    /// FORBIDDEN unless the caller holds `scope`.
+    pub(super) fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.0.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::missing_scope(scope))
         }
+    }
+
+    /// Takes `cost` units of `kind` from the caller's budget (a write costs its events). A call
+    /// larger than the caller may ever send at once is bad input, since retrying cannot help.
+    pub(super) async fn charge(
+        &self,
+        state: &AppState,
+        kind: RequestKind,
+        cost: u32,
+    ) -> Result<(), ApiError> {
+        state
+            .limiter
+            .check(&self.0, kind, cost)
+            .await
+            .map_err(ApiError::from)
     }
 }

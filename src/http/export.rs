@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::{future, stream, Stream, StreamExt};
@@ -23,15 +23,16 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
 use super::audit::{noted, AuditNote};
-use super::credentials::{authenticate, forbidden_unless, rate_limit};
-use super::{api_error_response, bad_input_response, error_response, AppState};
-use crate::auth::{Principal, Scope};
+use super::credentials::Caller;
+use super::AppState;
+use crate::access::auth::{Principal, Scope};
+use crate::access::ratelimit::{RequestKind, Slot};
+use crate::app::export::{self, ExportFormat};
+use crate::app::Actor;
 use crate::domain::{
     ActionPattern, EventFilter, EventOrder, FieldError, Outcome, RecordedBy, Severity,
 };
-use crate::export::{self, ExportFormat};
-use crate::graphql::ApiError;
-use crate::ratelimit::{RequestKind, Slot};
+use crate::app::ApiError;
 
 /// Encoded chunks an export keeps ready for its client.
 const BODY_BUFFER_CHUNKS: usize = 1;
@@ -40,20 +41,17 @@ const EXPORT_BUSY_RETRY_SECONDS: u64 = 5;
 
 pub(super) async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Response {
-    let principal = match authenticate(&state, &headers).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let note = AuditNote::new("GET /export", Some(&principal));
-    if let Some(response) = forbidden_unless(&principal, Scope::EventsRead) {
-        return noted(response, note);
+    let note = AuditNote::new("GET /export", Some(&caller.0));
+    if let Err(error) = caller.require(Scope::EventsRead) {
+        return noted(error.into_response(), note);
     }
-    if let Err(response) = rate_limit(&state, &principal, RequestKind::Read, 1).await {
-        return noted(response, note);
+    if let Err(error) = caller.charge(&state, RequestKind::Read, 1).await {
+        return noted(error.into_response(), note);
     }
+    let principal = caller.0;
     // Exports are long readers: each caller runs only a few at once.
     let Some(slot) = state.exports.acquire(&principal) else {
         let error = ApiError::RateLimited {
@@ -63,7 +61,7 @@ pub(super) async fn export(
             ),
             retry_after_seconds: EXPORT_BUSY_RETRY_SECONDS,
         };
-        return noted(api_error_response(&error), note);
+        return noted(error.into_response(), note);
     };
     noted(stream_export(&state, principal, query, slot).await, note)
 }
@@ -80,7 +78,7 @@ async fn stream_export(
     };
     let request = match request {
         Ok(request) => request,
-        Err(e) => return bad_input_response(&e.field, &e.message),
+        Err(e) => return ApiError::bad_input(e.field, e.message).into_response(),
     };
     let format = request.format;
     let mut events = Box::pin(state.services.store.stream_events(
@@ -92,15 +90,10 @@ async fn stream_export(
     // an error status rather than a 200 with a broken body.
     let first = events.next().await;
     if let Some(Err(e)) = first {
-        let e = ApiError::from(e);
-        let status = match e {
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        return error_response(status, e.code(), &e.to_string());
+        return ApiError::from(e).into_response();
     }
     // Recorded once the export is really under way, not for one the store refused.
-    record_export(state, &principal, &request);
+    record_export(state, &principal, &request).await;
     let events = stream::iter(first).chain(events);
     let disposition = format!(
         "attachment; filename=\"traceledger-export.{}\"",
@@ -166,14 +159,17 @@ where
 
 /// Records the export through the normal pipeline, in the background: a failure is logged and
 /// does not stop the export.
-fn record_export(state: &AppState, principal: &Principal, request: &ExportRequest) {
-    state.services.audit.admin_action(
-        principal,
+async fn record_export(state: &AppState, principal: &Principal, request: &ExportRequest) {
+    let noted = state.services.trail.action(
+        Actor::Caller(principal),
         "events.export",
         None,
         format!("export of tenant {}'s events", principal.tenant),
         serde_json::json!({ "format": request.format.as_str() }),
     );
+    if let Err(e) = noted.await {
+        tracing::error!(error = %e, "the export's note was not kept");
+    }
     let draft = export::export_event(
         &principal.credential,
         request.format,

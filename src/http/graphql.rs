@@ -11,10 +11,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::audit::{client_ip, noted, AuditNote};
-use super::credentials::{authenticate, presented_key, rate_limit};
+use super::credentials::{presented_key, Caller};
 use super::socket;
 use super::{error_response, graphql_error_response, AppState, GRAPHQL_PATH};
+use crate::app::ApiError;
 use crate::graphql::{classify, request_data};
+
 /// Each socket's read buffer, allocated up front (tungstenite's default is 128 KiB, which made
 /// 1000 subscribers cost 125 MiB). Clients send only small protocol messages; a larger one
 /// still arrives whole, read in several chunks.
@@ -22,14 +24,14 @@ const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// POST: the credentials in the headers are checked before the body is read, so a caller
 /// without a key can make the server neither buffer a body nor send `100 Continue`.
-pub(super) async fn execute(State(state): State<AppState>, request: Request) -> Response {
+pub(super) async fn execute(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
-    let principal = match authenticate(&state, headers).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let unread = AuditNote::new(format!("POST {GRAPHQL_PATH}"), Some(&principal));
+    let unread = AuditNote::new(format!("POST {GRAPHQL_PATH}"), Some(&caller.0));
     if !is_json(headers) {
         let response = error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -44,8 +46,7 @@ pub(super) async fn execute(State(state): State<AppState>, request: Request) -> 
         Ok(request) => request.into_inner(),
         Err(rejection) => {
             let message = format!("unreadable GraphQL request: {}", rejection.0);
-            let response = error_response(StatusCode::BAD_REQUEST, "BAD_USER_INPUT", &message);
-            return noted(response, unread);
+            return noted(ApiError::bad_input("body", message).into_response(), unread);
         }
     };
     let document = state.documents.parse(&request.query);
@@ -57,15 +58,20 @@ pub(super) async fn execute(State(state): State<AppState>, request: Request) -> 
     if let Some(document) = document {
         request.set_parsed_query(document);
     }
-    let mut note = AuditNote::new(operation.name.clone(), Some(&principal));
+    let mut note = AuditNote::new(operation.name.clone(), Some(&caller.0));
     // Before anything runs: aliases and fields together may record no more than one batch.
     if let Err(error) = operation.check_event_cap() {
         return noted(graphql_error_response(&error), note);
     }
-    if let Err(response) = rate_limit(&state, &principal, operation.kind, operation.cost()).await {
-        return noted(response, note);
+    match caller.charge(&state, operation.kind, operation.cost()).await {
+        Ok(()) => {}
+        // A call larger than the caller may ever send is answered as the schema would.
+        Err(error @ ApiError::BadInput { .. }) => {
+            return noted(graphql_error_response(&error), note)
+        }
+        Err(error) => return noted(error.into_response(), note),
     }
-    request.data = request_data(&state.services, principal);
+    request.data = request_data(&state.services, caller.0);
     let response = state.schema.execute(request).await;
     note.error_codes = response
         .errors
@@ -108,11 +114,10 @@ pub(super) async fn playground_or_websocket(
     };
     // Until it authenticates, a socket takes one of the instance's few unauthenticated slots.
     let Ok(unauthenticated) = Arc::clone(&state.unauthenticated_sockets).try_acquire_owned() else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "too many websockets are waiting to authenticate; retry shortly",
-        );
+        return ApiError::Unavailable(
+            "too many websockets are waiting to authenticate; retry shortly".into(),
+        )
+        .into_response();
     };
     let admission = socket::Admission {
         client_ip: client_ip(&parts.extensions),

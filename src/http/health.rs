@@ -8,7 +8,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::AppState;
-use crate::health::{readiness, refresh_gauges, Status};
+use crate::app::readiness::{readiness, refresh_gauges, Status};
 use crate::telemetry;
 
 pub(super) async fn health() -> Json<serde_json::Value> {

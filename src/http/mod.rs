@@ -23,11 +23,11 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::Authenticator;
+use crate::access::auth::Authenticator;
+use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
+use crate::app::Services;
 use crate::bus::Topology;
 use crate::graphql::{ApiError, AppSchema, DocumentCache};
-use crate::ratelimit::{ConcurrencyCap, RateLimiter};
-use crate::services::Services;
 
 pub use playground::DASHBOARD_PATH;
 pub use server::serve;
@@ -60,22 +60,108 @@ pub struct AppState {
     pub topology: Arc<Topology>,
 }
 
-/// What the HTTP layer itself accepts.
-#[derive(Clone, Debug, Default)]
-pub struct HttpLimits {
+/// Where the API listens and what its HTTP layer accepts.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpSettings {
+    /// Address the HTTP API listens on.
+    #[arg(
+        value_name = "LISTEN",
+        id = "listen",
+        long = "listen",
+        env = "TRACELEDGER_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: std::net::SocketAddr,
+
+    /// How long a client may take to send a request's headers, and so how long a connection may
+    /// sit idle between requests, before it is closed.
+    #[arg(
+        value_name = "HEADER_TIMEOUT_MS",
+        id = "http-header-timeout-ms",
+        long = "http-header-timeout-ms",
+        env = "TRACELEDGER_HTTP_HEADER_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub header_timeout_ms: u64,
+
+    /// The largest request body accepted, in bytes: room for a full `recordEvents` batch.
+    #[arg(
+        value_name = "MAX_BODY_BYTES",
+        id = "max-body-bytes",
+        long = "max-body-bytes",
+        env = "TRACELEDGER_MAX_BODY_BYTES",
+        default_value_t = 32 * 1024 * 1024
+    )]
     pub max_body_bytes: usize,
-    /// Origins allowed to call from browser pages; empty: same-origin only.
-    pub cors_origins: Vec<HeaderValue>,
+
+    /// Origins (e.g. https://admin.example.com) whose browser pages may call the API; none by
+    /// default, so only same-origin pages can.
+    #[arg(
+        value_name = "CORS_ORIGINS",
+        id = "cors-origins",
+        long = "cors-origins",
+        env = "TRACELEDGER_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// How long a new websocket may take to send `connection_init` before it is closed (4408).
+    #[arg(
+        value_name = "SOCKET_INIT_TIMEOUT_MS",
+        id = "socket-init-timeout-ms",
+        long = "socket-init-timeout-ms",
+        env = "TRACELEDGER_SOCKET_INIT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub socket_init_timeout_ms: u64,
+
+    /// Websockets that have not authenticated yet that one instance holds at once; more are
+    /// refused (503) until some authenticate or time out.
+    #[arg(
+        value_name = "MAX_UNAUTHENTICATED_SOCKETS",
+        id = "max-unauthenticated-sockets",
+        long = "max-unauthenticated-sockets",
+        env = "TRACELEDGER_MAX_UNAUTHENTICATED_SOCKETS",
+        default_value_t = 256
+    )]
+    pub max_unauthenticated_sockets: u32,
+
+    /// An export whose client takes no data for this long is ended, freeing its connection.
+    #[arg(
+        value_name = "EXPORT_SEND_TIMEOUT_MS",
+        id = "export-send-timeout-ms",
+        long = "export-send-timeout-ms",
+        env = "TRACELEDGER_EXPORT_SEND_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub export_send_timeout_ms: u64,
 }
 
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+impl HttpSettings {
+    pub fn header_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.header_timeout_ms)
+    }
+}
+
+/// A configured CORS origin that is no header value.
+#[derive(Debug, thiserror::Error)]
+#[error("CORS origin {0:?} is not a valid header value")]
+pub struct BadCorsOrigin(pub String);
+
+pub fn router(state: AppState, settings: &HttpSettings) -> Result<Router, BadCorsOrigin> {
+    let cors_origins = settings
+        .cors_origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| BadCorsOrigin(o.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     let api = Router::new()
         .route(
             GRAPHQL_PATH,
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
         .route("/export", get(export::export))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(middleware::map_response(coded_body_limit))
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -110,12 +196,12 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             HeaderValue::from_static(API_POLICY),
         ))
         .with_state(state);
-    if limits.cors_origins.is_empty() {
-        return router;
+    if cors_origins.is_empty() {
+        return Ok(router);
     }
-    router.layer(
+    Ok(router.layer(
         CorsLayer::new()
-            .allow_origin(limits.cors_origins)
+            .allow_origin(cors_origins)
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([
                 header::AUTHORIZATION,
@@ -124,7 +210,7 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
             ])
             .expose_headers([header::RETRY_AFTER, header::CONTENT_DISPOSITION])
             .max_age(CORS_MAX_AGE),
-    )
+    ))
 }
 
 /// The body limit answers 413 in plain text; clients get the API's coded error instead.
@@ -139,34 +225,45 @@ async fn coded_body_limit(response: Response) -> Response {
     )
 }
 
-/// A GraphQL-shaped error body for failures before GraphQL runs (credentials, unreadable body).
+/// A GraphQL-shaped error body for HTTP's own refusals, which are no use case's (a body that is
+/// not JSON, too large, or unreadable).
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     error_body(status, message, json!({ "code": code }))
 }
 
-/// The API's error as an HTTP answer, for refusals before GraphQL runs or outside it: the status
-/// that goes with its code, `Retry-After` where there is one.
-pub(crate) fn api_error_response(error: &ApiError) -> Response {
-    let status = match error {
-        ApiError::BadInput { field, message } => return bad_input_response(field, message),
-        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+/// The HTTP status that goes with each of the API's error codes: the one table for HTTP.
+pub(crate) fn status_of(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::BadInput { .. } => StatusCode::BAD_REQUEST,
+        ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let mut response = error_response(status, error.code(), &error.to_string());
-    if let ApiError::RateLimited {
-        retry_after_seconds,
-        ..
-    } = error
-    {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
     }
-    response
+}
+
+/// The API's error as an HTTP answer, for refusals before GraphQL runs or outside it: its status,
+/// a GraphQL-shaped body with its code (and field), `Retry-After` where there is one.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut extensions = json!({ "code": self.code() });
+        if let ApiError::BadInput { field, .. } = &self {
+            extensions["field"] = json!(field);
+        }
+        let mut response = error_body(status_of(&self), &self.to_string(), extensions);
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
+    }
 }
 
 /// A refusal of a GraphQL request's content before the schema runs, answered as the schema would
@@ -177,12 +274,6 @@ pub(crate) fn graphql_error_response(error: &ApiError) -> Response {
         extensions["field"] = json!(field);
     }
     error_body(StatusCode::OK, &error.to_string(), extensions)
-}
-
-/// `BAD_USER_INPUT` naming the offending input, as the API reports it, for routes besides GraphQL.
-pub(crate) fn bad_input_response(field: &str, message: &str) -> Response {
-    let extensions = json!({ "code": "BAD_USER_INPUT", "field": field });
-    error_body(StatusCode::BAD_REQUEST, message, extensions)
 }
 
 fn error_body(status: StatusCode, message: &str, extensions: serde_json::Value) -> Response {

@@ -16,11 +16,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use futures::{future, SinkExt, StreamExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
-use super::AppState;
-use crate::auth::{refused_caller, AuthError, HeldCredential, Principal};
-use crate::graphql::{request_data, ApiError, SocketCharge};
-use crate::ratelimit::RequestKind;
-use crate::self_audit::{RequestNote, Transport};
+use super::{status_of, AppState};
+use crate::access::auth::{refused_caller, AuthError, HeldCredential, Principal};
+use crate::access::ratelimit::RequestKind;
+use crate::app::own_trail::{RequestNote, Transport};
+use crate::app::ApiError;
+use crate::graphql::{request_data, SocketCharge};
 
 /// What a websocket's audit event names as its operation.
 const WEBSOCKET_OPERATION: &str = "websocket /graphql";
@@ -28,6 +29,8 @@ const WEBSOCKET_OPERATION: &str = "websocket /graphql";
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// graphql-transport-ws: forbidden; here, the credential stopped working.
 const CLOSE_FORBIDDEN: u16 = 4403;
+/// When a caller holding all its sockets may try again.
+const SOCKET_BUSY_RETRY_SECONDS: u64 = 5;
 
 /// The sub-protocol the client asked for in `Sec-WebSocket-Protocol`, if we speak it.
 pub(super) fn requested_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -99,18 +102,14 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
                     let _ = admitted_tx.send(held);
                     Ok(data)
                 }
-                Err(Refusal {
-                    status,
-                    message,
-                    caller,
-                }) => {
-                    outcome.status = Some(status.as_u16());
+                Err(Refusal { error, caller }) => {
+                    outcome.status = Some(status_of(&error).as_u16());
                     outcome.refused_caller = caller;
                     // The protocol's close code is fixed (1002 here); the reason starts with
                     // the same code a GraphQL error would carry.
                     Err(async_graphql::Error::new(format!(
-                        "{}: {message}",
-                        socket_refusal_code(status)
+                        "{}: {error}",
+                        error.code()
                     )))
                 }
             }
@@ -160,7 +159,7 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
     drop(unauthenticated);
 
     let outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|p| p.into_inner()));
-    state.services.audit.request(RequestNote {
+    state.services.trail.request(RequestNote {
         transport: Transport::Websocket,
         operation: WEBSOCKET_OPERATION.to_owned(),
         // A socket closed before connection_init never authenticated.
@@ -175,16 +174,14 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
 
 /// Why a socket was not admitted, and who its credentials named if they were refused.
 struct Refusal {
-    status: StatusCode,
-    message: String,
+    error: ApiError,
     caller: Option<(String, &'static str)>,
 }
 
-impl Refusal {
-    fn new(status: StatusCode, message: String) -> Self {
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
         Self {
-            status,
-            message,
+            error,
             caller: None,
         }
     }
@@ -214,35 +211,22 @@ async fn admit(
     key: String,
     client_ip: Option<IpAddr>,
 ) -> Result<(Principal, async_graphql::Data, Arc<HeldCredential>), Refusal> {
-    let principal = state.auth.verify(&key).await.map_err(|e| match e {
-        // The client learns what it can act on; store details stay in the log.
-        AuthError::Store(store) => {
-            tracing::warn!(error = %store, "cannot verify websocket credentials");
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "credentials cannot be verified right now".to_owned(),
-            )
-        }
-        other => Refusal {
-            status: StatusCode::UNAUTHORIZED,
-            message: other.to_string(),
-            caller: (!key.is_empty()).then(|| refused_caller(&key, &other)),
-        },
+    let principal = state.auth.verify(&key).await.map_err(|e| Refusal {
+        caller: (!key.is_empty() && !matches!(e, AuthError::Store(_)))
+            .then(|| refused_caller(&key, &e)),
+        error: ApiError::from(e),
     })?;
     if let Err(limited) = state.limiter.check(&principal, RequestKind::Read, 1).await {
-        return Err(Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            ApiError::from(limited).to_string(),
-        ));
+        return Err(ApiError::from(limited).into());
     }
     let slot = state.sockets.acquire(&principal).ok_or_else(|| {
-        Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
+        Refusal::from(ApiError::RateLimited {
+            message: format!(
                 "at most {} websocket connections per key at once",
                 state.sockets.max()
             ),
-        )
+            retry_after_seconds: SOCKET_BUSY_RETRY_SECONDS,
+        })
     })?;
     let held = Arc::new(HeldCredential::new(
         key,
@@ -258,15 +242,6 @@ async fn admit(
         client_ip,
     });
     Ok((principal, data, held))
-}
-
-/// The error code for a websocket refused with `status`, as `extensions.code` would say it.
-fn socket_refusal_code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::UNAUTHORIZED => "UNAUTHENTICATED",
-        StatusCode::TOO_MANY_REQUESTS => "RATE_LIMITED",
-        _ => "UNAVAILABLE",
-    }
 }
 
 /// `{"apiKey": "<key>"}` or `{"Authorization": "Bearer <key>"}` in connection_init.

@@ -3,6 +3,8 @@
 //! an event twice changes nothing. Searches ask for ids, scores, sort values and highlights only
 //! (the events themselves come from the event store) and page with `search_after`.
 
+use std::time::Duration;
+
 use chrono::{Datelike, SecondsFormat};
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::http::Url;
@@ -11,8 +13,9 @@ use elasticsearch::{BulkOperation, BulkParts, Elasticsearch, SearchParts};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{BackendKind, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest};
-use crate::config::Config;
+use super::{
+    BackendKind, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest, SearchSettings,
+};
 use crate::domain::{
     ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal, SearchQuery, Term,
 };
@@ -54,18 +57,18 @@ pub struct BulkOutcome {
 impl ElasticSearch {
     /// A client for the configured URL, or None when no Elasticsearch is configured. Connects
     /// lazily: an unreachable cluster is found out by the first request.
-    pub fn from_config(config: &Config) -> Result<Option<Self>, SearchError> {
-        let Some(url) = config.elasticsearch_url.as_deref() else {
+    pub fn connect(settings: &SearchSettings) -> Result<Option<Self>, SearchError> {
+        let Some(url) = settings.elasticsearch_url.as_deref() else {
             return Ok(None);
         };
         let url = Url::parse(url).map_err(|e| SearchError::Elastic(format!("bad URL: {e}")))?;
         let transport = TransportBuilder::new(SingleNodeConnectionPool::new(url))
-            .timeout(config.elasticsearch_timeout())
+            .timeout(Duration::from_millis(settings.timeout_ms))
             .build()
             .map_err(|e| SearchError::Elastic(e.to_string()))?;
         Ok(Some(Self {
             client: Elasticsearch::new(transport),
-            prefix: config.elasticsearch_index_prefix.clone(),
+            prefix: settings.index_prefix.clone(),
         }))
     }
 

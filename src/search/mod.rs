@@ -5,11 +5,11 @@
 //! the caller loads the events themselves from the event store.
 
 pub mod elastic;
-pub mod indexer;
 mod postgres;
 
 use crate::breaker::{Breaker, BreakerState};
 use std::future::Future;
+use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use uuid::Uuid;
@@ -17,7 +17,6 @@ use uuid::Uuid;
 pub use elastic::ElasticSearch;
 pub use postgres::PostgresSearch;
 
-use crate::config::Config;
 use crate::domain::{EventFilter, SearchQuery};
 use crate::store::{Store, StoreError};
 
@@ -101,6 +100,92 @@ pub trait SearchBackend {
     ) -> impl Future<Output = Result<SearchPage, SearchError>> + Send;
 }
 
+/// Elasticsearch, if any, and how search and the indexer treat it.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Elasticsearch")]
+pub struct SearchSettings {
+    /// Elasticsearch (8+) for search. Unset: PostgreSQL full-text search answers alone.
+    #[arg(
+        value_name = "ELASTICSEARCH_URL",
+        id = "elasticsearch-url",
+        long = "elasticsearch-url",
+        env = "TRACELEDGER_ELASTICSEARCH_URL"
+    )]
+    pub elasticsearch_url: Option<String>,
+
+    /// Names the alias searched, the index template, and the monthly indices (`<prefix>-YYYY.MM`).
+    #[arg(
+        value_name = "INDEX_PREFIX",
+        id = "elasticsearch-index-prefix",
+        long = "elasticsearch-index-prefix",
+        env = "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
+        default_value = "traceledger-events"
+    )]
+    pub index_prefix: String,
+
+    /// How long one Elasticsearch request may take before it counts as a failure.
+    #[arg(
+        value_name = "TIMEOUT_MS",
+        id = "elasticsearch-timeout-ms",
+        long = "elasticsearch-timeout-ms",
+        env = "TRACELEDGER_ELASTICSEARCH_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub timeout_ms: u64,
+
+    /// Consecutive Elasticsearch failures after which search stops asking it…
+    #[arg(
+        value_name = "BREAKER_FAILURES",
+        id = "search-breaker-failures",
+        long = "search-breaker-failures",
+        env = "TRACELEDGER_SEARCH_BREAKER_FAILURES",
+        default_value_t = 3
+    )]
+    pub breaker_failures: u32,
+
+    /// …and answers from PostgreSQL this long before one request probes Elasticsearch again.
+    #[arg(
+        value_name = "BREAKER_COOLDOWN_MS",
+        id = "search-breaker-cooldown-ms",
+        long = "search-breaker-cooldown-ms",
+        env = "TRACELEDGER_SEARCH_BREAKER_COOLDOWN_MS",
+        default_value_t = 30_000
+    )]
+    pub breaker_cooldown_ms: u64,
+
+    /// Events the indexer sends to Elasticsearch in one `_bulk` request.
+    #[arg(
+        value_name = "INDEX_BATCH_SIZE",
+        id = "index-batch-size",
+        long = "index-batch-size",
+        env = "TRACELEDGER_INDEX_BATCH_SIZE",
+        default_value_t = 500
+    )]
+    pub index_batch_size: usize,
+
+    /// How often the indexer looks for newly stored events when it has caught up.
+    #[arg(
+        value_name = "INDEX_POLL_MS",
+        id = "index-poll-ms",
+        long = "index-poll-ms",
+        env = "TRACELEDGER_INDEX_POLL_MS",
+        default_value_t = 200
+    )]
+    pub index_poll_ms: u64,
+}
+
+impl SearchSettings {
+    /// Whether stored events must be queued for the indexer: only when there is one to drain
+    /// the queue.
+    pub fn backlog(&self) -> crate::store::SearchBacklog {
+        if self.elasticsearch_url.is_some() {
+            crate::store::SearchBacklog::Queue
+        } else {
+            crate::store::SearchBacklog::Skip
+        }
+    }
+}
+
 /// Routes each search to Elasticsearch or PostgreSQL, and tells which answered.
 pub struct Searcher {
     postgres: PostgresSearch,
@@ -108,12 +193,12 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    /// PostgreSQL always; Elasticsearch too when the configuration names one.
-    pub fn from_config(config: &Config, store: Store) -> Result<Self, SearchError> {
-        let elastic = ElasticSearch::from_config(config)?.map(|es| {
+    /// PostgreSQL always; Elasticsearch too when the settings name one.
+    pub fn new(settings: &SearchSettings, store: Store) -> Result<Self, SearchError> {
+        let elastic = ElasticSearch::connect(settings)?.map(|es| {
             let breaker = Breaker::new(
-                config.search_breaker_failures,
-                config.search_breaker_cooldown(),
+                settings.breaker_failures,
+                Duration::from_millis(settings.breaker_cooldown_ms),
             );
             (es, breaker)
         });

@@ -9,7 +9,7 @@ use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::filter::{order_sql, push_filter};
-use super::{Store, StoreError};
+use super::{SearchBacklog, Store, StoreError};
 use crate::domain::{
     Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, RecordedBy, Severity, Target,
 };
@@ -130,9 +130,13 @@ impl Store {
     /// (`seq`, in batch order). A row whose id is already stored is skipped, so a redelivered
     /// message never makes a second row; of the events sharing a (tenant, idempotency key), only
     /// the first stored is kept, and the others' ids are recorded as superseded by it (see
-    /// [`Store::superseding_ids`]). With the search backlog on, new rows are also queued for
-    /// indexing. Returns how many rows were new.
-    pub async fn insert_events(&self, events: &[AuditEvent]) -> Result<u64, StoreError> {
+    /// [`Store::superseding_ids`]). With `SearchBacklog::Queue`, new rows are also queued
+    /// for indexing in the same statement. Returns how many rows were new.
+    pub async fn insert_events(
+        &self,
+        events: &[AuditEvent],
+        backlog: SearchBacklog,
+    ) -> Result<u64, StoreError> {
         if events.is_empty() {
             return Ok(0);
         }
@@ -179,7 +183,7 @@ impl Store {
         );
         // The new rows are queued for the search index in the same statement, so an event is
         // never stored without being queued (one row queued per row inserted).
-        let sql = if self.search_backlog {
+        let sql = if backlog == SearchBacklog::Queue {
             format!(
                 "{batch_and_keys}, inserted AS ({insert} RETURNING id) \
                  INSERT INTO search_backlog (event_id) SELECT id FROM inserted"

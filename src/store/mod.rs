@@ -81,59 +81,104 @@ impl StoreError {
     }
 }
 
-/// How the store's connections are shared out, and how long one statement may run.
-#[derive(Clone, Copy, Debug)]
-pub struct PoolSettings {
-    /// For everything interactive: reads, writes, the worker, the outbox.
+/// Where PostgreSQL is, how this process shares out its connections, and how long one
+/// statement may run.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "PostgreSQL")]
+pub struct DatabaseSettings {
+    /// PostgreSQL, the source of truth. The database is created if it does not exist.
+    #[arg(
+        value_name = "URL",
+        id = "database-url",
+        long = "database-url",
+        env = "TRACELEDGER_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/traceledger"
+    )]
+    pub url: String,
+
+    /// Connections for interactive work (reads, writes, the worker) per process.
+    #[arg(
+        value_name = "MAX_CONNECTIONS",
+        id = "database-max-connections",
+        long = "database-max-connections",
+        env = "TRACELEDGER_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
     pub max_connections: u32,
-    /// For long readers (exports), apart: however many of them stall, they cannot take what
-    /// interactive reads need.
+
+    /// Connections for exports, apart from the interactive ones: stalled exports cannot take
+    /// what reads need.
+    #[arg(
+        value_name = "STREAM_CONNECTIONS",
+        id = "database-stream-connections",
+        long = "database-stream-connections",
+        env = "TRACELEDGER_DATABASE_STREAM_CONNECTIONS",
+        default_value_t = 4
+    )]
     pub stream_connections: u32,
-    /// Statements on the interactive connections; `None`: the server's default.
-    pub statement_timeout: Option<Duration>,
-    /// Statements on the stream connections (an export is one long statement).
-    pub stream_statement_timeout: Option<Duration>,
+
+    /// The longest an interactive statement may run (PostgreSQL `statement_timeout`); 0: no limit.
+    #[arg(
+        value_name = "STATEMENT_TIMEOUT_MS",
+        id = "database-statement-timeout-ms",
+        long = "database-statement-timeout-ms",
+        env = "TRACELEDGER_DATABASE_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub statement_timeout_ms: u64,
+
+    /// The longest one export's query may run; 0: no limit.
+    #[arg(
+        value_name = "STREAM_STATEMENT_TIMEOUT_MS",
+        id = "export-statement-timeout-ms",
+        long = "export-statement-timeout-ms",
+        env = "TRACELEDGER_EXPORT_STATEMENT_TIMEOUT_MS",
+        default_value_t = 3_600_000
+    )]
+    pub stream_statement_timeout_ms: u64,
 }
 
-impl PoolSettings {
-    /// `max_connections` for everything, one connection for streams, no statement timeouts: what
-    /// the operator's commands and tests use.
-    pub fn simple(max_connections: u32) -> Self {
+impl DatabaseSettings {
+    /// The local defaults for `url`, with `max_connections` for everything and no statement
+    /// timeouts: what tests and benchmarks seed and inspect the store with.
+    pub fn simple(url: &str, max_connections: u32) -> Self {
         Self {
+            url: url.to_owned(),
             max_connections,
             stream_connections: 1,
-            statement_timeout: None,
-            stream_statement_timeout: None,
+            statement_timeout_ms: 0,
+            stream_statement_timeout_ms: 0,
         }
     }
+}
+
+/// Whether the new rows of an insert are queued for the Elasticsearch indexer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SearchBacklog {
+    Queue,
+    Skip,
 }
 
 /// Pools of connections to the events database.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
-    /// Long readers' own pool (see `PoolSettings::stream_connections`).
+    /// Long readers' own pool (see `DatabaseSettings::stream_connections`).
     streams: PgPool,
-    /// Whether inserted events are queued for the Elasticsearch indexer.
-    search_backlog: bool,
 }
 
 impl Store {
     /// Connects, creating the database first if the server does not have it.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
-        Self::connect_with(url, PoolSettings::simple(max_connections)).await
-    }
-
-    /// Connects with the pools `settings` describe.
-    pub async fn connect_with(url: &str, settings: PoolSettings) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let limit = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        let options = PgConnectOptions::from_str(&settings.url)?;
         ensure_database(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(with_statement_timeout(
                 options.clone(),
-                settings.statement_timeout,
+                limit(settings.statement_timeout_ms),
             ))
             .await?;
         // Opened on first use: most processes never export.
@@ -142,13 +187,9 @@ impl Store {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(with_statement_timeout(
                 options,
-                settings.stream_statement_timeout,
+                limit(settings.stream_statement_timeout_ms),
             ));
-        Ok(Self {
-            pool,
-            streams,
-            search_backlog: false,
-        })
+        Ok(Self { pool, streams })
     }
 
     /// Applies the migrations in `migrations/` that this database has not seen.
@@ -201,12 +242,6 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Queues every event this store inserts for the search indexer (`search_backlog`).
-    pub fn with_search_backlog(mut self, on: bool) -> Self {
-        self.search_backlog = on;
-        self
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -24,7 +24,7 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
         .await
         .expect("run traceledger migrate");
     assert!(migrated.status.success(), "{migrated:?}");
-    let mut db = sqlx::PgConnection::connect(&isolated.config.database_url)
+    let mut db = sqlx::PgConnection::connect(&isolated.config.database.url)
         .await
         .expect("the database exists");
     let (events, keys): (i64, i64) = sqlx::query_as(
@@ -174,7 +174,7 @@ async fn serve_on_a_busy_port_says_how_to_choose_another_and_exits_1() {
         assert!(lines[0].contains(needed), "{needed} is not named: {stderr}");
     }
     // Nothing was started before the port was known to be free.
-    let mut db = sqlx::PgConnection::connect(&isolated.config.database_url).await;
+    let mut db = sqlx::PgConnection::connect(&isolated.config.database.url).await;
     if let Ok(db) = db.as_mut() {
         let keys: Option<i64> = sqlx::query_scalar("SELECT count(*) FROM api_keys")
             .fetch_one(db)
@@ -212,4 +212,81 @@ async fn serve_with_keys_already_there_says_how_to_mint_one() {
         "{hint}"
     );
     serve.kill().await.expect("stop serve");
+}
+
+/// `traceledger <args> --help`, as a user reads it.
+fn help(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run traceledger");
+    assert!(output.status.success(), "{args:?} --help failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn each_command_shows_only_the_options_it_uses_its_own_first() {
+    let create = help(&["keys", "create"]);
+    let position = |text: &str, option: &str| {
+        text.find(option)
+            .unwrap_or_else(|| panic!("{option} is not in:\n{text}"))
+    };
+    // Its own options first, each described.
+    assert!(position(&create, "--tenant") < position(&create, "--database-url"));
+    assert!(position(&create, "--scope") < position(&create, "--database-url"));
+    for line in create
+        .lines()
+        .filter(|l| l.contains("--tenant") || l.contains("--name "))
+    {
+        assert!(
+            line.split_whitespace().count() > 2,
+            "no description: {line}"
+        );
+    }
+    // Nothing a key does not need.
+    for foreign in [
+        "--listen",
+        "--amqp-url",
+        "--redis-url",
+        "--jwt-issuer",
+        "--batch-size",
+    ] {
+        assert!(
+            !create.contains(foreign),
+            "keys create shows {foreign}:\n{create}"
+        );
+    }
+    assert!(
+        create.lines().count() < 40,
+        "keys create --help is long:\n{create}"
+    );
+
+    // Dead letters live on the broker; their audit events go through the database.
+    let dlq = help(&["dlq"]);
+    assert!(
+        dlq.contains("--amqp-url") && dlq.contains("--database-url"),
+        "{dlq}"
+    );
+    for foreign in [
+        "--listen",
+        "--redis-url",
+        "--jwt-issuer",
+        "--elasticsearch-url",
+    ] {
+        assert!(!dlq.contains(foreign), "dlq shows {foreign}:\n{dlq}");
+    }
+    assert!(dlq.lines().count() < 50, "dlq --help is long:\n{dlq}");
+
+    // The service still takes everything it runs with.
+    let serve = help(&["serve"]);
+    for option in [
+        "--listen",
+        "--amqp-url",
+        "--redis-url",
+        "--jwt-issuer",
+        "--batch-size",
+    ] {
+        assert!(serve.contains(option), "serve lacks {option}");
+    }
 }

@@ -52,7 +52,7 @@ async fn a_body_without_a_key_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn slow_headers_and_idle_connections_are_cut_off() {
-    let app = TestApp::spawn_with(|config| config.http_header_timeout_ms = 500).await;
+    let app = TestApp::spawn_with(|config| config.http.header_timeout_ms = 500).await;
     // Half a request line, then nothing.
     let mut slow = TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(b"GET /health HTTP/1.1\r\nHost:")

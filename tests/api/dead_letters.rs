@@ -179,7 +179,7 @@ async fn the_dlq_command_lists_replays_and_purges() {
     let (_connection, channel) = app.broker().await;
     channel
         .basic_publish(
-            app.config.exchange.as_str().into(),
+            app.config.broker.exchange.as_str().into(),
             "".into(),
             lapin::options::BasicPublishOptions::default(),
             b"not json at all",

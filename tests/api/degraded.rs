@@ -31,7 +31,7 @@ async fn a_healthy_service_is_ready() {
 
 #[tokio::test]
 async fn events_accepted_while_the_broker_is_unreachable_are_relayed_from_the_outbox() {
-    let cut_off = TestApp::spawn_with(|config| config.amqp_url = DEAD_PORT_AMQP.into()).await;
+    let cut_off = TestApp::spawn_with(|config| config.broker.url = DEAD_PORT_AMQP.into()).await;
     let mut accepted = HashSet::new();
     for i in 0..5 {
         let receipt = cut_off
@@ -50,8 +50,8 @@ async fn events_accepted_while_the_broker_is_unreachable_are_relayed_from_the_ou
     assert!((5..=10).contains(&depth), "{body}");
 
     // Another instance of the same deployment that reaches the broker relays them.
-    let database_url = cut_off.config.database_url.clone();
-    let relay = TestApp::spawn_with(|config| config.database_url = database_url).await;
+    let database_url = cut_off.config.database.url.clone();
+    let relay = TestApp::spawn_with(|config| config.database.url = database_url).await;
     relay.wait_stored(TENANT, 5).await;
     let body = relay
         .gql("{ auditEvents { edges { node { id } } } }", json!({}))
@@ -93,7 +93,7 @@ async fn events_accepted_while_the_broker_is_unreachable_are_relayed_from_the_ou
 
 #[tokio::test]
 async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() {
-    let app = TestApp::spawn_with(|config| config.amqp_url = DEAD_PORT_AMQP.into()).await;
+    let app = TestApp::spawn_with(|config| config.broker.url = DEAD_PORT_AMQP.into()).await;
     // The outbox cannot take anything either.
     sqlx::query("ALTER TABLE outbox RENAME TO outbox_unreachable")
         .execute(app.store.pool())
@@ -136,7 +136,7 @@ async fn with_neither_broker_nor_outbox_an_event_is_refused_with_a_retry_hint() 
 
 #[tokio::test]
 async fn without_redis_the_service_records_reads_and_still_answers_duplicates() {
-    let app = TestApp::spawn_with(|config| config.redis_url = DEAD_PORT_REDIS.into()).await;
+    let app = TestApp::spawn_with(|config| config.redis.url = DEAD_PORT_REDIS.into()).await;
     let mut input = event("no.cache");
     input["idempotencyKey"] = json!("k-1");
     let first = app.record(input.clone()).await;
@@ -193,7 +193,7 @@ async fn metrics_are_exposed_for_prometheus() {
     }
     let worker_queue = format!(
         "traceledger_queue_depth{{queue=\"{}\"}}",
-        app.config.worker_queue
+        app.config.broker.worker_queue
     );
     assert!(
         text.contains(&worker_queue),

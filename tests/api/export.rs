@@ -248,12 +248,18 @@ async fn an_export_of_100k_events_streams_every_row() {
                 )
             })
             .collect();
-        app.store.insert_events(&events).await.expect("seed");
+        app.store
+            .insert_events(&events, traceledger::store::SearchBacklog::Skip)
+            .await
+            .expect("seed");
     }
     let others: Vec<_> = (0..BATCH)
         .map(|i| stored_event(OTHER_TENANT, start + Duration::seconds(i as i64)))
         .collect();
-    app.store.insert_events(&others).await.expect("seed");
+    app.store
+        .insert_events(&others, traceledger::store::SearchBacklog::Skip)
+        .await
+        .expect("seed");
 
     let response = export(&app, Some(&app.key), "format=ndjson&services=billing").await;
     assert_eq!(response.status(), 200);
@@ -361,10 +367,10 @@ async fn stalled_export(app: &TestApp, key: &str) -> (tokio::net::TcpStream, Str
 async fn exports_that_nobody_reads_cannot_take_reads_from_another_tenant() {
     let app = TestApp::spawn_with(|config| {
         // Fewer interactive connections than the old shared pool's stalled exports took.
-        config.database_max_connections = 2;
-        config.database_stream_connections = 2;
-        config.max_exports_per_key = 2;
-        config.export_send_timeout_ms = 1500;
+        config.database.max_connections = 2;
+        config.database.stream_connections = 2;
+        config.limits.max_exports_per_key = 2;
+        config.http.export_send_timeout_ms = 1500;
     })
     .await;
     // Exports (45 MB) far larger than every buffer between the server and a client that stalls.
@@ -377,7 +383,10 @@ async fn exports_that_nobody_reads_cannot_take_reads_from_another_tenant() {
                 e
             })
             .collect();
-        app.store.insert_events(&events).await.expect("seed");
+        app.store
+            .insert_events(&events, traceledger::store::SearchBacklog::Skip)
+            .await
+            .expect("seed");
     }
     let theirs = app.record_as(&app.other_key, event("theirs.visible")).await;
     app.wait_stored(OTHER_TENANT, 1).await;
@@ -446,7 +455,7 @@ async fn exports_that_nobody_reads_cannot_take_reads_from_another_tenant() {
 
 #[tokio::test]
 async fn statement_timeouts_bound_interactive_queries() {
-    let app = TestApp::spawn_with(|config| config.database_statement_timeout_ms = 200).await;
+    let app = TestApp::spawn_with(|config| config.database.statement_timeout_ms = 200).await;
     let slow = sqlx::query("SELECT pg_sleep(1)")
         .execute(app.store.pool())
         .await

@@ -138,7 +138,7 @@ async fn concurrent_calls_share_messages_and_each_event_arrives_once() {
 #[tokio::test]
 async fn a_message_carries_at_most_the_configured_number_of_events() {
     const MAX_EVENTS: usize = 8;
-    let app = TestApp::spawn_with(|config| config.publish_group_max_events = MAX_EVENTS).await;
+    let app = TestApp::spawn_with(|config| config.publish.group_max_events = MAX_EVENTS).await;
     let (_connection, channel, tap) = tap(&app).await;
     let inputs: Vec<Value> = (0..3 * MAX_EVENTS)
         .map(|i| event(&format!("bounded.{i}")))
@@ -178,7 +178,7 @@ async fn tap(app: &TestApp) -> (lapin::Connection, lapin::Channel, ShortString) 
     channel
         .queue_bind(
             queue.name().clone(),
-            app.config.exchange.as_str().into(),
+            app.config.broker.exchange.as_str().into(),
             "".into(),
             QueueBindOptions::default(),
             FieldTable::default(),

@@ -10,11 +10,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use traceledger::app::App;
-use traceledger::auth::{create_api_key, create_scoped_api_key, Scope};
+use traceledger::access::auth::{create_api_key, create_scoped_api_key, Scope};
+use traceledger::app::own_trail::SYSTEM_TENANT;
 use traceledger::config::Config;
 use traceledger::domain::{Actor, AuditEvent, Outcome, Severity};
-use traceledger::self_audit::SYSTEM_TENANT;
+use traceledger::startup::App;
 use traceledger::store::Store;
 
 pub const TENANT: &str = "acme";
@@ -261,7 +261,7 @@ impl TestApp {
 
     /// A channel on the test's broker connection, for tests that talk to RabbitMQ directly.
     pub async fn broker(&self) -> (lapin::Connection, lapin::Channel) {
-        let connection = traceledger::bus::connect(&self.config.amqp_url, "traceledger-test")
+        let connection = traceledger::bus::connect(&self.config.broker.url, "traceledger-test")
             .await
             .expect("broker");
         let channel = connection.create_channel().await.expect("channel");
@@ -338,14 +338,14 @@ impl Isolated {
     pub fn new() -> Self {
         let id = Uuid::now_v7().simple().to_string();
         let mut config = Config::from_env().expect("configuration");
-        config.database_url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
-        config.exchange = format!("tl.test.{id}.events");
-        config.worker_queue = format!("tl.test.{id}.worker");
-        config.dead_letter_queue = format!("tl.test.{id}.dead-letter");
-        config.cache_prefix = format!("tl-test-{id}");
-        config.batch_timeout_ms = 20;
-        config.retry_delays_ms = vec![100, 200];
-        config.elasticsearch_index_prefix = format!("tl-test-{id}-events");
+        config.database.url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
+        config.broker.exchange = format!("tl.test.{id}.events");
+        config.broker.worker_queue = format!("tl.test.{id}.worker");
+        config.broker.dead_letter_queue = format!("tl.test.{id}.dead-letter");
+        config.redis.prefix = format!("tl-test-{id}");
+        config.worker.batch_timeout_ms = 20;
+        config.broker.retry_delays_ms = vec![100, 200];
+        config.search.index_prefix = format!("tl-test-{id}-events");
         Self { config }
     }
 }
@@ -384,19 +384,23 @@ pub enum Piped {
 /// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.
 pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
     vec![
-        ("TRACELEDGER_DATABASE_URL", c.database_url.clone()),
-        ("TRACELEDGER_AMQP_URL", c.amqp_url.clone()),
-        ("TRACELEDGER_EXCHANGE", c.exchange.clone()),
-        ("TRACELEDGER_WORKER_QUEUE", c.worker_queue.clone()),
-        ("TRACELEDGER_DEAD_LETTER_QUEUE", c.dead_letter_queue.clone()),
-        ("TRACELEDGER_CACHE_PREFIX", c.cache_prefix.clone()),
+        ("TRACELEDGER_DATABASE_URL", c.database.url.clone()),
+        ("TRACELEDGER_AMQP_URL", c.broker.url.clone()),
+        ("TRACELEDGER_EXCHANGE", c.broker.exchange.clone()),
+        ("TRACELEDGER_WORKER_QUEUE", c.broker.worker_queue.clone()),
+        (
+            "TRACELEDGER_DEAD_LETTER_QUEUE",
+            c.broker.dead_letter_queue.clone(),
+        ),
+        ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
         (
             "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
-            c.elasticsearch_index_prefix.clone(),
+            c.search.index_prefix.clone(),
         ),
         (
             "TRACELEDGER_RETRY_DELAYS_MS",
-            c.retry_delays_ms
+            c.broker
+                .retry_delays_ms
                 .iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
@@ -416,10 +420,11 @@ impl Drop for Isolated {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(connection) = traceledger::bus::connect(&config.amqp_url, "cleanup").await
+                if let Ok(connection) =
+                    traceledger::bus::connect(&config.broker.url, "cleanup").await
                 {
                     if let Ok(channel) = connection.create_channel().await {
-                        let topology = traceledger::bus::Topology::from_config(&config);
+                        let topology = config.broker.topology();
                         for queue in topology.queues() {
                             let _ = channel
                                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
@@ -427,14 +432,15 @@ impl Drop for Isolated {
                         }
                         let _ = channel
                             .exchange_delete(
-                                config.exchange.as_str().into(),
+                                config.broker.exchange.as_str().into(),
                                 ExchangeDeleteOptions::default(),
                             )
                             .await;
                     }
                 }
                 let database = config
-                    .database_url
+                    .database
+                    .url
                     .rsplit('/')
                     .next()
                     .and_then(|tail| tail.split('?').next())

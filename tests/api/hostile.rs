@@ -15,7 +15,7 @@ const RECORD: &str = "mutation($i: RecordEventInput!) { recordEvent(input: $i) {
 const RECORD_MANY: &str = "mutation($i: [RecordEventInput!]!) { recordEvents(inputs: $i) { id } }";
 
 async fn spawn() -> TestApp {
-    TestApp::spawn_with(|config| config.max_body_bytes = BODY_LIMIT).await
+    TestApp::spawn_with(|config| config.http.max_body_bytes = BODY_LIMIT).await
 }
 
 /// POSTs raw bytes to /graphql as `TENANT` and returns the status and JSON body.
@@ -204,9 +204,9 @@ async fn huge_batches_and_bogus_cursors_are_refused() {
 #[tokio::test]
 async fn bad_credentials_and_tokens_get_401() {
     let app = TestApp::spawn_with(|config| {
-        config.jwt_hs256_secret = Some("secret".into());
-        config.jwt_issuer = Some("iss".into());
-        config.jwt_audience = Some("aud".into());
+        config.credentials.jwt.hs256_secret = Some("secret".into());
+        config.credentials.jwt.issuer = Some("iss".into());
+        config.credentials.jwt.audience = Some("aud".into());
     })
     .await;
     let unsigned = format!(
@@ -328,11 +328,11 @@ impl Literals<'_> {
 #[tokio::test]
 async fn a_nul_in_any_string_argument_is_bad_input_naming_it() {
     let app = TestApp::spawn().await;
-    let key = traceledger::auth::create_scoped_api_key(
+    let key = traceledger::access::auth::create_scoped_api_key(
         &app.store,
         TENANT,
         "everything",
-        &traceledger::auth::Scope::ALL,
+        &traceledger::access::auth::Scope::ALL,
     )
     .await
     .unwrap()

@@ -36,7 +36,8 @@ async fn by_default_no_other_origin_is_allowed() {
 
 #[tokio::test]
 async fn a_configured_origin_may_call_and_others_may_not() {
-    let app = TestApp::spawn_with(|config| config.cors_origins = vec![ADMIN_ORIGIN.into()]).await;
+    let app =
+        TestApp::spawn_with(|config| config.http.cors_origins = vec![ADMIN_ORIGIN.into()]).await;
     let response = preflight(&app, ADMIN_ORIGIN).await;
     assert!(response.status().is_success(), "{}", response.status());
     assert_eq!(allowed_origin(&response).as_deref(), Some(ADMIN_ORIGIN));
@@ -71,7 +72,7 @@ async fn introspection_is_on_by_default_and_can_be_switched_off() {
         "{body}"
     );
 
-    let closed = TestApp::spawn_with(|config| config.introspection = false).await;
+    let closed = TestApp::spawn_with(|config| config.schema.introspection = false).await;
     let body = closed.gql(query, json!({})).await;
     assert_eq!(body["data"]["__schema"], serde_json::Value::Null, "{body}");
     // Ordinary queries still work.

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use chrono::{Datelike, Duration, TimeZone, Utc};
 
-use traceledger::self_audit::SYSTEM_TENANT;
+use traceledger::app::own_trail::SYSTEM_TENANT;
 
 use crate::helpers::{received_event, stored_event, TestApp, TENANT};
 
@@ -16,7 +16,10 @@ async fn updates_deletes_and_truncates_fail_through_the_applications_connection(
     let app = TestApp::spawn().await;
     let event = stored_event(TENANT, Utc::now() - Duration::hours(1));
     app.store
-        .insert_events(std::slice::from_ref(&event))
+        .insert_events(
+            std::slice::from_ref(&event),
+            traceledger::store::SearchBacklog::Skip,
+        )
         .await
         .unwrap();
     let partition = app.partition_of(event.id).await;
@@ -60,7 +63,10 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
     let straddling = received_event(TENANT, cutoff - Duration::days(1));
     let recent = received_event(TENANT, Utc::now());
     app.store
-        .insert_events(&[old.clone(), straddling.clone(), recent.clone()])
+        .insert_events(
+            &[old.clone(), straddling.clone(), recent.clone()],
+            traceledger::store::SearchBacklog::Skip,
+        )
         .await
         .unwrap();
     // Months long past have no partition yet: their events wait in the default partition until
@@ -74,7 +80,7 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
     let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .args(["retention", "--before", &cutoff.to_rfc3339()])
         .args(["--operator", "ops-alice"])
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
+        .env("TRACELEDGER_DATABASE_URL", &app.config.database.url)
         .output()
         .expect("run traceledger");
     assert!(output.status.success(), "{output:?}");
@@ -131,7 +137,7 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
     // A cutoff in the future would drop what is being recorded now: refused, nothing dropped.
     let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
         .args(["retention", "--before", "2100-01-01"])
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database_url)
+        .env("TRACELEDGER_DATABASE_URL", &app.config.database.url)
         .output()
         .expect("run traceledger");
     assert!(!output.status.success(), "{output:?}");

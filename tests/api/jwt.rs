@@ -47,11 +47,11 @@ fn rs256(claims: &Value, pem: &[u8]) -> String {
 
 async fn spawn_hs256() -> TestApp {
     TestApp::spawn_with(|config| {
-        config.jwt_hs256_secret = Some(SECRET.into());
-        config.jwt_issuer = Some(ISSUER.into());
-        config.jwt_audience = Some(AUDIENCE.into());
-        config.jwt_tenant_claim = "org".into();
-        config.jwt_roles_claim = "groups".into();
+        config.credentials.jwt.hs256_secret = Some(SECRET.into());
+        config.credentials.jwt.issuer = Some(ISSUER.into());
+        config.credentials.jwt.audience = Some(AUDIENCE.into());
+        config.credentials.jwt.tenant_claim = "org".into();
+        config.credentials.jwt.roles_claim = "groups".into();
     })
     .await
 }
@@ -143,11 +143,11 @@ async fn bad_hs256_tokens_are_refused_with_the_reason() {
 #[tokio::test]
 async fn an_rs256_token_is_verified_against_the_configured_public_key() {
     let app = TestApp::spawn_with(|config| {
-        config.jwt_rs256_public_key_file = Some(PUBLIC_KEY_FILE.into());
-        config.jwt_issuer = Some(ISSUER.into());
-        config.jwt_audience = Some(AUDIENCE.into());
-        config.jwt_tenant_claim = "org".into();
-        config.jwt_roles_claim = "groups".into();
+        config.credentials.jwt.rs256_public_key_file = Some(PUBLIC_KEY_FILE.into());
+        config.credentials.jwt.issuer = Some(ISSUER.into());
+        config.credentials.jwt.audience = Some(AUDIENCE.into());
+        config.credentials.jwt.tenant_claim = "org".into();
+        config.credentials.jwt.roles_claim = "groups".into();
     })
     .await;
     let good = rs256(&claims(json!(["events:read"]), 300), PRIVATE_KEY);
@@ -219,12 +219,12 @@ async fn a_tokens_tenant_follows_the_tenant_rules_and_the_library_is_not_quoted(
     }
     // Configured, a token may read the service's own trail.
     let app = TestApp::spawn_with(|config| {
-        config.jwt_hs256_secret = Some(SECRET.into());
-        config.jwt_issuer = Some(ISSUER.into());
-        config.jwt_audience = Some(AUDIENCE.into());
-        config.jwt_tenant_claim = "org".into();
-        config.jwt_roles_claim = "groups".into();
-        config.jwt_allow_system_tenant = true;
+        config.credentials.jwt.hs256_secret = Some(SECRET.into());
+        config.credentials.jwt.issuer = Some(ISSUER.into());
+        config.credentials.jwt.audience = Some(AUDIENCE.into());
+        config.credentials.jwt.tenant_claim = "org".into();
+        config.credentials.jwt.roles_claim = "groups".into();
+        config.credentials.jwt.allow_system_tenant = true;
     })
     .await;
     let (status, body) = app

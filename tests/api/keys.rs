@@ -238,8 +238,8 @@ async fn the_cli_refuses_a_tenant_name_that_is_not_one() {
 #[tokio::test]
 async fn an_admin_gives_its_keys_at_most_the_tenants_ceiling() {
     let app = TestApp::spawn_with(|config| {
-        config.write_rate_per_sec = 1000;
-        config.read_rate_per_sec = 500;
+        config.limits.write_rate_per_sec = 1000;
+        config.limits.read_rate_per_sec = 500;
     })
     .await;
     const CREATE_RATED: &str = "mutation($w: Int, $r: Int) { createApiKey(name: \"rated\", writeRatePerSec: $w, readRatePerSec: $r) { key { readRatePerSec writeRatePerSec } } }";

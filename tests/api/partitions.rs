@@ -19,7 +19,10 @@ async fn events_are_stored_in_the_partition_of_their_receipt_month() {
     // Months ago: no partition exists for it yet.
     let late = received_event(TENANT, now - Months::new(3));
     app.store
-        .insert_events(&[current.clone(), late.clone()])
+        .insert_events(
+            &[current.clone(), late.clone()],
+            traceledger::store::SearchBacklog::Skip,
+        )
         .await
         .unwrap();
     assert_eq!(app.partition_of(current.id).await, partition_name(now));
@@ -67,7 +70,10 @@ async fn events_are_stored_in_the_partition_of_their_receipt_month() {
     // Redelivered after it moved, the late event is still recognised: no second row.
     assert_eq!(
         app.store
-            .insert_events(&[late.clone(), current.clone()])
+            .insert_events(
+                &[late.clone(), current.clone()],
+                traceledger::store::SearchBacklog::Skip
+            )
             .await
             .unwrap(),
         0
@@ -86,15 +92,30 @@ async fn a_redelivered_batch_is_stored_once_and_the_first_event_of_a_key_wins() 
     let unkeyed = received_event(TENANT, now);
     let batch = [first.clone(), second.clone(), unkeyed.clone()];
 
-    assert_eq!(app.store.insert_events(&batch).await.unwrap(), 2);
     assert_eq!(
-        app.store.insert_events(&batch).await.unwrap(),
+        app.store
+            .insert_events(&batch, traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        app.store
+            .insert_events(&batch, traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap(),
         0,
         "redelivery"
     );
     let mut later = received_event(TENANT, now);
     later.idempotency_key = Some("k-1".to_owned());
-    assert_eq!(app.store.insert_events(&[later.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        app.store
+            .insert_events(&[later.clone()], traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap(),
+        0
+    );
 
     let stored: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM audit_events WHERE tenant = $1 ORDER BY seq")
@@ -121,7 +142,13 @@ async fn a_redelivered_batch_is_stored_once_and_the_first_event_of_a_key_wins() 
     // The same key in another tenant is another key.
     let mut other = received_event("globex", now);
     other.idempotency_key = Some("k-1".to_owned());
-    assert_eq!(app.store.insert_events(&[other]).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .insert_events(&[other], traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -148,7 +175,11 @@ async fn a_key_stored_by_two_workers_at_once_has_one_owner_and_both_ids_resolve(
     let store = app.store.clone();
     let racing = {
         let second = second.clone();
-        tokio::spawn(async move { store.insert_events(&[second]).await })
+        tokio::spawn(async move {
+            store
+                .insert_events(&[second], traceledger::store::SearchBacklog::Skip)
+                .await
+        })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(

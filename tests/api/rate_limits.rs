@@ -74,7 +74,7 @@ async fn assert_rate_limited(response: reqwest::Response) {
 
 #[tokio::test]
 async fn a_key_over_its_read_limit_gets_429_with_retry_after_and_can_still_write() {
-    let app = TestApp::spawn_with(|config| config.read_rate_per_sec = 3).await;
+    let app = TestApp::spawn_with(|config| config.limits.read_rate_per_sec = 3).await;
     assert_three_per_second(&app, &app.key).await;
     assert_rate_limited(limited_read(&app, &app.key).await).await;
     // Writes draw on their own budget.
@@ -120,8 +120,8 @@ async fn a_keys_own_limit_overrides_the_default() {
 #[tokio::test]
 async fn without_redis_the_in_process_limiter_still_limits() {
     let app = TestApp::spawn_with(|config| {
-        config.redis_url = DEAD_PORT_REDIS.into();
-        config.read_rate_per_sec = 3;
+        config.redis.url = DEAD_PORT_REDIS.into();
+        config.limits.read_rate_per_sec = 3;
     })
     .await;
     assert_three_per_second(&app, &app.key).await;
@@ -131,8 +131,8 @@ async fn without_redis_the_in_process_limiter_still_limits() {
 #[tokio::test]
 async fn websocket_connections_and_subscriptions_per_key_are_capped() {
     let app = TestApp::spawn_with(|config| {
-        config.max_sockets_per_key = 1;
-        config.max_subscriptions_per_key = 1;
+        config.limits.max_sockets_per_key = 1;
+        config.limits.max_subscriptions_per_key = 1;
     })
     .await;
     let mut first = subscribe(&app, &app.key, json!({})).await;
@@ -199,8 +199,8 @@ async fn over_socket(
 #[tokio::test]
 async fn queries_and_mutations_over_a_websocket_draw_on_the_same_budgets() {
     let app = TestApp::spawn_with(|config| {
-        config.read_rate_per_sec = 4;
-        config.write_rate_per_sec = 2;
+        config.limits.read_rate_per_sec = 4;
+        config.limits.write_rate_per_sec = 2;
     })
     .await;
     let mut socket = connect(&app, json!({ "apiKey": app.key })).await;
@@ -258,7 +258,7 @@ fn inputs(count: usize, prefix: &str) -> Value {
 
 #[tokio::test]
 async fn write_limits_count_events_not_requests() {
-    let app = TestApp::spawn_with(|config| config.write_rate_per_sec = 100).await;
+    let app = TestApp::spawn_with(|config| config.limits.write_rate_per_sec = 100).await;
     let (status, body) = app
         .post(
             Some(&app.key),

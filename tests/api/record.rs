@@ -160,10 +160,10 @@ async fn a_key_forgotten_by_redis_is_still_a_duplicate() {
     let first = app.record(input.clone()).await;
     app.wait_stored(TENANT, 1).await;
     // Forget this test's keys in Redis, as a Redis restart would.
-    let client = redis::Client::open(app.config.redis_url.as_str()).unwrap();
+    let client = redis::Client::open(app.config.redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", app.config.cache_prefix))
+        .arg(format!("{}:*", app.config.redis.prefix))
         .query_async(&mut conn)
         .await
         .unwrap();

@@ -45,7 +45,7 @@ async fn retention_is_callable_by_the_operator_role_only() {
     }
     let retention =
         "SELECT count(*) FROM drop_audit_partitions_before(now() - interval '10 years', 'test')";
-    let mut reader = sqlx::PgConnection::connect(&as_role(&app.config.database_url, &role))
+    let mut reader = sqlx::PgConnection::connect(&as_role(&app.config.database.url, &role))
         .await
         .unwrap();
     let refused = sqlx::query(retention)
@@ -62,7 +62,7 @@ async fn retention_is_callable_by_the_operator_role_only() {
         .execute(app.store.pool())
         .await
         .unwrap();
-    let mut operator = sqlx::PgConnection::connect(&as_role(&app.config.database_url, &role))
+    let mut operator = sqlx::PgConnection::connect(&as_role(&app.config.database.url, &role))
         .await
         .unwrap();
     sqlx::query(retention)
@@ -88,8 +88,8 @@ async fn the_service_runs_as_a_runtime_role_that_cannot_change_events() {
             .output()
             .expect("run traceledger migrate");
         assert!(migrated.status.success(), "{migrated:?}");
-        config.database_url = as_role(&config.database_url, &role);
-        config.migrate_on_start = false;
+        config.database.url = as_role(&config.database.url, &role);
+        config.start.migrate_on_start = false;
     })
     .await;
     let receipt = app.record(event("runtime.works")).await;

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use traceledger::auth::{create_scoped_api_key, Scope};
+use traceledger::access::auth::{create_scoped_api_key, Scope};
 
 use crate::helpers::{event, TestApp, TENANT};
 

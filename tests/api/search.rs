@@ -106,11 +106,11 @@ fn osmem_binary() -> String {
 async fn spawn_with_elasticsearch(server: &SearchServer) -> TestApp {
     let url = server.url();
     TestApp::spawn_with(|config| {
-        config.elasticsearch_url = Some(url);
-        config.index_poll_ms = 50;
-        config.elasticsearch_timeout_ms = 1000;
-        config.search_breaker_failures = 1;
-        config.search_breaker_cooldown_ms = 300;
+        config.search.elasticsearch_url = Some(url);
+        config.search.index_poll_ms = 50;
+        config.search.timeout_ms = 1000;
+        config.search.breaker_failures = 1;
+        config.search.breaker_cooldown_ms = 300;
     })
     .await
 }
@@ -658,4 +658,45 @@ async fn reindex_rebuilds_a_lost_index_from_postgres() {
         unordered(found(&app, "elasticsearch", "rebuilt", Value::Null).await),
         set(&["rebuilt from october", "rebuilt from november"])
     );
+}
+
+#[tokio::test]
+async fn an_operators_cli_action_is_found_through_elasticsearch() {
+    let server = SearchServer::start().await;
+    let app = spawn_with_elasticsearch(&server).await;
+    // The command runs without the broker or Elasticsearch: its audit event takes the road
+    // every event takes (outbox, broker, worker, index), so search finds it like any other.
+    app.cli(
+        &["keys", "create", "--tenant", "newco", "--name", "cliprobe"],
+        &[("USER", "ops-alice".to_owned())],
+    );
+    let operator = traceledger::access::auth::create_scoped_api_key(
+        &app.store,
+        traceledger::app::own_trail::SYSTEM_TENANT,
+        "auditor",
+        &[traceledger::access::auth::Scope::EventsRead],
+    )
+    .await
+    .expect("key")
+    .secret;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (search, backend) = search_as(&app, &operator, json!({ "q": "cliprobe" })).await;
+        let hits = search["hits"].as_array().cloned().unwrap_or_default();
+        if backend == "elasticsearch" && !hits.is_empty() {
+            assert_eq!(hits.len(), 1, "{search}");
+            let event = &hits[0]["event"];
+            assert_eq!(event["tenant"], "_traceledger", "{search}");
+            assert_eq!(
+                event["message"], "API key \"cliprobe\" created for tenant newco",
+                "{search}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the operator's action was never found through Elasticsearch: {backend} {search}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use traceledger::auth::{create_scoped_api_key, Scope};
-use traceledger::self_audit::SYSTEM_TENANT;
+use traceledger::access::auth::{create_scoped_api_key, Scope};
+use traceledger::app::own_trail::SYSTEM_TENANT;
 
 use crate::helpers::{event, TestApp, TENANT};
 use crate::ws::subscribe;

@@ -14,7 +14,7 @@ const SECRET: &str = "a test secret that is long enough for HS256";
 
 #[tokio::test]
 async fn revoking_a_key_closes_its_open_websockets() {
-    let app = TestApp::spawn_with(|config| config.key_cache_secs = 1).await;
+    let app = TestApp::spawn_with(|config| config.credentials.key_cache_secs = 1).await;
     let mut subscriber = subscribe(&app, &app.key, json!({})).await;
     let id = app.key_id(TENANT, "test").await;
     let body = app
@@ -42,7 +42,7 @@ async fn revoking_a_key_closes_its_open_websockets() {
 
 #[tokio::test]
 async fn an_operation_on_a_socket_whose_key_was_revoked_is_refused() {
-    let app = TestApp::spawn_with(|config| config.key_cache_secs = 1).await;
+    let app = TestApp::spawn_with(|config| config.credentials.key_cache_secs = 1).await;
     let mut socket = connect(&app, json!({ "apiKey": app.key })).await;
     assert_eq!(
         next(&mut socket, Duration::from_secs(5))
@@ -81,10 +81,10 @@ async fn an_operation_on_a_socket_whose_key_was_revoked_is_refused() {
 #[tokio::test]
 async fn a_websocket_opened_with_a_jwt_closes_when_the_token_expires() {
     let app = TestApp::spawn_with(|config| {
-        config.jwt_hs256_secret = Some(SECRET.into());
-        config.jwt_issuer = Some("issuer".into());
-        config.jwt_audience = Some("audience".into());
-        config.jwt_leeway_secs = 0;
+        config.credentials.jwt.hs256_secret = Some(SECRET.into());
+        config.credentials.jwt.issuer = Some("issuer".into());
+        config.credentials.jwt.audience = Some("audience".into());
+        config.credentials.jwt.leeway_secs = 0;
     })
     .await;
     let token = encode(
@@ -122,7 +122,7 @@ async fn open_silent(app: &TestApp) -> Result<crate::ws::Socket, u16> {
 
 #[tokio::test]
 async fn a_websocket_that_never_authenticates_is_closed_with_4408() {
-    let app = TestApp::spawn_with(|config| config.socket_init_timeout_ms = 500).await;
+    let app = TestApp::spawn_with(|config| config.http.socket_init_timeout_ms = 500).await;
     let mut silent = open_silent(&app).await.expect("upgraded");
     let (code, reason) = assert_closed(&mut silent, Duration::from_secs(3)).await;
     assert_eq!(code, 4408, "{reason}");
@@ -130,7 +130,7 @@ async fn a_websocket_that_never_authenticates_is_closed_with_4408() {
 
 #[tokio::test]
 async fn sockets_waiting_to_authenticate_are_capped_per_instance() {
-    let app = TestApp::spawn_with(|config| config.max_unauthenticated_sockets = 2).await;
+    let app = TestApp::spawn_with(|config| config.http.max_unauthenticated_sockets = 2).await;
     let _first = open_silent(&app).await.expect("upgraded");
     let mut second = open_silent(&app).await.expect("upgraded");
     assert_eq!(open_silent(&app).await.err(), Some(503));

@@ -382,7 +382,10 @@ async fn processing_metrics_match_the_stored_rows() {
             e
         })
         .collect();
-    app.store.insert_events(&seeded).await.expect("seed");
+    app.store
+        .insert_events(&seeded, traceledger::store::SearchBacklog::Skip)
+        .await
+        .expect("seed");
     // …and events that must not count: the other tenant's, and ours outside the range.
     let other: Vec<_> = (0..10)
         .map(|i| stored_event(OTHER_TENANT, from + Duration::seconds(i)))
@@ -391,8 +394,14 @@ async fn processing_metrics_match_the_stored_rows() {
         stored_event(TENANT, to),
         stored_event(TENANT, from - Duration::seconds(1)),
     ];
-    app.store.insert_events(&other).await.expect("seed");
-    app.store.insert_events(&outside).await.expect("seed");
+    app.store
+        .insert_events(&other, traceledger::store::SearchBacklog::Skip)
+        .await
+        .expect("seed");
+    app.store
+        .insert_events(&outside, traceledger::store::SearchBacklog::Skip)
+        .await
+        .expect("seed");
     app.wait_stored(TENANT, 107).await;
 
     let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(

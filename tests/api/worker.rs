@@ -14,7 +14,7 @@ use traceledger::domain::{ActorDraft, AuditEvent, EventDraft, NewEvent};
 async fn publish(app: &TestApp, channel: &lapin::Channel, payload: &[u8]) {
     channel
         .basic_publish(
-            app.config.exchange.as_str().into(),
+            app.config.broker.exchange.as_str().into(),
             "".into(),
             BasicPublishOptions::default(),
             payload,
@@ -96,7 +96,7 @@ async fn a_poison_message_is_dead_lettered_and_the_pipeline_goes_on() {
     while reasons.len() < 2 && tokio::time::Instant::now() < deadline {
         let got = channel
             .basic_get(
-                app.config.dead_letter_queue.as_str().into(),
+                app.config.broker.dead_letter_queue.as_str().into(),
                 BasicGetOptions { no_ack: true },
             )
             .await

@@ -147,9 +147,9 @@ async fn nothing_is_lost_when_rabbitmq_stops_and_starts() {
     let rabbit = PrivateRabbit::start();
     let url = rabbit.url();
     let app = TestApp::spawn_with(|config| {
-        config.amqp_url = url;
-        config.publish_timeout_ms = 2000;
-        config.outbox_poll_ms = 200;
+        config.broker.url = url;
+        config.publish.timeout_ms = 2000;
+        config.publish.outbox_poll_ms = 200;
     })
     .await;
     // A live subscriber from before the outage.
@@ -202,7 +202,7 @@ async fn nothing_is_lost_when_redis_is_killed_and_restarted() {
     let _serial = SERIAL.lock().await;
     let mut redis = PrivateRedis::start();
     let url = redis.url();
-    let app = TestApp::spawn_with(|config| config.redis_url = url).await;
+    let app = TestApp::spawn_with(|config| config.redis.url = url).await;
     // Idempotency keys: their fast path is the part of recording that uses Redis.
     let sender = record_all(&app, 300, "cache", true);
     let outage = async {
@@ -239,7 +239,7 @@ async fn nothing_is_lost_when_postgres_restarts() {
     let _serial = SERIAL.lock().await;
     let postgres = PrivatePostgres::start();
     let url = postgres.url("traceledger_chaos");
-    let app = TestApp::spawn_with(|config| config.database_url = url).await;
+    let app = TestApp::spawn_with(|config| config.database.url = url).await;
     let sender = record_all(&app, 300, "database", false);
     let outage = async {
         tokio::time::sleep(Duration::from_millis(800)).await;

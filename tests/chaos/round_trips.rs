@@ -19,8 +19,8 @@ async fn a_page_of_events_costs_one_cache_round_trip_and_at_most_one_query() {
     let redis = PrivateRedis::start();
     let (database_url, redis_url) = (postgres.url("traceledger_reads"), redis.url());
     let app = TestApp::spawn_with(|config| {
-        config.database_url = database_url;
-        config.redis_url = redis_url.clone();
+        config.database.url = database_url;
+        config.redis.url = redis_url.clone();
     })
     .await;
     let inputs: Vec<_> = (0..60).map(|i| event(&format!("read.cost_{i}"))).collect();

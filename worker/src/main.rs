@@ -5,8 +5,8 @@
 use anyhow::Context;
 use clap::Parser;
 
-use traceledger::config::Config;
-use traceledger::{app, telemetry};
+use traceledger::config::WorkerConfig;
+use traceledger::{startup, telemetry};
 
 /// mimalloc, as `traceledger` uses: the worker decodes, copies and frees every event of every
 /// batch across threads, which glibc's malloc serves slowly and with fragmentation.
@@ -17,12 +17,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "traceledger-worker", version, about = "The traceledger worker")]
 struct Cli {
     #[command(flatten)]
-    config: Config,
+    config: WorkerConfig,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Cli::parse().config;
-    telemetry::init(config.log_format);
-    app::run_worker(config).await.context("running the worker")
+    telemetry::init(config.log);
+    startup::run_worker(config)
+        .await
+        .context("running the worker")
 }

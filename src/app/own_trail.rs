@@ -16,15 +16,14 @@ use std::time::Duration;
 use chrono::{SubsecRound, Utc};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use uuid::Uuid;
 
-use crate::auth::{Credential, Principal};
+use crate::access::auth::{Credential, Principal};
+use crate::app::record::{accept_drafts, park, IngestError, ParkError, Recorder};
 use crate::domain::{
-    ActorDraft, AuditEvent, EventDraft, FieldError, NewEvent, Outcome, RecordedBy, Severity,
-    TargetDraft, MAX_BATCH, MAX_ID_LEN,
+    ActorDraft, EventDraft, FieldError, Outcome, RecordedBy, Severity, TargetDraft, MAX_BATCH,
+    MAX_ID_LEN,
 };
-use crate::ingest::{IngestError, Recorder};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// The tenant the service records its own activity in. Operators read it with a key of this
 /// tenant; nobody can write to it through the API.
@@ -61,19 +60,67 @@ pub struct RequestNote {
     pub client_ip: Option<IpAddr>,
 }
 
-/// The sending end of the self-audit queue; cheap to clone.
-#[derive(Clone)]
-pub struct AuditTrail {
-    queue: mpsc::Sender<EventDraft>,
+/// How much of the service's own trail may wait to be recorded.
+#[derive(clap::Args, Clone, Copy, Debug)]
+#[command(next_help_heading = "Own trail")]
+pub struct TrailSettings {
+    /// Requests and admin actions waiting to be recorded in tenant `_traceledger`; past this,
+    /// new ones are dropped (and counted) rather than slowing requests down.
+    #[arg(
+        value_name = "QUEUE",
+        id = "self-audit-queue",
+        long = "self-audit-queue",
+        env = "TRACELEDGER_SELF_AUDIT_QUEUE",
+        default_value_t = 10_000
+    )]
+    pub queue: usize,
 }
 
-impl AuditTrail {
+/// Who performed an admin action, as its audit event names them.
+#[derive(Clone, Copy, Debug)]
+pub enum Actor<'a> {
+    /// A caller of the API, acting in its own tenant.
+    Caller(&'a Principal),
+    /// An operator at the command line (the name given with `--operator`, or the OS user).
+    Operator(&'a str),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the action is done but its audit event could not be kept: {0}")]
+pub struct TrailError(#[from] ParkError);
+
+/// Where the service's own notes go; cheap to clone.
+#[derive(Clone)]
+pub struct OwnTrail {
+    sink: Sink,
+}
+
+#[derive(Clone)]
+enum Sink {
+    /// A serving process: a bounded queue that a background task records from.
+    Queue(mpsc::Sender<EventDraft>),
+    /// An operator's command, which runs without the broker: each note is accepted like any
+    /// event and parked in the outbox, so a running service publishes it and its worker stores
+    /// and indexes it like every other event.
+    Outbox(Store),
+}
+
+impl OwnTrail {
     /// Starts the background task that records queued notes with `recorder`; it ends when every
-    /// `AuditTrail` is dropped.
+    /// `OwnTrail` is dropped.
     pub fn start(recorder: Recorder, capacity: usize) -> Self {
         let (queue, notes) = mpsc::channel(capacity.max(1));
         tokio::spawn(drain(recorder, notes));
-        Self { queue }
+        Self {
+            sink: Sink::Queue(queue),
+        }
+    }
+
+    /// The trail of a process without the broker (the operator's commands).
+    pub fn parked(store: Store) -> Self {
+        Self {
+            sink: Sink::Outbox(store),
+        }
     }
 
     pub fn request(&self, note: RequestNote) {
@@ -125,69 +172,75 @@ impl AuditTrail {
         });
     }
 
-    /// An admin action: `action` (e.g. `api_key.revoke`) done by `principal`, on `target`.
-    pub fn admin_action(
+    /// An admin action: `action` (e.g. `api_key.revoke`) done by `actor`, on `target`. A
+    /// serving process queues it; an operator's command parks it in the outbox and returns once
+    /// it is durable there.
+    pub async fn action(
         &self,
-        principal: &Principal,
+        actor: Actor<'_>,
         action: &str,
         target: Option<(&str, &str)>,
         message: String,
         details: Value,
-    ) {
-        let actor = ActorDraft {
-            id: clip(principal.credential.id()),
-            kind: principal.credential.kind().to_owned(),
-            name: None,
-            ip: None,
+    ) -> Result<(), TrailError> {
+        let (actor, metadata) = match actor {
+            Actor::Caller(principal) => (
+                ActorDraft {
+                    id: clip(principal.credential.id()),
+                    kind: principal.credential.kind().to_owned(),
+                    name: None,
+                    ip: None,
+                },
+                json!({ "tenant": principal.tenant, "details": details }),
+            ),
+            Actor::Operator(name) => (
+                ActorDraft {
+                    id: clip(name.to_owned()),
+                    kind: "operator".to_owned(),
+                    name: None,
+                    ip: None,
+                },
+                json!({ "details": details }),
+            ),
         };
-        let metadata = json!({ "tenant": principal.tenant, "details": details });
-        self.push(action_draft(actor, action, target, message, metadata));
+        let mut draft = action_draft(actor, action, target, message, metadata);
+        match &self.sink {
+            Sink::Queue(_) => {
+                self.push(draft);
+                Ok(())
+            }
+            Sink::Outbox(store) => {
+                make_storable(&mut draft);
+                let now = Utc::now().trunc_subsecs(6);
+                let service = RecordedBy::service();
+                let events = accept_drafts(SYSTEM_TENANT, &service, vec![draft.clone()], now)
+                    .or_else(|e| {
+                        let error = match e {
+                            IngestError::Invalid { error, .. } => error,
+                            other => FieldError::new("input", other.to_string()),
+                        };
+                        tracing::error!(%error, "an operator's note broke the event rules; recording a stand-in");
+                        let stand_in = unstorable(&draft, &error);
+                        accept_drafts(SYSTEM_TENANT, &service, vec![stand_in], now)
+                    });
+                match events {
+                    Ok(events) => Ok(park(store, &events).await?),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the operator's action cannot be recorded");
+                        Ok(())
+                    }
+                }
+            }
+        }
     }
 
     fn push(&self, mut draft: EventDraft) {
         make_storable(&mut draft);
-        if self.queue.try_send(draft).is_err() {
+        let Sink::Queue(queue) = &self.sink else {
+            return;
+        };
+        if queue.try_send(draft).is_err() {
             metrics::counter!("traceledger_self_audit_dropped_total").increment(1);
-        }
-    }
-}
-
-/// Records an operator's action from the command line, which runs without the broker: the event
-/// is validated like any other and stored directly.
-pub async fn record_operator_action(
-    store: &Store,
-    operator: &str,
-    action: &str,
-    target: Option<(&str, &str)>,
-    message: String,
-    details: Value,
-) -> Result<(), StoreError> {
-    let actor = ActorDraft {
-        id: clip(operator.to_owned()),
-        kind: "operator".to_owned(),
-        name: None,
-        ip: None,
-    };
-    let draft = action_draft(
-        actor,
-        action,
-        target,
-        message,
-        json!({ "details": details }),
-    );
-    let now = Utc::now().trunc_subsecs(6);
-    match NewEvent::parse(draft, now) {
-        Ok(new) => {
-            let event = AuditEvent {
-                recorded_by: Some(RecordedBy::service()),
-                ..new.accept(SYSTEM_TENANT, Uuid::now_v7(), now)
-            };
-            store.insert_events(&[event]).await.map(|_| ())
-        }
-        // Only an operator name we cannot store gets here; the action itself is done.
-        Err(e) => {
-            tracing::error!(error = %e, "the operator's action cannot be recorded");
-            Ok(())
         }
     }
 }

@@ -19,10 +19,9 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{self, decode_batch, BusError, Failure, Topology};
-use crate::config::Config;
+use crate::bus::{self, decode_batch, BrokerSettings, BusError, Failure, Topology};
 use crate::domain::AuditEvent;
-use crate::store::{Store, StoreError};
+use crate::store::{SearchBacklog, Store, StoreError};
 
 /// Backoff while the database is out of reach, and while the broker is.
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(200);
@@ -47,30 +46,69 @@ impl From<lapin::Error> for WorkerError {
     }
 }
 
-#[derive(Clone, Debug)]
+/// How the worker gathers its batches.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Worker")]
 pub struct WorkerSettings {
-    pub amqp_url: String,
-    pub topology: Topology,
+    /// The worker commits a batch after this many messages…
+    #[arg(
+        value_name = "BATCH_SIZE",
+        id = "batch-size",
+        long = "batch-size",
+        env = "TRACELEDGER_BATCH_SIZE",
+        default_value_t = 500
+    )]
     pub batch_size: usize,
-    pub batch_timeout: Duration,
+
+    /// …or this long after the batch's first message, whichever comes first.
+    #[arg(
+        value_name = "BATCH_TIMEOUT_MS",
+        id = "batch-timeout-ms",
+        long = "batch-timeout-ms",
+        env = "TRACELEDGER_BATCH_TIMEOUT_MS",
+        default_value_t = 50
+    )]
+    pub batch_timeout_ms: u64,
+
+    /// Unacknowledged messages the broker hands one worker at a time.
+    #[arg(
+        value_name = "PREFETCH",
+        id = "prefetch",
+        long = "prefetch",
+        env = "TRACELEDGER_PREFETCH",
+        default_value_t = 1000
+    )]
     pub prefetch: u16,
 }
 
-impl WorkerSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            amqp_url: config.amqp_url.clone(),
-            topology: Topology::from_config(config),
-            batch_size: config.batch_size.max(1),
-            batch_timeout: config.batch_timeout(),
-            prefetch: config.prefetch,
-        }
-    }
+/// What one worker consumes, how, and where its commits go.
+struct Plan {
+    amqp_url: String,
+    topology: Topology,
+    batch_size: usize,
+    batch_timeout: Duration,
+    prefetch: u16,
+    backlog: SearchBacklog,
 }
 
 /// Runs until `shutdown`, reconnecting to the broker when it goes away. On shutdown the batch in
-/// flight is committed and acknowledged before returning.
-pub async fn run(settings: WorkerSettings, store: Store, shutdown: CancellationToken) {
+/// flight is committed and acknowledged before returning. With `SearchBacklog::Queue` every
+/// stored event is queued for the search indexer in the same commit.
+pub async fn run(
+    settings: &WorkerSettings,
+    broker: &BrokerSettings,
+    backlog: SearchBacklog,
+    store: Store,
+    shutdown: CancellationToken,
+) {
+    let settings = Plan {
+        amqp_url: broker.url.clone(),
+        topology: broker.topology(),
+        batch_size: settings.batch_size.max(1),
+        batch_timeout: Duration::from_millis(settings.batch_timeout_ms),
+        prefetch: settings.prefetch,
+        backlog,
+    };
     let partitions = tokio::spawn(keep_partitions(store.clone(), shutdown.clone()));
     let mut delay = RETRY_FIRST_DELAY;
     while !shutdown.is_cancelled() {
@@ -115,7 +153,7 @@ async fn keep_partitions(store: Store, shutdown: CancellationToken) {
 }
 
 async fn consume(
-    settings: &WorkerSettings,
+    settings: &Plan,
     store: &Store,
     shutdown: &CancellationToken,
 ) -> Result<(), WorkerError> {
@@ -142,6 +180,7 @@ async fn consume(
         store,
         republish: &republish,
         topology: &settings.topology,
+        backlog: settings.backlog,
         shutdown,
     };
     while let Some(deliveries) = next_batch(&mut consumer, settings, shutdown).await? {
@@ -161,7 +200,7 @@ async fn consume(
 /// `None` once shutdown is requested and nothing is pending.
 async fn next_batch(
     consumer: &mut Consumer,
-    settings: &WorkerSettings,
+    settings: &Plan,
     shutdown: &CancellationToken,
 ) -> Result<Option<Vec<Delivery>>, WorkerError> {
     let first = tokio::select! {
@@ -190,6 +229,7 @@ struct Batcher<'a> {
     /// A confirm-mode channel for moving messages to retry and dead-letter queues.
     republish: &'a Channel,
     topology: &'a Topology,
+    backlog: SearchBacklog,
     shutdown: &'a CancellationToken,
 }
 
@@ -271,7 +311,7 @@ impl Batcher<'_> {
     ) -> Option<Result<u64, StoreError>> {
         let mut delay = RETRY_FIRST_DELAY;
         loop {
-            match self.store.insert_events(events).await {
+            match self.store.insert_events(events, self.backlog).await {
                 Err(e) if e.is_unavailable() => {
                     tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; batch kept");
                     tokio::select! {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::app::Services;
 use crate::breaker::BreakerState;
 use crate::bus::{self, Topology};
-use crate::services::Services;
 
 /// A readiness probe waits no longer than this for any one dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);

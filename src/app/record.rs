@@ -53,6 +53,50 @@ pub enum IngestError {
     Unavailable { bus: BusError, outbox: String },
 }
 
+/// Validates a call's inputs and makes them events of `tenant`, stamped as recorded by
+/// `recorded_by` at `received_at`: all of them or, if any is invalid, none. Every road into the
+/// log (API calls, the service's own trail, operator commands) starts here.
+pub fn accept_drafts(
+    tenant: &str,
+    recorded_by: &RecordedBy,
+    drafts: Vec<EventDraft>,
+    received_at: chrono::DateTime<Utc>,
+) -> Result<Vec<AuditEvent>, IngestError> {
+    if drafts.len() > MAX_BATCH {
+        return Err(IngestError::TooMany);
+    }
+    drafts
+        .into_iter()
+        .enumerate()
+        .map(|(index, draft)| {
+            NewEvent::parse(draft, received_at)
+                .map(|new| AuditEvent {
+                    recorded_by: Some(recorded_by.clone()),
+                    ..new.accept(tenant, Uuid::now_v7(), received_at)
+                })
+                .map_err(|error| IngestError::Invalid { index, error })
+        })
+        .collect()
+}
+
+/// Parks accepted events in the PostgreSQL outbox, from where a running service's relay
+/// publishes them like any other batch; durable once this returns. For processes that run
+/// without the broker (the operator's commands) and for calls the broker could not take.
+pub async fn park(store: &Store, events: &[AuditEvent]) -> Result<(), ParkError> {
+    let payload = encode_batch(events)?;
+    let message_id = events.first().map(|e| e.id.to_string());
+    store.push_outbox(&payload, message_id.as_deref()).await?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParkError {
+    #[error("could not encode the events: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
 /// Cheap to clone: every part is shared.
 #[derive(Clone)]
 pub struct Recorder {
@@ -86,23 +130,9 @@ impl Recorder {
         recorded_by: &RecordedBy,
         drafts: Vec<EventDraft>,
     ) -> Result<Vec<Receipt>, IngestError> {
-        if drafts.len() > MAX_BATCH {
-            return Err(IngestError::TooMany);
-        }
         // Microseconds: what PostgreSQL keeps, so the receipt matches the stored event.
         let received_at = Utc::now().trunc_subsecs(6);
-        let events = drafts
-            .into_iter()
-            .enumerate()
-            .map(|(index, draft)| {
-                NewEvent::parse(draft, received_at)
-                    .map(|new| AuditEvent {
-                        recorded_by: Some(recorded_by.clone()),
-                        ..new.accept(tenant, Uuid::now_v7(), received_at)
-                    })
-                    .map_err(|error| IngestError::Invalid { index, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = accept_drafts(tenant, recorded_by, drafts, received_at)?;
 
         // From the idempotency claim to the broker's confirm (or the outbox) runs to the end in a
         // task of its own: a client that hangs up mid-call must not leave a key claimed for an
@@ -173,16 +203,7 @@ impl Recorder {
             Err(e) => e,
         };
         tracing::warn!(error = %bus, events = events.len(), "broker unavailable; parking the batch in the outbox");
-        let payload = encode_batch(events).map_err(|e| IngestError::Unavailable {
-            bus: BusError::Encode(e),
-            outbox: "not tried".into(),
-        })?;
-        let message_id = events.first().map(|e| e.id.to_string());
-        let parked = tokio::time::timeout(
-            OUTBOX_TIMEOUT,
-            self.store.push_outbox(&payload, message_id.as_deref()),
-        )
-        .await;
+        let parked = tokio::time::timeout(OUTBOX_TIMEOUT, park(&self.store, events)).await;
         match parked {
             Ok(Ok(())) => {
                 metrics::counter!("traceledger_outbox_parked_total").increment(1);

@@ -7,7 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::auth::Credential;
+use crate::access::auth::Credential;
 use crate::domain::{
     ActionPattern, ActorDraft, AuditEvent, EventDraft, EventFilter, EventOrder, MAX_METADATA_BYTES,
 };

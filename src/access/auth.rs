@@ -12,7 +12,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::jwt::{JwtError, JwtVerifier};
+use crate::access::jwt::{JwtConfigError, JwtError, JwtSettings, JwtVerifier};
 use crate::store::{Store, StoreError};
 
 pub const KEY_PREFIX: &str = "tlk_";
@@ -129,6 +129,26 @@ pub enum AuthError {
     Store(#[from] StoreError),
 }
 
+/// How credentials are verified: API keys against the store (remembered briefly), JWTs by the
+/// configured key.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Credentials")]
+pub struct CredentialSettings {
+    /// How long a verified API key is trusted before it is looked up again (so also how long a
+    /// revoked key may keep working).
+    #[arg(
+        value_name = "KEY_CACHE_SECS",
+        id = "key-cache-secs",
+        long = "key-cache-secs",
+        env = "TRACELEDGER_KEY_CACHE_SECS",
+        default_value_t = 5
+    )]
+    pub key_cache_secs: u64,
+
+    #[command(flatten)]
+    pub jwt: JwtSettings,
+}
+
 /// Verifies keys against the store, remembering verified ones briefly so a request does not cost
 /// a query; a revoked key therefore stops working within that time. JWTs, when configured, are
 /// verified by signature alone.
@@ -140,19 +160,13 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, ttl: Duration) -> Self {
-        Self {
+    pub fn new(store: Store, settings: &CredentialSettings) -> Result<Self, JwtConfigError> {
+        Ok(Self {
             store,
-            ttl,
+            ttl: Duration::from_secs(settings.key_cache_secs),
             verified: Mutex::new(HashMap::new()),
-            jwt: None,
-        }
-    }
-
-    /// Also accepts JWTs that `verifier` accepts.
-    pub fn with_jwt(mut self, verifier: Option<JwtVerifier>) -> Self {
-        self.jwt = verifier;
-        self
+            jwt: JwtVerifier::new(&settings.jwt)?,
+        })
     }
 
     /// The principal for a presented credential: an API key (it starts with `tlk_`) or, when

@@ -2,29 +2,28 @@
 //! together, and serve. `traceledger serve`, the tests and the benchmarks all start it here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{self, Authenticator, NewApiKey};
-use crate::bus::{BusError, DeadLetters, GroupCommit, Publisher, Topology};
+use crate::access::auth::{self, Authenticator, NewApiKey};
+use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
+use crate::app::record::Recorder;
+use crate::app::{DeadLetterQueue, Keys, OwnTrail, Services};
+use crate::bus::{BusError, DeadLetters, Publisher};
 use crate::cache::{Cache, CacheError};
-use crate::config::Config;
-use crate::graphql::{build_schema, SchemaLimits};
-use crate::http::{self, AppState, HttpLimits};
-use crate::ingest::Recorder;
-use crate::jwt::JwtVerifier;
-use crate::live::LiveFeed;
-use crate::outbox;
-use crate::ratelimit::{ConcurrencyCap, DefaultRates, RateLimiter};
-use crate::search::{indexer, SearchError, Searcher};
-use crate::self_audit::AuditTrail;
-use crate::services::Services;
-use crate::store::{Store, StoreError};
-use crate::worker::{self, WorkerSettings};
+use crate::config::{Config, StartSettings, WorkerConfig};
+use crate::graphql::build_schema;
+use crate::http::{self, AppState, BadCorsOrigin};
+use crate::search::{SearchError, Searcher};
+use crate::store::{DatabaseSettings, Store, StoreError};
+use crate::tasks::indexer;
+use crate::tasks::live::LiveFeed;
+use crate::tasks::relay;
+use crate::tasks::worker;
 
 /// The tenant of the key created for a newcomer when a deployment has none.
 pub const BOOTSTRAP_TENANT: &str = "default";
@@ -42,9 +41,9 @@ pub enum StartupError {
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
     #[error("JWT settings: {0}")]
-    Jwt(#[from] crate::jwt::JwtConfigError),
-    #[error("CORS origin {0:?} is not a valid header value")]
-    CorsOrigin(String),
+    Jwt(#[from] crate::access::jwt::JwtConfigError),
+    #[error(transparent)]
+    CorsOrigin(#[from] BadCorsOrigin),
 }
 
 /// A fully connected service, ready to serve.
@@ -60,90 +59,70 @@ impl App {
     pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, StartupError> {
         // Before anything records a metric.
         crate::telemetry::metrics();
-        let store = connect_store(&config).await?;
-        let cache = Cache::connect(
-            &config.redis_url,
-            &config.cache_prefix,
-            config.cache_ttl(),
-            config.idempotency_ttl(),
-            config.breaker(),
-        )
-        .await?;
-        let topology = Topology::from_config(&config);
+        let store = connect_store(&config.database, config.start).await?;
+        let cache = Cache::connect(&config.redis, config.breaker.breaker()).await?;
+        let topology = config.broker.topology();
         let publisher = Arc::new(
             Publisher::connect(
-                &config.amqp_url,
+                &config.broker.url,
                 topology.clone(),
-                config.publish_timeout(),
-                config.breaker(),
-                GroupCommit::from_config(&config),
+                &config.publish,
+                config.breaker.breaker(),
             )
             .await,
         );
         let outbox_parked = Arc::new(Notify::new());
-        outbox::spawn_relay(
+        relay::spawn_relay(
             store.clone(),
             Arc::clone(&publisher),
             Arc::clone(&outbox_parked),
-            config.outbox_poll(),
+            config.publish.outbox_poll(),
             shutdown.clone(),
         );
-        let live = LiveFeed::start(&config.amqp_url, &topology, shutdown.clone()).await;
+        let live = LiveFeed::start(&config.broker.url, &topology, shutdown.clone()).await;
         let recorder = Recorder::new(
             publisher.clone(),
             cache.clone(),
             store.clone(),
             outbox_parked,
         );
-        let rates = DefaultRates {
-            write_per_sec: config.write_rate_per_sec,
-            read_per_sec: config.read_rate_per_sec,
-        };
+        let rates = config.limits.default_rates();
+        let trail = OwnTrail::start(recorder.clone(), config.trail.queue);
         let services = Arc::new(Services {
             store: store.clone(),
             cache: cache.clone(),
             publisher,
-            audit: AuditTrail::start(recorder.clone(), config.self_audit_queue),
+            keys: Keys::new(store.clone(), trail.clone(), rates),
+            dead_letters: DeadLetterQueue::new(
+                DeadLetters::new(&config.broker.url, topology.clone()),
+                trail.clone(),
+            ),
+            trail,
             recorder,
-            dead_letters: DeadLetters::new(&config.amqp_url, topology.clone()),
             live,
-            search: Searcher::from_config(&config, store.clone())?,
-            subscriptions: ConcurrencyCap::new(config.max_subscriptions_per_key),
+            search: Searcher::new(&config.search, store.clone())?,
+            subscriptions: ConcurrencyCap::new(config.limits.max_subscriptions_per_key),
             default_rates: rates,
         });
-        let limits = SchemaLimits {
-            max_depth: config.max_query_depth,
-            max_complexity: config.max_query_complexity,
-            introspection: config.introspection,
-        };
-        let auth = Authenticator::new(store.clone(), config.key_cache_ttl())
-            .with_jwt(JwtVerifier::from_config(&config)?);
+        let http = &config.http;
         let state = AppState {
-            schema: build_schema(Arc::clone(&services), limits),
+            schema: build_schema(Arc::clone(&services), &config.schema),
             documents: Arc::default(),
             services,
-            auth: Arc::new(auth),
+            auth: Arc::new(Authenticator::new(store.clone(), &config.credentials)?),
             limiter: Arc::new(RateLimiter::new(cache, rates)),
-            sockets: ConcurrencyCap::new(config.max_sockets_per_key),
+            sockets: ConcurrencyCap::new(config.limits.max_sockets_per_key),
             unauthenticated_sockets: Arc::new(tokio::sync::Semaphore::new(
-                config.max_unauthenticated_sockets as usize,
+                http.max_unauthenticated_sockets as usize,
             )),
-            socket_init_timeout: config.socket_init_timeout(),
-            exports: ConcurrencyCap::new(config.max_exports_per_key),
-            export_send_timeout: config.export_send_timeout(),
-            amqp_url: config.amqp_url.as_str().into(),
+            socket_init_timeout: Duration::from_millis(http.socket_init_timeout_ms),
+            exports: ConcurrencyCap::new(config.limits.max_exports_per_key),
+            export_send_timeout: Duration::from_millis(http.export_send_timeout_ms),
+            amqp_url: config.broker.url.as_str().into(),
             topology: Arc::new(topology),
         };
-        let http_limits = HttpLimits {
-            max_body_bytes: config.max_body_bytes,
-            cors_origins: config
-                .cors_origins
-                .iter()
-                .map(|o| HeaderValue::from_str(o).map_err(|_| StartupError::CorsOrigin(o.clone())))
-                .collect::<Result<_, _>>()?,
-        };
         Ok(Self {
-            router: http::router(state, http_limits),
+            router: http::router(state, http)?,
             config,
             store,
             shutdown,
@@ -156,18 +135,20 @@ impl App {
 
     /// Runs the worker inside this process until shutdown.
     pub fn spawn_worker(&self) -> JoinHandle<()> {
-        tokio::spawn(worker::run(
-            WorkerSettings::from_config(&self.config),
-            self.store.clone(),
-            self.shutdown.clone(),
-        ))
+        let config = &self.config;
+        let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
+        let (settings, broker) = (config.worker.clone(), config.broker.clone());
+        let backlog = config.search.backlog();
+        tokio::spawn(async move {
+            worker::run(&settings, &broker, backlog, store, shutdown).await;
+        })
     }
 
     /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
     /// configured (it indexes what the worker queues).
     pub fn spawn_indexer(&self) -> Result<Option<JoinHandle<()>>, StartupError> {
-        Ok(indexer::spawn_from_config(
-            &self.config,
+        Ok(indexer::spawn(
+            &self.config.search,
             self.store.clone(),
             self.shutdown.clone(),
         )?)
@@ -178,7 +159,7 @@ impl App {
         http::serve(
             listener,
             self.router,
-            self.config.http_header_timeout(),
+            self.config.http.header_timeout(),
             self.shutdown,
         )
         .await;
@@ -188,11 +169,12 @@ impl App {
 
 /// The store a serving process uses: migrated first unless told not to (a runtime role may not
 /// change the schema), and a loud warning when its role could do more than it needs.
-async fn connect_store(config: &Config) -> Result<Store, StartupError> {
-    let store = Store::connect_with(&config.database_url, config.pool_settings())
-        .await?
-        .with_search_backlog(config.elasticsearch_url.is_some());
-    if config.migrate_on_start {
+async fn connect_store(
+    database: &DatabaseSettings,
+    start: StartSettings,
+) -> Result<Store, StartupError> {
+    let store = Store::connect(database).await?;
+    if start.migrate_on_start {
         store.migrate().await?;
     }
     match store.excess_privilege().await {
@@ -209,12 +191,13 @@ async fn connect_store(config: &Config) -> Result<Store, StartupError> {
 
 /// Runs only the worker until a shutdown signal: the `traceledger worker` command and the
 /// `traceledger-worker` binary.
-pub async fn run_worker(config: Config) -> Result<(), StartupError> {
+pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     crate::telemetry::metrics();
-    let store = connect_store(&config).await?;
+    let store = connect_store(&config.database, config.start).await?;
     let shutdown = crate::shutdown::on_signal();
-    let indexer = indexer::spawn_from_config(&config, store.clone(), shutdown.clone())?;
-    worker::run(WorkerSettings::from_config(&config), store, shutdown).await;
+    let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
+    let backlog = config.search.backlog();
+    worker::run(&config.worker, &config.broker, backlog, store, shutdown).await;
     if let Some(indexer) = indexer {
         let _ = indexer.await;
     }

@@ -10,43 +10,29 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{ElasticSearch, SearchError};
-use crate::config::Config;
+use crate::search::{ElasticSearch, SearchError, SearchSettings};
 use crate::store::Store;
 
 const RETRY_FIRST_DELAY: Duration = Duration::from_millis(200);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(10);
 
-#[derive(Clone, Debug)]
-pub struct IndexerSettings {
-    pub batch_size: usize,
-    pub poll_interval: Duration,
-}
-
-impl IndexerSettings {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            batch_size: config.index_batch_size.max(1),
-            poll_interval: config.index_poll_interval(),
-        }
-    }
-}
-
-/// Starts the indexer when the configuration names an Elasticsearch; `store` must queue its
-/// inserts ([`Store::with_search_backlog`]).
-pub fn spawn_from_config(
-    config: &Config,
+/// Starts the indexer when the settings name an Elasticsearch; the events it indexes are those
+/// stored with `SearchBacklog::Queue` (see [`SearchSettings::backlog`]).
+pub fn spawn(
+    settings: &SearchSettings,
     store: Store,
     shutdown: CancellationToken,
 ) -> Result<Option<JoinHandle<()>>, SearchError> {
-    let settings = IndexerSettings::from_config(config);
-    Ok(ElasticSearch::from_config(config)?
-        .map(|elastic| tokio::spawn(run(settings, store, elastic, shutdown))))
+    let batch_size = settings.index_batch_size.max(1);
+    let poll = Duration::from_millis(settings.index_poll_ms);
+    Ok(ElasticSearch::connect(settings)?
+        .map(|elastic| tokio::spawn(run(batch_size, poll, store, elastic, shutdown))))
 }
 
 /// Drains the backlog until `shutdown`.
-pub async fn run(
-    settings: IndexerSettings,
+async fn run(
+    batch_size: usize,
+    poll_interval: Duration,
     store: Store,
     elastic: ElasticSearch,
     shutdown: CancellationToken,
@@ -59,12 +45,12 @@ pub async fn run(
                 elastic.ensure_template().await?;
                 template_ready = true;
             }
-            drain_batch(&store, &elastic, settings.batch_size).await
+            drain_batch(&store, &elastic, batch_size).await
         };
         let wait = match round.await {
             // A full batch: there may be more waiting right now.
-            Ok(sent) if sent >= settings.batch_size => Duration::ZERO,
-            Ok(_) => settings.poll_interval,
+            Ok(sent) if sent >= batch_size => Duration::ZERO,
+            Ok(_) => poll_interval,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?delay, "search indexing failed; will retry");
                 // A cluster that comes back may have lost the template (a rebuilt cluster).

@@ -9,8 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::auth::{Credential, Principal, RateOverrides, Scope};
-use crate::config::Config;
+use crate::access::auth::{Credential, Principal, RateOverrides, Scope};
 use crate::domain::{check_tenant, SYSTEM_TENANT};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +52,100 @@ pub enum JwtError {
     Algorithm,
 }
 
+/// How JWTs from admin frontends are verified and read; JWTs are off unless a key is set.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "JWTs")]
+pub struct JwtSettings {
+    /// HS256 secret that JWTs from admin frontends are signed with (or use an RS256 key).
+    #[arg(
+        value_name = "HS256_SECRET",
+        id = "jwt-hs256-secret",
+        long = "jwt-hs256-secret",
+        env = "TRACELEDGER_JWT_HS256_SECRET",
+        hide_env_values = true
+    )]
+    pub hs256_secret: Option<String>,
+
+    /// PEM file of the RSA public key that RS256 JWTs are verified with.
+    #[arg(
+        value_name = "RS256_PUBLIC_KEY_FILE",
+        id = "jwt-rs256-public-key-file",
+        long = "jwt-rs256-public-key-file",
+        env = "TRACELEDGER_JWT_RS256_PUBLIC_KEY_FILE"
+    )]
+    pub rs256_public_key_file: Option<std::path::PathBuf>,
+
+    /// The `iss` a JWT must carry (required when JWTs are configured).
+    #[arg(
+        value_name = "ISSUER",
+        id = "jwt-issuer",
+        long = "jwt-issuer",
+        env = "TRACELEDGER_JWT_ISSUER"
+    )]
+    pub issuer: Option<String>,
+
+    /// The `aud` a JWT must carry (required when JWTs are configured).
+    #[arg(
+        value_name = "AUDIENCE",
+        id = "jwt-audience",
+        long = "jwt-audience",
+        env = "TRACELEDGER_JWT_AUDIENCE"
+    )]
+    pub audience: Option<String>,
+
+    /// Clock skew tolerated on a JWT's `exp` and `nbf`, in seconds: a websocket opened with a
+    /// token is closed this long after the token expires.
+    #[arg(
+        value_name = "LEEWAY_SECS",
+        id = "jwt-leeway-secs",
+        long = "jwt-leeway-secs",
+        env = "TRACELEDGER_JWT_LEEWAY_SECS",
+        default_value_t = 30
+    )]
+    pub leeway_secs: u64,
+
+    /// Whether a JWT may name the system tenant `_traceledger` (the service's own trail).
+    #[arg(
+        value_name = "ALLOW_SYSTEM_TENANT",
+        id = "jwt-allow-system-tenant",
+        long = "jwt-allow-system-tenant",
+        env = "TRACELEDGER_JWT_ALLOW_SYSTEM_TENANT",
+        default_value_t = false
+    )]
+    pub allow_system_tenant: bool,
+
+    /// The JWT claim naming the tenant the caller acts for.
+    #[arg(
+        value_name = "TENANT_CLAIM",
+        id = "jwt-tenant-claim",
+        long = "jwt-tenant-claim",
+        env = "TRACELEDGER_JWT_TENANT_CLAIM",
+        default_value = "tenant"
+    )]
+    pub tenant_claim: String,
+
+    /// The JWT claim listing the caller's roles (an array, or a space-separated string).
+    #[arg(
+        value_name = "ROLES_CLAIM",
+        id = "jwt-roles-claim",
+        long = "jwt-roles-claim",
+        env = "TRACELEDGER_JWT_ROLES_CLAIM",
+        default_value = "roles"
+    )]
+    pub roles_claim: String,
+
+    /// What each role may do, as ROLE=SCOPE entries; a role named like a scope always grants it.
+    #[arg(
+        value_name = "ROLE_SCOPES",
+        id = "jwt-role-scopes",
+        long = "jwt-role-scopes",
+        env = "TRACELEDGER_JWT_ROLE_SCOPES",
+        value_delimiter = ',',
+        default_value = "admin=admin,admin=events:read,auditor=events:read,writer=events:write"
+    )]
+    pub role_scopes: Vec<String>,
+}
+
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -64,9 +157,9 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    /// The verifier the configuration asks for, or `None` when JWTs are not configured.
-    pub fn from_config(config: &Config) -> Result<Option<Self>, JwtConfigError> {
-        let (key, algorithm) = match (&config.jwt_hs256_secret, &config.jwt_rs256_public_key_file) {
+    /// The verifier the settings ask for, or `None` when JWTs are not configured.
+    pub fn new(settings: &JwtSettings) -> Result<Option<Self>, JwtConfigError> {
+        let (key, algorithm) = match (&settings.hs256_secret, &settings.rs256_public_key_file) {
             (None, None) => return Ok(None),
             (Some(_), Some(_)) => return Err(JwtConfigError::BothKeys),
             (Some(secret), None) => (
@@ -79,21 +172,21 @@ impl JwtVerifier {
                 (key, Algorithm::RS256)
             }
         };
-        let (Some(issuer), Some(audience)) = (&config.jwt_issuer, &config.jwt_audience) else {
+        let (Some(issuer), Some(audience)) = (&settings.issuer, &settings.audience) else {
             return Err(JwtConfigError::MissingIssuerOrAudience);
         };
         let mut validation = Validation::new(algorithm);
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = config.jwt_leeway_secs;
+        validation.leeway = settings.leeway_secs;
         validation.validate_nbf = true;
         let mut role_scopes: HashMap<String, Vec<Scope>> = HashMap::new();
         // A role named like a scope grants that scope.
         for scope in Scope::ALL {
             role_scopes.insert(scope.as_str().to_owned(), vec![scope]);
         }
-        for entry in &config.jwt_role_scopes {
+        for entry in &settings.role_scopes {
             let (role, scope) = entry
                 .split_once('=')
                 .and_then(|(role, scope)| Some((role, Scope::parse(scope)?)))
@@ -103,10 +196,10 @@ impl JwtVerifier {
         Ok(Some(Self {
             key,
             validation,
-            tenant_claim: config.jwt_tenant_claim.clone(),
-            roles_claim: config.jwt_roles_claim.clone(),
+            tenant_claim: settings.tenant_claim.clone(),
+            roles_claim: settings.roles_claim.clone(),
             role_scopes,
-            allow_system_tenant: config.jwt_allow_system_tenant,
+            allow_system_tenant: settings.allow_system_tenant,
         }))
     }
 

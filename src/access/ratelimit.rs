@@ -10,7 +10,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota};
 
-use crate::auth::{Credential, Principal};
+use crate::access::auth::{Credential, Principal};
 use crate::cache::Cache;
 
 /// In-process limiters kept at most before the map starts afresh (a restart of the counts is
@@ -45,8 +45,74 @@ impl RequestKind {
     }
 }
 
+/// What one caller may use: rates of events and requests, and what it may hold open at once.
+#[derive(clap::Args, Clone, Debug)]
+#[command(next_help_heading = "Limits per key")]
+pub struct LimitSettings {
+    /// Events one key may record per second, sustained (a mutation that records none counts
+    /// one); a key's own limit overrides it. The burst is one second's worth.
+    #[arg(
+        value_name = "WRITE_RATE_PER_SEC",
+        id = "write-rate-per-sec",
+        long = "write-rate-per-sec",
+        env = "TRACELEDGER_WRITE_RATE_PER_SEC",
+        default_value_t = 10_000
+    )]
+    pub write_rate_per_sec: u32,
+
+    /// Reads (queries, exports, websocket connections) one key may make per second, sustained.
+    #[arg(
+        value_name = "READ_RATE_PER_SEC",
+        id = "read-rate-per-sec",
+        long = "read-rate-per-sec",
+        env = "TRACELEDGER_READ_RATE_PER_SEC",
+        default_value_t = 500
+    )]
+    pub read_rate_per_sec: u32,
+
+    /// Websocket connections one key may hold open at once on one instance.
+    #[arg(
+        value_name = "MAX_SOCKETS_PER_KEY",
+        id = "max-sockets-per-key",
+        long = "max-sockets-per-key",
+        env = "TRACELEDGER_MAX_SOCKETS_PER_KEY",
+        default_value_t = 20
+    )]
+    pub max_sockets_per_key: u32,
+
+    /// Live subscriptions one key may hold open at once on one instance.
+    #[arg(
+        value_name = "MAX_SUBSCRIPTIONS_PER_KEY",
+        id = "max-subscriptions-per-key",
+        long = "max-subscriptions-per-key",
+        env = "TRACELEDGER_MAX_SUBSCRIPTIONS_PER_KEY",
+        default_value_t = 50
+    )]
+    pub max_subscriptions_per_key: u32,
+
+    /// Exports one key may run at once on one instance.
+    #[arg(
+        value_name = "MAX_EXPORTS_PER_KEY",
+        id = "max-exports-per-key",
+        long = "max-exports-per-key",
+        env = "TRACELEDGER_MAX_EXPORTS_PER_KEY",
+        default_value_t = 2
+    )]
+    pub max_exports_per_key: u32,
+}
+
+impl LimitSettings {
+    pub fn default_rates(&self) -> DefaultRates {
+        DefaultRates {
+            write_per_sec: self.write_rate_per_sec,
+            read_per_sec: self.read_rate_per_sec,
+        }
+    }
+}
+
 /// The deployment's default rates, in requests per second (the burst allowed is one second's).
-#[derive(Clone, Copy, Debug)]
+/// The default value (zero) is for processes that never rate anyone: the operator's commands.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DefaultRates {
     pub write_per_sec: u32,
     pub read_per_sec: u32,
@@ -205,7 +271,7 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::RateOverrides;
+    use crate::access::auth::RateOverrides;
 
     fn caller(tenant: &str, subject: &str) -> Principal {
         Principal {

@@ -1,0 +1,7 @@
+//! What runs in the background of a serving process: the worker that commits batches, the
+//! outbox relay, the search indexer, and this instance's live feed.
+
+pub mod indexer;
+pub mod live;
+pub mod relay;
+pub mod worker;
