@@ -10,6 +10,7 @@
 
 pub mod access; // credentials, JWTs, scopes, rate limits and caps
 pub mod app; // the use cases every entrance calls, and the service's own trail
+pub mod backoff; // waiting between attempts while a dependency is out of reach
 pub mod breaker; // skip a failing dependency for a while instead of timing out on it
 pub mod bus; // RabbitMQ topology, confirmed publisher, wire format, dead letters
 pub mod cache; // Redis: event cache, idempotency fast path, shared rate limits

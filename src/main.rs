@@ -3,7 +3,7 @@
 mod cli;
 
 /// mimalloc instead of the system allocator: serving a request allocates and frees many small
-/// objects across threads, and glibc's malloc was a quarter of the API's CPU in a profile of
+/// objects across threads, which costs glibc's malloc about a quarter of the API's CPU in
 /// single-event ingest (BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

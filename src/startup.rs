@@ -13,7 +13,7 @@ use crate::access::auth::{self, Authenticator, NewApiKey};
 use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::app::record::Recorder;
 use crate::app::{DeadLetterQueue, Keys, OwnTrail, Services};
-use crate::bus::{BusError, DeadLetters, Publisher};
+use crate::bus::{BusError, DeadLetters, Publisher, QueueDepths};
 use crate::cache::{Cache, CacheError};
 use crate::config::{Config, StartSettings, WorkerConfig};
 use crate::graphql::build_schema;
@@ -100,6 +100,7 @@ impl App {
             trail,
             recorder,
             live,
+            queue_depths: QueueDepths::new(&config.broker.url, topology.clone()),
             search: Searcher::new(&config.search, store.clone())?,
             subscriptions: ConcurrencyCap::new(config.limits.max_subscriptions_per_key),
             default_rates: rates,
@@ -118,8 +119,6 @@ impl App {
             socket_init_timeout: Duration::from_millis(http.socket_init_timeout_ms),
             exports: ConcurrencyCap::new(config.limits.max_exports_per_key),
             export_send_timeout: Duration::from_millis(http.export_send_timeout_ms),
-            amqp_url: config.broker.url.as_str().into(),
-            topology: Arc::new(topology),
         };
         Ok(Self {
             router: http::router(state, http)?,

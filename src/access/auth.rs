@@ -4,7 +4,6 @@
 //! Keys are 32 random bytes behind a recognisable `tlk_` prefix (so secret scanners can spot a
 //! leaked one). Only their SHA-256 is stored: a high-entropy key needs no slow hash.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,98 +12,17 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::access::jwt::{JwtConfigError, JwtError, JwtSettings, JwtVerifier};
+pub use crate::access::principal::{Credential, Principal, RateOverrides, Scope};
 use crate::store::{Store, StoreError};
 
 pub const KEY_PREFIX: &str = "tlk_";
 /// Characters of a key kept in clear for listings: the prefix and a few more.
 const SHOWN_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
-/// Keys remembered at most by one instance's cache before it starts afresh.
+/// Keys one instance remembers at most; past this the least used go first.
 const MAX_CACHED_KEYS: usize = 10_000;
 /// While PostgreSQL is unreachable, a key verified this recently is still accepted, so recording
 /// (which goes through the broker) keeps working during a database outage.
 const STALE_WHILE_DOWN: Duration = Duration::from_secs(600);
-
-/// What a key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// Record events.
-    EventsWrite,
-    /// Query, search and subscribe.
-    EventsRead,
-    /// Operate the deployment: dead letters, keys.
-    Admin,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::EventsWrite, Scope::EventsRead, Scope::Admin];
-    /// What a key gets when its creator names no scope.
-    pub const DEFAULT: [Scope; 2] = [Scope::EventsWrite, Scope::EventsRead];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::EventsWrite => "events:write",
-            Scope::EventsRead => "events:read",
-            Scope::Admin => "admin",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-}
-
-/// Who is calling: the tenant every read and write of the request is scoped to, what the caller
-/// may do, and how often.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub tenant: String,
-    pub credential: Credential,
-    pub scopes: Vec<Scope>,
-    pub rates: RateOverrides,
-    /// When the credential stops being accepted by itself (a JWT's expiry); keys have none.
-    pub expires_at: Option<std::time::SystemTime>,
-}
-
-impl Principal {
-    pub fn has(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
-    }
-}
-
-/// What the caller presented.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Credential {
-    ApiKey(Uuid),
-    /// A verified JWT, by its `sub` claim.
-    Token {
-        subject: String,
-    },
-}
-
-impl Credential {
-    /// The key id or the token's subject: how audit events name the caller.
-    pub fn id(&self) -> String {
-        match self {
-            Credential::ApiKey(id) => id.to_string(),
-            Credential::Token { subject } => subject.clone(),
-        }
-    }
-
-    /// The actor type audit events give the caller.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Credential::ApiKey(_) => "api_key",
-            Credential::Token { .. } => "jwt_subject",
-        }
-    }
-}
-
-/// A key's own rate limits, in requests per second, where it has any.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RateOverrides {
-    pub write_per_sec: Option<u32>,
-    pub read_per_sec: Option<u32>,
-}
 
 /// A newly minted key; `secret` is shown once and never stored.
 #[derive(Debug)]
@@ -155,7 +73,7 @@ pub struct CredentialSettings {
 pub struct Authenticator {
     store: Store,
     ttl: Duration,
-    verified: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+    verified: quick_cache::sync::Cache<[u8; 32], (Principal, Instant)>,
     jwt: Option<JwtVerifier>,
 }
 
@@ -164,7 +82,7 @@ impl Authenticator {
         Ok(Self {
             store,
             ttl: Duration::from_secs(settings.key_cache_secs),
-            verified: Mutex::new(HashMap::new()),
+            verified: quick_cache::sync::Cache::new(MAX_CACHED_KEYS),
             jwt: JwtVerifier::new(&settings.jwt)?,
         })
     }
@@ -234,20 +152,16 @@ impl Authenticator {
             },
             expires_at: None,
         };
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= MAX_CACHED_KEYS {
-            verified.clear();
-        }
-        verified.insert(hash, (principal.clone(), Instant::now()));
+        self.verified
+            .insert(hash, (principal.clone(), Instant::now()));
         Ok(principal)
     }
 
     fn cached(&self, hash: &[u8; 32], max_age: Duration) -> Option<Principal> {
-        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        verified
+        self.verified
             .get(hash)
             .filter(|(_, at)| at.elapsed() < max_age)
-            .map(|(principal, _)| principal.clone())
+            .map(|(principal, _)| principal)
     }
 }
 

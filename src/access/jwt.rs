@@ -9,7 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
-use crate::access::auth::{Credential, Principal, RateOverrides, Scope};
+use crate::access::principal::{Credential, Principal, RateOverrides, Scope};
 use crate::domain::{check_tenant, SYSTEM_TENANT};
 
 #[derive(Debug, thiserror::Error)]

@@ -3,4 +3,5 @@
 
 pub mod auth;
 pub mod jwt;
+pub mod principal;
 pub mod ratelimit;

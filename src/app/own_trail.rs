@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::access::auth::{Credential, Principal};
 use crate::app::record::{accept_drafts, park, IngestError, ParkError, Recorder};
+use crate::backoff::Backoff;
 use crate::domain::{
     ActorDraft, EventDraft, FieldError, Outcome, RecordedBy, Severity, TargetDraft, MAX_BATCH,
     MAX_ID_LEN,
@@ -292,7 +293,7 @@ async fn drain(recorder: Recorder, mut notes: mpsc::Receiver<EventDraft>) {
 /// so (and the batch goes again, the others untouched), and while the pipeline cannot take the
 /// batch it is tried again with backoff; meanwhile the bounded queue fills and drops what comes.
 async fn record_batch(recorder: &Recorder, mut drafts: Vec<EventDraft>) {
-    let mut wait = RETRY_FIRST;
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     loop {
         match recorder
             .record(SYSTEM_TENANT, &RecordedBy::service(), drafts.clone())
@@ -308,9 +309,9 @@ async fn record_batch(recorder: &Recorder, mut drafts: Vec<EventDraft>) {
                 }
             }
             Err(e) => {
+                let wait = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?wait, "could not record the service's own audit events; will retry");
                 tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(RETRY_MAX);
             }
         }
     }

@@ -7,7 +7,6 @@ use serde::Serialize;
 
 use crate::app::Services;
 use crate::breaker::BreakerState;
-use crate::bus::{self, Topology};
 
 /// A readiness probe waits no longer than this for any one dependency.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -131,7 +130,7 @@ fn classify(answered: bool, took: Duration, breaker: Option<BreakerState>) -> St
 }
 
 /// Sets the gauges that are cheaper to read on demand than to keep up to date.
-pub async fn refresh_gauges(services: &Services, amqp_url: &str, topology: &Topology) {
+pub async fn refresh_gauges(services: &Services) {
     let ready = readiness(services).await;
     metrics::gauge!("traceledger_subscribers").set(ready.subscribers as f64);
     if let Some(depth) = ready.outbox_depth {
@@ -150,8 +149,7 @@ pub async fn refresh_gauges(services: &Services, amqp_url: &str, topology: &Topo
         };
         metrics::gauge!("traceledger_breaker_state", "dependency" => dependency).set(value);
     }
-    if let Ok(Ok(depths)) =
-        tokio::time::timeout(PROBE_TIMEOUT, bus::queue_depths(amqp_url, topology)).await
+    if let Ok(Ok(depths)) = tokio::time::timeout(PROBE_TIMEOUT, services.queue_depths.read()).await
     {
         for (queue, depth) in depths {
             metrics::gauge!("traceledger_queue_depth", "queue" => queue).set(f64::from(depth));

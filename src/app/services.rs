@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{DeadLetterQueue, Keys, OwnTrail};
 use crate::access::ratelimit::{ConcurrencyCap, DefaultRates};
 use crate::app::record::Recorder;
-use crate::bus::Publisher;
+use crate::bus::{Publisher, QueueDepths};
 use crate::cache::Cache;
 use crate::search::Searcher;
 use crate::store::Store;
@@ -20,6 +20,8 @@ pub struct Services {
     pub keys: Keys,
     pub dead_letters: DeadLetterQueue,
     pub live: Arc<LiveFeed>,
+    /// The broker's queue depths, for the metrics.
+    pub queue_depths: QueueDepths,
     pub search: Searcher,
     /// Live subscriptions each caller may hold open.
     pub subscriptions: ConcurrencyCap,

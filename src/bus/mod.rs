@@ -260,27 +260,60 @@ pub async fn publish_confirmed_to(
     }
 }
 
-/// How many messages wait in each of the topology's queues.
-pub async fn queue_depths(url: &str, topology: &Topology) -> Result<Vec<(String, u32)>, BusError> {
-    let connection = connect(url, "traceledger-metrics").await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel).await?;
-    let mut depths = Vec::new();
-    for queue in topology.queues() {
-        let declared = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        depths.push((queue, declared.message_count()));
+/// How many messages wait in each of the topology's queues, for the metrics. Keeps one
+/// connection across scrapes (opened, and the topology declared, on the first), so a scraper
+/// polling every few seconds costs the broker no connection churn.
+pub struct QueueDepths {
+    url: String,
+    topology: Topology,
+    link: tokio::sync::Mutex<Option<(Connection, Channel)>>,
+}
+
+impl QueueDepths {
+    pub fn new(url: &str, topology: Topology) -> Self {
+        Self {
+            url: url.to_owned(),
+            topology,
+            link: tokio::sync::Mutex::new(None),
+        }
     }
-    let _ = connection.close(CLOSE_NORMAL, "done".into()).await;
-    Ok(depths)
+
+    pub async fn read(&self) -> Result<Vec<(String, u32)>, BusError> {
+        let mut link = self.link.lock().await;
+        if !link.as_ref().is_some_and(|(connection, channel)| {
+            connection.status().connected() && channel.status().connected()
+        }) {
+            let connection = connect(&self.url, "traceledger-metrics").await?;
+            let channel = connection.create_channel().await?;
+            self.topology.declare(&channel).await?;
+            *link = Some((connection, channel));
+        }
+        let Some((_, channel)) = link.as_ref() else {
+            return Err(BusError::Stopped);
+        };
+        let mut depths = Vec::new();
+        for queue in self.topology.queues() {
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match declared {
+                Ok(declared) => depths.push((queue, declared.message_count())),
+                Err(e) => {
+                    // The broker closes a channel on a failed declare: open anew next time.
+                    *link = None;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(depths)
+    }
 }
 
 /// Opens a connection to the broker, named so operators can tell our connections apart.

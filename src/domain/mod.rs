@@ -2,6 +2,7 @@
 //! pagination cursors, analytics questions, the search query language. Every other module
 //! depends on this one; it depends on none of ours.
 
+mod columns;
 mod cursor;
 mod event;
 mod filter;
@@ -10,6 +11,7 @@ mod stats;
 mod tenant;
 mod validate;
 
+pub use columns::{column_names, Column, ColumnKind, ColumnValue, Indexed, EVENT_COLUMNS};
 pub use cursor::{Cursor, CursorError};
 pub use event::{Actor, AuditEvent, Outcome, RecordedBy, Severity, Target, SERVICE_NAME};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};

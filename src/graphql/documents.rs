@@ -1,52 +1,51 @@
 //! Parsed GraphQL documents, kept by their text. Clients send the same few operations over and
-//! over with new variables, and parsing the text (pest) was a seventh of a small request's work,
-//! done twice: once to classify the operation, once by the schema. A request now
-//! parses its text at most once, and a text seen before not at all: the schema gets a copy of the
-//! kept document (it prunes `@skip`/`@include` selections in place, so it cannot share one).
+//! over with new variables, and parsing the text is a large part of a small request's work (see
+//! BENCHMARKS.md): a request parses its text at most once (to classify it, and the schema reuses
+//! that parse), and a text seen before not at all. The schema gets a copy of the kept document:
+//! it prunes `@skip`/`@include` selections in place, so it cannot share one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::ExecutableDocument;
 
-/// Documents kept at most; when full, the cache starts afresh (a few parses are the worst that
-/// happens, and no client can make it grow past this).
+/// Documents kept at most; past this the least used go first, so no client can make it grow and
+/// a burst of one-off texts does not push out the operations sent all day.
 const MAX_DOCUMENTS: usize = 512;
 /// Longer texts are parsed every time: they are rare, and would make the bound above a bound on
 /// entries only.
 const MAX_CACHED_QUERY_BYTES: usize = 8 * 1024;
 
-#[derive(Default)]
 pub struct DocumentCache {
-    documents: Mutex<HashMap<Box<str>, Arc<ExecutableDocument>>>,
+    documents: quick_cache::sync::Cache<Box<str>, Arc<ExecutableDocument>>,
+}
+
+impl Default for DocumentCache {
+    fn default() -> Self {
+        Self {
+            documents: quick_cache::sync::Cache::new(MAX_DOCUMENTS),
+        }
+    }
 }
 
 impl DocumentCache {
     /// The document `query` parses to, or `None` if it does not parse (the schema then parses it
     /// again to say why, with the usual error).
     pub fn parse(&self, query: &str) -> Option<ExecutableDocument> {
-        if let Some(kept) = self.lock().get(query).cloned() {
+        if let Some(kept) = self.documents.get(query) {
             return Some(ExecutableDocument::clone(&kept));
         }
         let document = parse_query(query).ok()?;
         if query.len() <= MAX_CACHED_QUERY_BYTES {
-            let mut documents = self.lock();
-            if documents.len() >= MAX_DOCUMENTS {
-                documents.clear();
-            }
-            documents.insert(query.into(), Arc::new(document.clone()));
+            self.documents
+                .insert(query.into(), Arc::new(document.clone()));
         }
         Some(document)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<ExecutableDocument>>> {
-        self.documents.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.documents.len()
     }
 }
 

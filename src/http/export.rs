@@ -29,10 +29,10 @@ use crate::access::auth::{Principal, Scope};
 use crate::access::ratelimit::{RequestKind, Slot};
 use crate::app::export::{self, ExportFormat};
 use crate::app::Actor;
+use crate::app::ApiError;
 use crate::domain::{
     ActionPattern, EventFilter, EventOrder, FieldError, Outcome, RecordedBy, Severity,
 };
-use crate::app::ApiError;
 
 /// Encoded chunks an export keeps ready for its client.
 const BODY_BUFFER_CHUNKS: usize = 1;

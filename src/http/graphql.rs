@@ -17,7 +17,7 @@ use super::{error_response, graphql_error_response, AppState, GRAPHQL_PATH};
 use crate::app::ApiError;
 use crate::graphql::{classify, request_data};
 
-/// Each socket's read buffer, allocated up front (tungstenite's default is 128 KiB, which made
+/// Each socket's read buffer, allocated up front (tungstenite's default, 128 KiB, would make
 /// 1000 subscribers cost 125 MiB). Clients send only small protocol messages; a larger one
 /// still arrives whole, read in several chunks.
 const WEBSOCKET_READ_BUFFER_BYTES: usize = 8 * 1024;
@@ -63,7 +63,10 @@ pub(super) async fn execute(
     if let Err(error) = operation.check_event_cap() {
         return noted(graphql_error_response(&error), note);
     }
-    match caller.charge(&state, operation.kind, operation.cost()).await {
+    match caller
+        .charge(&state, operation.kind, operation.cost())
+        .await
+    {
         Ok(()) => {}
         // A call larger than the caller may ever send is answered as the schema would.
         Err(error @ ApiError::BadInput { .. }) => {

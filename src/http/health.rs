@@ -26,7 +26,7 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
 }
 
 pub(super) async fn metrics(State(state): State<AppState>) -> Response {
-    refresh_gauges(&state.services, &state.amqp_url, &state.topology).await;
+    refresh_gauges(&state.services).await;
     let body = telemetry::metrics().render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

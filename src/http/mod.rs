@@ -26,7 +26,6 @@ use tower_http::trace::TraceLayer;
 use crate::access::auth::Authenticator;
 use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::app::Services;
-use crate::bus::Topology;
 use crate::graphql::{ApiError, AppSchema, DocumentCache};
 
 pub use playground::DASHBOARD_PATH;
@@ -55,9 +54,6 @@ pub struct AppState {
     pub exports: ConcurrencyCap,
     /// How long an export waits for its client to take more data before it is ended.
     pub export_send_timeout: std::time::Duration,
-    /// For the queue-depth gauges (shared: the state is cloned for every request).
-    pub amqp_url: Arc<str>,
-    pub topology: Arc<Topology>,
 }
 
 /// Where the API listens and what its HTTP layer accepts.

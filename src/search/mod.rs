@@ -89,11 +89,6 @@ pub struct SearchPage {
 
 /// A search backend: same shape for each, so the searcher can fall back from one to the other.
 pub trait SearchBackend {
-    const KIND: BackendKind;
-
-    /// Whether the backend answers at all.
-    fn health(&self) -> impl Future<Output = Result<(), SearchError>> + Send;
-
     fn search(
         &self,
         request: &SearchRequest<'_>,

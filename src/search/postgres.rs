@@ -4,9 +4,7 @@
 use chrono::DateTime;
 use uuid::Uuid;
 
-use super::{
-    escape_html, BackendKind, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest,
-};
+use super::{escape_html, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest};
 use crate::domain::ScoredPosition;
 use crate::store::{ScoredHit, Store, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
@@ -21,12 +19,6 @@ impl PostgresSearch {
 }
 
 impl SearchBackend for PostgresSearch {
-    const KIND: BackendKind = BackendKind::Postgres;
-
-    async fn health(&self) -> Result<(), SearchError> {
-        Ok(self.store.ping().await?)
-    }
-
     async fn search(&self, request: &SearchRequest<'_>) -> Result<SearchPage, SearchError> {
         let after = request.after.map(decode_position).transpose()?;
         let limit = i64::try_from(request.first).unwrap_or(i64::MAX - 1) + 1;

@@ -1,9 +1,11 @@
 //! Writing and reading audit events.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, TryStreamExt};
+use serde::ser::SerializeMap;
 use serde::Serialize;
 use sqlx::{FromRow, Postgres, QueryBuilder};
 use uuid::Uuid;
@@ -11,17 +13,68 @@ use uuid::Uuid;
 use super::filter::{order_sql, push_filter};
 use super::{SearchBacklog, Store, StoreError};
 use crate::domain::{
-    Actor, AuditEvent, Cursor, EventFilter, EventOrder, Outcome, RecordedBy, Severity, Target,
+    column_names, Actor, AuditEvent, ColumnKind, ColumnValue, Cursor, EventFilter, EventOrder,
+    Outcome, RecordedBy, Severity, Target, EVENT_COLUMNS,
 };
 
-pub(super) const COLUMNS: &str =
-    "id, tenant, occurred_at, received_at, action, outcome, severity, service, \
-    actor_id, actor_type, actor_name, actor_ip, target_id, target_type, target_name, message, \
-    metadata, idempotency_key, request_id, trace_id, recorded_by_id, recorded_by_type";
+/// The event columns, comma-separated in `EVENT_COLUMNS` order, as every query selects them.
+pub(super) const COLUMNS: Columns = Columns;
 
-/// An event as one flat row: serialized into `jsonb_to_recordset` on the way in, read back
-/// with `FromRow` on the way out.
-#[derive(Serialize, FromRow)]
+pub(super) struct Columns;
+
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        static LIST: LazyLock<String> =
+            LazyLock::new(|| column_names().collect::<Vec<_>>().join(", "));
+        f.write_str(&LIST)
+    }
+}
+
+/// `id uuid, tenant text, …`: the record type `jsonb_to_recordset` reads a batch as.
+fn record_type() -> &'static str {
+    static TYPE: LazyLock<String> = LazyLock::new(|| {
+        EVENT_COLUMNS
+            .iter()
+            .map(|c| {
+                let sql = match c.kind {
+                    ColumnKind::Uuid => "uuid",
+                    ColumnKind::Text => "text",
+                    ColumnKind::Time => "timestamptz",
+                    ColumnKind::Severity => "smallint",
+                    ColumnKind::Json => "jsonb",
+                };
+                format!("{} {sql}", c.name)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    &TYPE
+}
+
+/// An event as one flat JSON object for `jsonb_to_recordset`, serialized straight into the
+/// statement's buffer (building a `serde_json::Value` first cost the worker more than this).
+struct FlatRow<'a>(&'a AuditEvent);
+
+impl Serialize for FlatRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut row = serializer.serialize_map(Some(EVENT_COLUMNS.len()))?;
+        for (column, value) in EVENT_COLUMNS.iter().zip(self.0.column_values()) {
+            match value {
+                ColumnValue::Uuid(id) => row.serialize_entry(column.name, &id)?,
+                ColumnValue::Text(text) => row.serialize_entry(column.name, &text)?,
+                ColumnValue::Time(at) => row.serialize_entry(column.name, &at)?,
+                ColumnValue::Severity(severity) => {
+                    row.serialize_entry(column.name, &severity.rank())?
+                }
+                ColumnValue::Json(json) => row.serialize_entry(column.name, &json)?,
+            }
+        }
+        row.end()
+    }
+}
+
+/// An event as read back, one field per column.
+#[derive(FromRow)]
 pub(super) struct EventRow {
     id: Uuid,
     tenant: String,
@@ -45,35 +98,6 @@ pub(super) struct EventRow {
     trace_id: Option<String>,
     recorded_by_id: Option<String>,
     recorded_by_type: Option<String>,
-}
-
-impl From<&AuditEvent> for EventRow {
-    fn from(e: &AuditEvent) -> Self {
-        Self {
-            id: e.id,
-            tenant: e.tenant.clone(),
-            occurred_at: e.occurred_at,
-            received_at: e.received_at,
-            action: e.action.clone(),
-            outcome: e.outcome.as_str().to_owned(),
-            severity: e.severity.rank(),
-            service: e.service.clone(),
-            actor_id: e.actor.id.clone(),
-            actor_type: e.actor.kind.clone(),
-            actor_name: e.actor.name.clone(),
-            actor_ip: e.actor.ip.clone(),
-            target_id: e.target.as_ref().map(|t| t.id.clone()),
-            target_type: e.target.as_ref().map(|t| t.kind.clone()),
-            target_name: e.target.as_ref().and_then(|t| t.name.clone()),
-            message: e.message.clone(),
-            metadata: e.metadata.clone(),
-            idempotency_key: e.idempotency_key.clone(),
-            request_id: e.request_id.clone(),
-            trace_id: e.trace_id.clone(),
-            recorded_by_id: e.recorded_by.as_ref().map(|by| by.id.clone()),
-            recorded_by_type: e.recorded_by.as_ref().map(|by| by.kind.clone()),
-        }
-    }
 }
 
 impl TryFrom<EventRow> for AuditEvent {
@@ -140,22 +164,17 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
-        let rows: Vec<EventRow> = events.iter().map(EventRow::from).collect();
+        let rows: Vec<FlatRow> = events.iter().map(FlatRow).collect();
         // Keys first: each key in the batch gets its owner, the first event to claim it. The
         // no-op DO UPDATE (rather than DO NOTHING) makes RETURNING give the owner of a key
         // already taken too, read after any concurrent claim of it committed (a worker storing
         // the same key at the same time): the statement's own snapshot would not see that row.
         // An event is stored only if it owns its key (a redelivery owns it already; the id
         // conflict then skips it); the others are recorded as superseded by the owner.
+        let record_type = record_type();
         let batch_and_keys = format!(
             "WITH batch AS (
-                SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS (
-                    id uuid, tenant text, occurred_at timestamptz, received_at timestamptz,
-                    action text, outcome text, severity smallint, service text,
-                    actor_id text, actor_type text, actor_name text, actor_ip text,
-                    target_id text, target_type text, target_name text, message text,
-                    metadata jsonb, idempotency_key text, request_id text, trace_id text,
-                    recorded_by_id text, recorded_by_type text))
+                SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS ({record_type}))
                 WITH ORDINALITY AS x({COLUMNS}, batch_order)
              ),
              owners AS (
@@ -191,8 +210,6 @@ impl Store {
         } else {
             format!("{batch_and_keys} {insert}")
         };
-        // Serialized straight into the statement's buffer: building, writing out and dropping a
-        // `serde_json::Value` tree first cost the worker more than serializing the rows.
         let done = sqlx::query(&sql)
             .bind(sqlx::types::Json(&rows))
             .execute(self.pool())

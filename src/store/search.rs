@@ -12,8 +12,8 @@ use super::events::{EventRow, COLUMNS};
 use super::filter::{escape_like, push_filter};
 use super::{Store, StoreError};
 use crate::domain::{
-    ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal, ScoredPosition, SearchQuery,
-    Term,
+    column_names, ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal,
+    ScoredPosition, SearchQuery, Term,
 };
 
 /// Marks the start of a match in a headline; private-use characters, stripped from the message
@@ -153,9 +153,8 @@ impl Store {
 }
 
 fn prefixed_columns(alias: &str) -> String {
-    COLUMNS
-        .split(',')
-        .map(|c| format!("{alias}.{}", c.trim()))
+    column_names()
+        .map(|c| format!("{alias}.{c}"))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{sleep_unless_shutdown, Backoff};
 use crate::search::{ElasticSearch, SearchError, SearchSettings};
 use crate::store::Store;
 
@@ -38,7 +39,7 @@ async fn run(
     shutdown: CancellationToken,
 ) {
     let mut template_ready = false;
-    let mut delay = RETRY_FIRST_DELAY;
+    let mut backoff = Backoff::new(RETRY_FIRST_DELAY, RETRY_MAX_DELAY);
     while !shutdown.is_cancelled() {
         let round = async {
             if !template_ready {
@@ -49,25 +50,24 @@ async fn run(
         };
         let wait = match round.await {
             // A full batch: there may be more waiting right now.
-            Ok(sent) if sent >= batch_size => Duration::ZERO,
-            Ok(_) => poll_interval,
+            Ok(sent) if sent >= batch_size => {
+                backoff.reset();
+                Duration::ZERO
+            }
+            Ok(_) => {
+                backoff.reset();
+                poll_interval
+            }
             Err(e) => {
+                let delay = backoff.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "search indexing failed; will retry");
                 // A cluster that comes back may have lost the template (a rebuilt cluster).
                 template_ready = false;
-                let wait = delay;
-                delay = (delay * 2).min(RETRY_MAX_DELAY);
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => {}
-                }
-                continue;
+                delay
             }
         };
-        delay = RETRY_FIRST_DELAY;
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+        if !sleep_unless_shutdown(wait, &shutdown).await {
+            break;
         }
     }
 }

@@ -14,6 +14,7 @@ use lapin::{Connection, Consumer};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{sleep_unless_shutdown, Backoff};
 use crate::bus::{self, decode_batch, BusError, Topology};
 use crate::domain::AuditEvent;
 
@@ -43,19 +44,18 @@ impl LiveFeed {
         let (url, topology, pump) = (url.to_owned(), topology.clone(), Arc::clone(&feed));
         tokio::spawn(async move {
             let mut current = first;
-            let mut delay = RECONNECT_FIRST_DELAY;
+            let mut backoff = Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY);
             while !shutdown.is_cancelled() {
                 let (_connection, consumer) = match current.take() {
                     Some(link) => link,
                     None => match open(&url, &topology).await {
                         Ok(link) => link,
                         Err(e) => {
+                            let delay = backoff.next_delay();
                             tracing::warn!(error = %e, retry_in = ?delay, "live feed cannot reach the broker");
-                            tokio::select! {
-                                _ = shutdown.cancelled() => break,
-                                _ = tokio::time::sleep(delay) => {}
+                            if !sleep_unless_shutdown(delay, &shutdown).await {
+                                break;
                             }
-                            delay = (delay * 2).min(RECONNECT_MAX_DELAY);
                             continue;
                         }
                     },
@@ -67,14 +67,13 @@ impl LiveFeed {
                 // A link that carried something was healthy: start the backoff afresh. One
                 // lost as soon as it opened keeps backing off.
                 if delivered {
-                    delay = RECONNECT_FIRST_DELAY;
+                    backoff.reset();
                 }
+                let delay = backoff.next_delay();
                 tracing::warn!(retry_in = ?delay, "live feed lost its queue; reconnecting");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
+                if !sleep_unless_shutdown(delay, &shutdown).await {
+                    break;
                 }
-                delay = (delay * 2).min(RECONNECT_MAX_DELAY);
             }
         });
         feed

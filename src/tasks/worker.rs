@@ -19,6 +19,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Consumer};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::{sleep_unless_shutdown, Backoff};
 use crate::bus::{self, decode_batch, BrokerSettings, BusError, Failure, Topology};
 use crate::domain::AuditEvent;
 use crate::store::{SearchBacklog, Store, StoreError};
@@ -110,17 +111,15 @@ pub async fn run(
         backlog,
     };
     let partitions = tokio::spawn(keep_partitions(store.clone(), shutdown.clone()));
-    let mut delay = RETRY_FIRST_DELAY;
+    let mut backoff = Backoff::new(RETRY_FIRST_DELAY, RETRY_MAX_DELAY);
     while !shutdown.is_cancelled() {
         match consume(&settings, &store, &shutdown).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::warn!(error = %e, "worker lost the broker; reconnecting");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(delay) => {}
+                if !backoff.wait(&shutdown).await {
+                    break;
                 }
-                delay = (delay * 2).min(RETRY_MAX_DELAY);
             }
         }
     }
@@ -309,16 +308,15 @@ impl Batcher<'_> {
         &self,
         events: &[AuditEvent],
     ) -> Option<Result<u64, StoreError>> {
-        let mut delay = RETRY_FIRST_DELAY;
+        let mut backoff = Backoff::new(RETRY_FIRST_DELAY, RETRY_MAX_DELAY);
         loop {
             match self.store.insert_events(events, self.backlog).await {
                 Err(e) if e.is_unavailable() => {
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "database unavailable; batch kept");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(delay) => {}
+                    if !sleep_unless_shutdown(delay, self.shutdown).await {
+                        return None;
                     }
-                    delay = (delay * 2).min(RETRY_MAX_DELAY);
                 }
                 done => return Some(done),
             }

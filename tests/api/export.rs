@@ -462,3 +462,79 @@ async fn statement_timeouts_bound_interactive_queries() {
         .expect_err("a statement longer than the timeout is cancelled");
     assert!(slow.to_string().contains("statement timeout"), "{slow}");
 }
+
+/// Every field of an event, each of them set, survives the store and reaches both export
+/// formats: one place declares the event's columns, and a field it forgot would be lost here.
+#[tokio::test]
+async fn every_field_of_an_event_reaches_the_store_and_both_exports() {
+    let app = TestApp::spawn().await;
+    // Microseconds: what PostgreSQL keeps.
+    let at = chrono::SubsecRound::trunc_subsecs(Utc::now() - Duration::minutes(1), 6);
+    let mut full = stored_event(TENANT, at);
+    full.actor.name = Some("Ann Admin".into());
+    full.actor.ip = Some("10.1.2.3".into());
+    full.target = Some(traceledger::domain::Target {
+        id: "inv-7".into(),
+        kind: "invoice".into(),
+        name: Some("January".into()),
+    });
+    full.message = Some("paid in full".into());
+    full.metadata = Some(json!({ "amount": 12.5, "currency": "EUR" }));
+    full.idempotency_key = Some("idem-7".into());
+    full.request_id = Some("req-7".into());
+    full.trace_id = Some("trace-7".into());
+    full.recorded_by = Some(traceledger::domain::RecordedBy {
+        id: "key-7".into(),
+        kind: "api_key".into(),
+    });
+    app.store
+        .insert_events(
+            std::slice::from_ref(&full),
+            traceledger::store::SearchBacklog::Skip,
+        )
+        .await
+        .expect("seed");
+    let stored = app
+        .store
+        .events_by_ids(TENANT, &[full.id])
+        .await
+        .expect("read back");
+    assert_eq!(stored, vec![full.clone()], "a field was lost in the store");
+
+    let (_, ndjson) = export_text(&app, "format=ndjson").await;
+    let line: Value = serde_json::from_str(ndjson.lines().next().expect("a line")).unwrap();
+    assert_eq!(line, serde_json::to_value(&full).unwrap(), "{ndjson}");
+
+    let (_, csv) = export_text(&app, "format=csv").await;
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    let row = reader.records().next().expect("a row").unwrap();
+    let field = |name: &str| {
+        let at = header.iter().position(|h| h == name);
+        at.map(|i| row[i].to_owned())
+            .unwrap_or_else(|| panic!("no {name} column in {header:?}"))
+    };
+    // Each field of the API's event, flattened, has its column holding the value.
+    for (name, expected) in [
+        ("id", full.id.to_string()),
+        ("actor_name", "Ann Admin".into()),
+        ("actor_ip", "10.1.2.3".into()),
+        ("target_name", "January".into()),
+        ("idempotency_key", "idem-7".into()),
+        ("request_id", "req-7".into()),
+        ("trace_id", "trace-7".into()),
+        ("recorded_by_id", "key-7".into()),
+        ("recorded_by_type", "api_key".into()),
+        ("severity", full.severity.as_str().into()),
+    ] {
+        assert_eq!(field(name), expected, "{name}");
+    }
+    let metadata: Value = serde_json::from_str(&field("metadata")).unwrap();
+    assert_eq!(metadata, json!({ "amount": 12.5, "currency": "EUR" }));
+    assert_eq!(header.len(), traceledger::domain::EVENT_COLUMNS.len());
+}

@@ -1,0 +1,87 @@
+//! Who a request acts for: the principal (tenant, credential, scopes, own rates) that a verified
+//! API key or JWT turns into, and the scopes it may hold. Plain data, shared by every part of
+//! access control.
+
+use uuid::Uuid;
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Record events.
+    EventsWrite,
+    /// Query, search and subscribe.
+    EventsRead,
+    /// Operate the deployment: dead letters, keys.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::EventsWrite, Scope::EventsRead, Scope::Admin];
+    /// What a key gets when its creator names no scope.
+    pub const DEFAULT: [Scope; 2] = [Scope::EventsWrite, Scope::EventsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::EventsWrite => "events:write",
+            Scope::EventsRead => "events:read",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// Who is calling: the tenant every read and write of the request is scoped to, what the caller
+/// may do, and how often.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub credential: Credential,
+    pub scopes: Vec<Scope>,
+    pub rates: RateOverrides,
+    /// When the credential stops being accepted by itself (a JWT's expiry); keys have none.
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+impl Principal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// What the caller presented.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Credential {
+    ApiKey(Uuid),
+    /// A verified JWT, by its `sub` claim.
+    Token {
+        subject: String,
+    },
+}
+
+impl Credential {
+    /// The key id or the token's subject: how audit events name the caller.
+    pub fn id(&self) -> String {
+        match self {
+            Credential::ApiKey(id) => id.to_string(),
+            Credential::Token { subject } => subject.clone(),
+        }
+    }
+
+    /// The actor type audit events give the caller.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::ApiKey(_) => "api_key",
+            Credential::Token { .. } => "jwt_subject",
+        }
+    }
+}
+
+/// A key's own rate limits, in requests per second, where it has any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateOverrides {
+    pub write_per_sec: Option<u32>,
+    pub read_per_sec: Option<u32>,
+}
