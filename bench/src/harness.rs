@@ -8,18 +8,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use serde_json::{json, Value};
-use sqlx::Connection;
-use uuid::Uuid;
 
 use traceledger::bus::Topology;
 use traceledger::config::Config;
 use traceledger::store::{DatabaseSettings, Store};
+use traceledger_testenv::{service_env, Isolated};
 
 use crate::latency::Latency;
 
-const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Connections the benchmark itself holds (seeding, counting), besides the API's own pool.
 const BENCH_POOL_SIZE: u32 = 4;
 /// How often the benchmark looks whether the worker has committed everything.
@@ -36,19 +33,13 @@ pub struct BenchEnv {
     pub store: Store,
     /// The raw publish scenario's own durable fanout exchange and queue, no retry queues.
     raw_topology: Topology,
+    isolated: Isolated,
 }
 
 impl BenchEnv {
     pub async fn create() -> anyhow::Result<Self> {
-        // The random tail of a UUIDv7 (its head is the time, shared by runs started together).
-        let id = Uuid::now_v7().simple().to_string();
-        let run = id[id.len() - 12..].to_owned();
-        let mut config = Config::from_env().context("configuration")?;
-        config.database.url = format!("postgres://postgres@127.0.0.1:5432/tl_bench_{run}");
-        config.broker.exchange = format!("tl.bench.{run}.events");
-        config.broker.worker_queue = format!("tl.bench.{run}.worker");
-        config.broker.dead_letter_queue = format!("tl.bench.{run}.dead-letter");
-        config.redis.prefix = format!("tl-bench-{run}");
+        let isolated = Isolated::new("bench");
+        let config = isolated.config.clone();
         let store = Store::connect(&DatabaseSettings::simple(
             &config.database.url,
             BENCH_POOL_SIZE,
@@ -56,15 +47,17 @@ impl BenchEnv {
         .await
         .context("PostgreSQL")?;
         store.migrate().await.context("migrations")?;
+        let stem = isolated.exchange_stem().to_owned();
         Ok(Self {
             raw_topology: Topology {
-                exchange: format!("tl.bench.{run}.raw"),
-                worker_queue: format!("tl.bench.{run}.raw"),
-                dead_letter_queue: format!("tl.bench.{run}.raw.dead-letter"),
+                exchange: format!("{stem}.raw"),
+                worker_queue: format!("{stem}.raw"),
+                dead_letter_queue: format!("{stem}.raw.dead-letter"),
                 retry_delays: Vec::new(),
             },
             config,
             store,
+            isolated,
         })
     }
 
@@ -74,16 +67,8 @@ impl BenchEnv {
 
     /// The environment the API child process reads its configuration from.
     pub fn api_env(&self) -> Vec<(&'static str, String)> {
-        let c = &self.config;
-        vec![
-            ("TRACELEDGER_DATABASE_URL", c.database.url.clone()),
-            ("TRACELEDGER_EXCHANGE", c.broker.exchange.clone()),
-            ("TRACELEDGER_WORKER_QUEUE", c.broker.worker_queue.clone()),
-            (
-                "TRACELEDGER_DEAD_LETTER_QUEUE",
-                c.broker.dead_letter_queue.clone(),
-            ),
-            ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
+        let mut env = service_env(&self.config);
+        env.extend([
             // The load comes from one key per scenario: lift the per-key limits meant for
             // abusive clients, so what is measured is the pipeline, not the rate limiter.
             ("TRACELEDGER_WRITE_RATE_PER_SEC", UNLIMITED.to_string()),
@@ -93,7 +78,8 @@ impl BenchEnv {
                 "TRACELEDGER_MAX_SUBSCRIPTIONS_PER_KEY",
                 UNLIMITED.to_string(),
             ),
-        ]
+        ]);
+        env
     }
 
     /// A key for a tenant of its own, so each scenario counts only its own events.
@@ -153,79 +139,10 @@ impl BenchEnv {
     /// Removes the run's database, queues, exchanges and cache keys; best effort, so a failed
     /// run still leaves nothing behind that it can remove.
     pub async fn cleanup(&self) {
-        if let Err(e) = self.cleanup_broker().await {
-            tracing::warn!(error = %e, "could not remove the run's exchanges and queues");
-        }
-        if let Err(e) = self.cleanup_cache().await {
-            tracing::warn!(error = %e, "could not remove the run's cache keys");
-        }
         self.store.pool().close().await;
-        if let Err(e) = self.cleanup_database().await {
-            tracing::warn!(error = %e, "could not drop the run's database");
-        }
-    }
-
-    async fn cleanup_broker(&self) -> anyhow::Result<()> {
-        let connection =
-            traceledger::bus::connect(&self.config.broker.url, "bench-cleanup").await?;
-        let channel = connection.create_channel().await?;
-        let topologies = [self.config.broker.topology(), self.raw_topology.clone()];
-        for queue in topologies.iter().flat_map(Topology::queues) {
-            channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await?;
-        }
-        for exchange in topologies.iter().map(|t| &t.exchange) {
-            channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await?;
-        }
-        connection.close(200, "done".into()).await?;
-        Ok(())
-    }
-
-    async fn cleanup_cache(&self) -> anyhow::Result<()> {
-        let client = redis::Client::open(self.config.redis.url.as_str())?;
-        let mut conn = client.get_multiplexed_async_connection().await?;
-        let pattern = format!("{}:*", self.config.redis.prefix);
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<()>(&mut conn)
-                    .await?;
-            }
-            if next == 0 {
-                return Ok(());
-            }
-            cursor = next;
-        }
-    }
-
-    async fn cleanup_database(&self) -> anyhow::Result<()> {
-        let database = self
-            .config
-            .database
-            .url
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
-        let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .execute(&mut admin)
-        .await?;
-        Ok(())
+        self.isolated
+            .remove_with(std::slice::from_ref(&self.raw_topology))
+            .await;
     }
 }
 

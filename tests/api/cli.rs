@@ -14,7 +14,7 @@ const START_WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
 
     // `migrate` creates the database and its tables.
     let migrated = Command::new(env!("CARGO_BIN_EXE_traceledger"))
@@ -121,7 +121,7 @@ async fn run_cli(isolated: &Isolated, args: &[&str], env: &[(&str, &str)]) -> (b
 
 #[tokio::test]
 async fn a_user_error_prints_its_message_and_no_backtrace() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
     let (ok, stderr) = run_cli(&isolated, &["reindex"], &[("RUST_BACKTRACE", "1")]).await;
     assert!(!ok, "reindex without Elasticsearch must fail");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -150,7 +150,7 @@ async fn a_user_error_prints_its_message_and_no_backtrace() {
 
 #[tokio::test]
 async fn a_second_migrate_is_quiet_about_what_already_exists() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
     for _ in 0..2 {
         let (ok, stderr) = run_cli(&isolated, &["migrate"], &[]).await;
         assert!(ok, "{stderr}");
@@ -163,7 +163,7 @@ async fn a_second_migrate_is_quiet_about_what_already_exists() {
 
 #[tokio::test]
 async fn serve_on_a_busy_port_says_how_to_choose_another_and_exits_1() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to occupy");
     let address = busy.local_addr().expect("address").to_string();
     let (ok, stderr) = run_cli(&isolated, &["serve"], &[("TRACELEDGER_LISTEN", &address)]).await;
@@ -186,7 +186,7 @@ async fn serve_on_a_busy_port_says_how_to_choose_another_and_exits_1() {
 
 #[tokio::test]
 async fn serve_with_keys_already_there_says_how_to_mint_one() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
     let (ok, stderr) = run_cli(
         &isolated,
         &["keys", "create", "--tenant", "default", "--name", "first"],

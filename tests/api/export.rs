@@ -436,12 +436,7 @@ async fn exports_that_nobody_reads_cannot_take_reads_from_another_tenant() {
         );
     }
     app.record_as(&app.other_key, event("theirs.more")).await;
-    let ready: Value = reqwest::get(app.url("/ready"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.ready().await;
     assert_eq!(ready["postgres"]["status"], "up", "{ready}");
 
     // The stalled exports are ended after the send timeout: their slots and connections come

@@ -1,8 +1,8 @@
 //! End-to-end tests against the real PostgreSQL, Redis and RabbitMQ, through the real server over
 //! HTTP and websocket. Each test starts its own app with its own database, exchange, queues and
-//! cache prefix (see `helpers`), so tests run in parallel.
+//! cache prefix (see the `traceledger-testenv` crate), so tests run in parallel.
 
-mod helpers;
+use traceledger_testenv as helpers;
 
 mod auth;
 mod browser;
@@ -31,4 +31,4 @@ mod socket_auth;
 mod stats;
 mod subscription;
 mod worker;
-mod ws;
+use traceledger_testenv::ws;

@@ -133,7 +133,7 @@ async fn the_service_runs_as_a_runtime_role_that_cannot_change_events() {
 
 #[tokio::test]
 async fn serve_warns_when_its_role_could_change_events() {
-    let isolated = Isolated::new();
+    let isolated = Isolated::new("test");
     let (mut serve, _) = spawn_serve(&isolated.config, Piped::Stderr);
     let mut lines = BufReader::new(serve.stderr.take().expect("stderr")).lines();
     let warning = tokio::time::timeout(Duration::from_secs(30), async {

@@ -575,12 +575,7 @@ async fn search_falls_back_to_postgres_and_elasticsearch_catches_up() {
     .await;
     app.wait_stored(TENANT, 1).await;
     wait_searchable(&app, "elasticsearch", "outage", 1).await;
-    let ready: Value = reqwest::get(app.url("/ready"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.ready().await;
     assert_eq!(ready["elasticsearch"]["status"], "up", "{ready}");
 
     server.stop().await;

@@ -4,14 +4,11 @@
 //! else on the machine notices; the tests run one at a time. `round_trips` uses the same private
 //! instances to count what a read sends to Redis and PostgreSQL.
 
-#[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
 mod round_trips;
 mod services;
-#[allow(dead_code)]
-#[path = "../api/ws.rs"]
-mod ws;
+
+use traceledger_testenv as helpers;
+use traceledger_testenv::ws;
 
 use std::collections::HashSet;
 use std::process::{Child, Command};

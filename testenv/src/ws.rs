@@ -1,4 +1,4 @@
-//! A graphql-transport-ws client for the tests: connect, subscribe, read the next message.
+//! The graphql-transport-ws client the tests share: connect, subscribe, and read what arrives.
 
 use std::time::Duration;
 
@@ -9,12 +9,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::helpers::TestApp;
+use crate::TestApp;
 
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The upgrade request for the app's GraphQL websocket (graphql-transport-ws).
-pub(crate) fn upgrade_request(
+pub fn upgrade_request(
     app: &TestApp,
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut request = format!("ws://{}/graphql", app.addr)
@@ -27,7 +27,7 @@ pub(crate) fn upgrade_request(
     request
 }
 
-pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
+pub async fn connect(app: &TestApp, init: Value) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async(upgrade_request(app))
         .await
         .expect("websocket");
@@ -39,7 +39,7 @@ pub(crate) async fn connect(app: &TestApp, init: Value) -> Socket {
     socket
 }
 
-pub(crate) async fn send(socket: &mut Socket, message: Value) {
+pub async fn send(socket: &mut Socket, message: Value) {
     socket
         .send(Message::Text(message.to_string().into()))
         .await
@@ -48,7 +48,7 @@ pub(crate) async fn send(socket: &mut Socket, message: Value) {
 
 /// What the server did next on a socket.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Received {
+pub enum Received {
     Message(Value),
     /// The server closed the socket, with this code and reason.
     Closed(u16, String),
@@ -59,7 +59,7 @@ pub(crate) enum Received {
 }
 
 /// The next protocol message (skipping pings), the close, or silence until `wait` passed.
-pub(crate) async fn receive(socket: &mut Socket, wait: Duration) -> Received {
+pub async fn receive(socket: &mut Socket, wait: Duration) -> Received {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let message = match tokio::time::timeout_at(deadline, socket.next()).await {
@@ -90,7 +90,7 @@ pub(crate) async fn receive(socket: &mut Socket, wait: Duration) -> Received {
 
 /// The next protocol message, skipping pings; `None` if the socket closed, failed or `wait`
 /// passed (use `receive` or `assert_quiet` where it matters which).
-pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
+pub async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
     match receive(socket, wait).await {
         Received::Message(value) => Some(value),
         _ => None,
@@ -99,7 +99,7 @@ pub(crate) async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
 
 /// Asserts that nothing arrives within `wait` and the socket stays open: a server that dropped
 /// the connection does not pass for a quiet one.
-pub(crate) async fn assert_quiet(socket: &mut Socket, wait: Duration) {
+pub async fn assert_quiet(socket: &mut Socket, wait: Duration) {
     let received = receive(socket, wait).await;
     assert_eq!(
         received,
@@ -109,7 +109,7 @@ pub(crate) async fn assert_quiet(socket: &mut Socket, wait: Duration) {
 }
 
 /// Asserts that the server closes the socket next (within `wait`), and returns code and reason.
-pub(crate) async fn assert_closed(socket: &mut Socket, wait: Duration) -> (u16, String) {
+pub async fn assert_closed(socket: &mut Socket, wait: Duration) -> (u16, String) {
     match receive(socket, wait).await {
         Received::Closed(code, reason) => (code, reason),
         other => panic!("expected the server to close the socket, got {other:?}"),
@@ -117,7 +117,7 @@ pub(crate) async fn assert_closed(socket: &mut Socket, wait: Duration) -> (u16, 
 }
 
 /// Subscribes with `key` and waits until the server has registered the subscription.
-pub(crate) async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
+pub async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket {
     let before = subscribers(app).await;
     let socket = start_subscription(app, key, filter).await;
     wait_subscribers(app, before + 1).await;
@@ -125,7 +125,7 @@ pub(crate) async fn subscribe(app: &TestApp, key: &str, filter: Value) -> Socket
 }
 
 /// Opens a socket with `key` and sends the subscription, without waiting for it to be taken.
-pub(crate) async fn start_subscription(app: &TestApp, key: &str, filter: Value) -> Socket {
+pub async fn start_subscription(app: &TestApp, key: &str, filter: Value) -> Socket {
     let mut socket = connect(app, json!({ "apiKey": key })).await;
     let ack = next(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(
@@ -149,19 +149,15 @@ pub(crate) async fn start_subscription(app: &TestApp, key: &str, filter: Value) 
 }
 
 /// The live subscriptions this instance serves, as operators see them on /ready.
-pub(crate) async fn subscribers(app: &TestApp) -> u64 {
-    let ready: Value = reqwest::get(app.url("/ready"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    ready["subscribers"].as_u64().expect("subscriber count")
+pub async fn subscribers(app: &TestApp) -> u64 {
+    app.ready().await["subscribers"]
+        .as_u64()
+        .expect("subscriber count")
 }
 
 /// Waits until the server has registered `count` subscriptions, so no event is recorded before
 /// a subscriber is listening.
-pub(crate) async fn wait_subscribers(app: &TestApp, count: u64) {
+pub async fn wait_subscribers(app: &TestApp, count: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while subscribers(app).await < count {
         assert!(

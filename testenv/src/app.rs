@@ -1,11 +1,11 @@
 //! One way to start the app for a test, and the client calls the tests share.
 
+use crate::{service_env, Isolated};
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use serde_json::{json, Value};
-use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -58,7 +58,10 @@ impl TestApp {
     }
 
     async fn start(configure: impl FnOnce(&mut Config), with_worker: bool) -> Self {
-        let mut isolated = Isolated::new();
+        let mut isolated = Isolated::new("test");
+        // Quick batches and retries: tests wait on them.
+        isolated.config.worker.batch_timeout_ms = 20;
+        isolated.config.broker.retry_delays_ms = vec![100, 200];
         configure(&mut isolated.config);
         let config = isolated.config.clone();
         let shutdown = CancellationToken::new();
@@ -182,7 +185,7 @@ impl TestApp {
     /// variables on top; asserts it succeeded and returns what it printed.
     #[allow(dead_code)] // used by some test binaries sharing this file, not all
     pub fn cli(&self, args: &[&str], more: &[(&str, String)]) -> String {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        let output = std::process::Command::new(crate::traceledger_binary())
             .args(args)
             .envs(service_env(&self.config))
             .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
@@ -194,6 +197,18 @@ impl TestApp {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// What `/ready` says about each dependency, as operators see it.
+    pub async fn ready(&self) -> Value {
+        self.http
+            .get(self.url("/ready"))
+            .send()
+            .await
+            .expect("GET /ready")
+            .json()
+            .await
+            .expect("a JSON readiness report")
     }
 
     /// Records a batch as `TENANT` with `recordEvents`; asserts no errors.
@@ -328,28 +343,6 @@ impl Drop for TestApp {
     }
 }
 
-/// A test's own names on the shared services: database, exchange and queues, cache prefix and
-/// search indices. Removed when dropped, even when the test failed.
-pub struct Isolated {
-    pub config: Config,
-}
-
-impl Isolated {
-    pub fn new() -> Self {
-        let id = Uuid::now_v7().simple().to_string();
-        let mut config = Config::from_env().expect("configuration");
-        config.database.url = format!("postgres://postgres@127.0.0.1:5432/tl_test_{id}");
-        config.broker.exchange = format!("tl.test.{id}.events");
-        config.broker.worker_queue = format!("tl.test.{id}.worker");
-        config.broker.dead_letter_queue = format!("tl.test.{id}.dead-letter");
-        config.redis.prefix = format!("tl-test-{id}");
-        config.worker.batch_timeout_ms = 20;
-        config.broker.retry_delays_ms = vec![100, 200];
-        config.search.index_prefix = format!("tl-test-{id}-events");
-        Self { config }
-    }
-}
-
 /// `traceledger serve` as a process of its own against `config`'s services, on a free port
 /// (returned with it), with the output `piped` names piped and the other dropped.
 pub fn spawn_serve(config: &Config, piped: Piped) -> (tokio::process::Child, u16) {
@@ -362,7 +355,7 @@ pub fn spawn_serve(config: &Config, piped: Piped) -> (tokio::process::Child, u16
         Piped::Stdout => (Stdio::piped(), Stdio::null()),
         Piped::Stderr => (Stdio::null(), Stdio::piped()),
     };
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+    let child = tokio::process::Command::new(crate::traceledger_binary())
         .arg("serve")
         .envs(service_env(config))
         .env("TRACELEDGER_LISTEN", format!("127.0.0.1:{port}"))
@@ -379,84 +372,4 @@ pub fn spawn_serve(config: &Config, piped: Piped) -> (tokio::process::Child, u16
 pub enum Piped {
     Stdout,
     Stderr,
-}
-
-/// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.
-pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
-    vec![
-        ("TRACELEDGER_DATABASE_URL", c.database.url.clone()),
-        ("TRACELEDGER_AMQP_URL", c.broker.url.clone()),
-        ("TRACELEDGER_EXCHANGE", c.broker.exchange.clone()),
-        ("TRACELEDGER_WORKER_QUEUE", c.broker.worker_queue.clone()),
-        (
-            "TRACELEDGER_DEAD_LETTER_QUEUE",
-            c.broker.dead_letter_queue.clone(),
-        ),
-        ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
-        (
-            "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
-            c.search.index_prefix.clone(),
-        ),
-        (
-            "TRACELEDGER_RETRY_DELAYS_MS",
-            c.broker
-                .retry_delays_ms
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ]
-}
-
-impl Drop for Isolated {
-    fn drop(&mut self) {
-        let config = self.config.clone();
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(connection) =
-                    traceledger::bus::connect(&config.broker.url, "cleanup").await
-                {
-                    if let Ok(channel) = connection.create_channel().await {
-                        let topology = config.broker.topology();
-                        for queue in topology.queues() {
-                            let _ = channel
-                                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                                .await;
-                        }
-                        let _ = channel
-                            .exchange_delete(
-                                config.broker.exchange.as_str().into(),
-                                ExchangeDeleteOptions::default(),
-                            )
-                            .await;
-                    }
-                }
-                let database = config
-                    .database
-                    .url
-                    .rsplit('/')
-                    .next()
-                    .and_then(|tail| tail.split('?').next())
-                    .unwrap_or_default()
-                    .to_owned();
-                if let Ok(mut admin) =
-                    sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres").await
-                {
-                    let _ = sqlx::query(&format!(
-                        "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-                    ))
-                    .execute(&mut admin)
-                    .await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
 }
