@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::access::jwt::{JwtConfigError, JwtError, JwtSettings, JwtVerifier};
 pub use crate::access::principal::{Credential, Principal, RateOverrides, Scope};
+use crate::domain::Tenant;
 use crate::store::{Store, StoreError};
 
 pub const KEY_PREFIX: &str = "tlk_";
@@ -136,7 +137,7 @@ impl Authenticator {
             Err(e) => return Err(e.into()),
         };
         let principal = Principal {
-            tenant: record.tenant,
+            tenant: Tenant::stored(&record.tenant),
             credential: Credential::ApiKey(record.id),
             // A name this version does not know grants nothing.
             scopes: record

@@ -10,7 +10,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use crate::access::principal::{Credential, Principal, RateOverrides, Scope};
-use crate::domain::{check_tenant, SYSTEM_TENANT};
+use crate::domain::{Tenant, SYSTEM_TENANT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtConfigError {
@@ -246,7 +246,7 @@ impl JwtVerifier {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| JwtError::NoTenant(self.tenant_claim.clone()))?;
-        check_tenant(tenant).map_err(|e| JwtError::BadTenant(e.message))?;
+        let tenant = Tenant::parse(tenant).map_err(|e| JwtError::BadTenant(e.message))?;
         if tenant == SYSTEM_TENANT && !self.allow_system_tenant {
             return Err(JwtError::SystemTenant);
         }
@@ -258,7 +258,7 @@ impl JwtVerifier {
         scopes.sort_by_key(|s| s.as_str());
         scopes.dedup();
         Ok(Principal {
-            tenant: tenant.to_owned(),
+            tenant,
             credential: Credential::Token {
                 subject: subject.to_owned(),
             },

@@ -4,6 +4,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::Tenant;
+
 /// What a key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -37,7 +39,7 @@ impl Scope {
 /// may do, and how often.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    pub tenant: String,
+    pub tenant: Tenant,
     pub credential: Credential,
     pub scopes: Vec<Scope>,
     pub rates: RateOverrides,

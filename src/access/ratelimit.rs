@@ -275,7 +275,7 @@ mod tests {
 
     fn caller(tenant: &str, subject: &str) -> Principal {
         Principal {
-            tenant: tenant.into(),
+            tenant: crate::domain::Tenant::stored(tenant),
             credential: Credential::Token {
                 subject: subject.into(),
             },

@@ -2,15 +2,17 @@
 //! memory stays constant however many events there are, and the audit event every export leaves.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::access::auth::Credential;
+use super::{Actor, ApiError, Services};
+use crate::access::auth::{Credential, Principal};
 use crate::domain::{
     ActionPattern, ActorDraft, AuditEvent, ColumnValue, EventDraft, EventFilter, EventOrder,
-    EVENT_COLUMNS, MAX_METADATA_BYTES,
+    RecordedBy, EVENT_COLUMNS, MAX_METADATA_BYTES,
 };
 use crate::store::StoreError;
 
@@ -21,14 +23,12 @@ const CHUNK_EVENTS: usize = 256;
 pub const EXPORT_ACTION: &str = "traceledger.export";
 pub const EXPORT_SERVICE: &str = crate::domain::SERVICE_NAME;
 
-/// The CSV header: the event flattened, nested fields as `actor_*` and `target_*`, metadata as
-/// JSON text. Absent values are empty fields.
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExportFormat {
     /// One JSON object per line, with the field names of the GraphQL `AuditEvent`.
     Ndjson,
-    /// RFC 4180 CSV with a header row: the event's columns ([`EVENT_COLUMNS`]).
+    /// RFC 4180 CSV with a header row: the event's columns ([`EVENT_COLUMNS`]), nested fields as
+    /// `actor_*` and `target_*`, metadata as JSON text, absent values as empty fields.
     Csv,
 }
 
@@ -149,6 +149,63 @@ fn csv_record(e: &AuditEvent) -> Result<CsvRecord<'_>, ExportError> {
 /// RFC 3339 in UTC with a `Z`, as the API answers.
 fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Starts `principal`'s export of its events matching `filter`: waits for the store's first row
+/// (so a store that cannot answer is an error, not a broken body), records the export in the
+/// tenant's own log and the service's trail, and returns the encoded body.
+pub async fn start(
+    services: &Arc<Services>,
+    principal: &Principal,
+    format: ExportFormat,
+    filter: EventFilter,
+    order: EventOrder,
+) -> Result<impl Stream<Item = Result<Vec<u8>, ExportError>> + Send + 'static, ApiError> {
+    let mut events = Box::pin(services.store.stream_events(
+        principal.tenant.to_string(),
+        filter.clone(),
+        order,
+    ));
+    let first = events.next().await;
+    if let Some(Err(e)) = first {
+        return Err(e.into());
+    }
+    // Recorded once the export is really under way, not for one the store refused.
+    record(services, principal, format, &filter, order).await;
+    Ok(encode(format, stream::iter(first).chain(events)))
+}
+
+/// Records the export: a note in the service's trail, and an event in the tenant's own log,
+/// through the normal pipeline in the background (a failure is logged; the export goes on).
+async fn record(
+    services: &Arc<Services>,
+    principal: &Principal,
+    format: ExportFormat,
+    filter: &EventFilter,
+    order: EventOrder,
+) {
+    let noted = services.trail.action(
+        Actor::Caller(principal),
+        "events.export",
+        None,
+        format!("export of tenant {}'s events", principal.tenant),
+        json!({ "format": format.as_str() }),
+    );
+    if let Err(e) = noted.await {
+        tracing::error!(error = %e, "the export's note was not kept");
+    }
+    let draft = export_event(&principal.credential, format, filter, order);
+    let services = Arc::clone(services);
+    let tenant = principal.tenant.clone();
+    tokio::spawn(async move {
+        let recorded = services
+            .recorder
+            .record(&tenant, &RecordedBy::service(), vec![draft])
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, tenant = %tenant, "could not record an export");
+        }
+    });
 }
 
 /// The event that records an export, made by `caller`: its metadata says which

@@ -10,6 +10,7 @@ pub mod export;
 pub mod keys;
 pub mod own_trail;
 pub mod readiness;
+pub mod reads;
 pub mod record;
 pub mod retention;
 pub mod services;

@@ -22,7 +22,7 @@ pub use stats::{
     EventStats, LagPercentiles, ProcessingMetrics, StatsBucket, StatsGroupBy, StatsInterval,
     StatsRequest, TimeRange, DEFAULT_RANGE, MAX_STATS_BUCKETS, MAX_STATS_GROUPS,
 };
-pub use tenant::{check_tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
+pub use tenant::{check_tenant, Tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
     check_not_reserved, ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN,
     MAX_BATCH, MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,

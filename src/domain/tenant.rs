@@ -1,5 +1,10 @@
 //! Tenant names: the one rule every entrance applies (API keys minted by the CLI, a JWT's tenant
-//! claim), so that `" acme"` or `"ACME"` can never silently become a tenant beside `acme`.
+//! claim), so that `" acme"` or `"ACME"` can never silently become a tenant beside `acme`; and
+//! [`Tenant`], the type a checked name travels as.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use super::validate::FieldError;
 
@@ -32,6 +37,78 @@ pub fn check_tenant(name: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A tenant every read and write of a request is scoped to: checked by [`check_tenant`] where it
+/// enters (a key minted, a JWT's claim), or read back from our own store, which only ever took
+/// checked names. Cheap to clone; reads as a `&str`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tenant(Arc<str>);
+
+impl Tenant {
+    /// `name` if it is one: the rule of [`check_tenant`].
+    pub fn parse(name: &str) -> Result<Self, FieldError> {
+        check_tenant(name)?;
+        Ok(Self(name.into()))
+    }
+
+    /// A tenant name as our store keeps it (checked when it was written).
+    pub fn stored(name: &str) -> Self {
+        Self(name.into())
+    }
+
+    /// The service's own tenant.
+    pub fn system() -> Self {
+        Self(SYSTEM_TENANT.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Tenant {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Tenant {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Tenant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for Tenant {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Tenant {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Tenant {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +125,7 @@ mod tests {
         }
         assert!(check_tenant(&"a".repeat(MAX_TENANT_LEN)).is_ok());
         assert!(check_tenant(&"a".repeat(MAX_TENANT_LEN + 1)).is_err());
+        assert_eq!(Tenant::parse("acme").unwrap(), "acme");
+        assert!(Tenant::parse("ACME").is_err());
     }
 }

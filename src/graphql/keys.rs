@@ -120,7 +120,7 @@ impl KeysMutation {
                 None => Vec::new(),
             };
             let request = KeyRequest {
-                tenant: principal.tenant.clone(),
+                tenant: principal.tenant.to_string(),
                 name,
                 scopes,
                 rates: Rates {

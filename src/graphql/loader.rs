@@ -6,17 +6,18 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::app::reads::EventSource;
 use crate::cache::Cache;
-use crate::domain::AuditEvent;
+use crate::domain::{AuditEvent, Tenant};
 use crate::store::Store;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EventKey {
-    pub tenant: Arc<str>,
+    pub tenant: Tenant,
     pub id: Uuid,
 }
 
@@ -34,7 +35,7 @@ impl EventLoader {
     /// client was told its event was accepted, and this is the event stored under its key.
     async fn load_superseded(
         &self,
-        tenant: &Arc<str>,
+        tenant: &Tenant,
         missing: &[Uuid],
         found: &mut HashMap<EventKey, AuditEvent>,
     ) -> Result<(), Arc<ApiError>> {
@@ -59,7 +60,7 @@ impl EventLoader {
         for (id, owner) in superseding {
             if let Some(event) = events.get(&owner) {
                 let key = EventKey {
-                    tenant: Arc::clone(tenant),
+                    tenant: tenant.clone(),
                     id,
                 };
                 found.insert(key, event.clone());
@@ -89,16 +90,13 @@ impl Loader<EventKey> for EventLoader {
         metrics::counter!("traceledger_cache_hits_total").increment(hits as u64);
         metrics::counter!("traceledger_cache_misses_total").increment((keys.len() - hits) as u64);
         let mut found = HashMap::with_capacity(keys.len());
-        let mut misses: HashMap<Arc<str>, Vec<Uuid>> = HashMap::new();
+        let mut misses: HashMap<Tenant, Vec<Uuid>> = HashMap::new();
         for (key, hit) in keys.iter().zip(cached) {
             match hit {
                 Some(event) => {
                     found.insert(key.clone(), event);
                 }
-                None => misses
-                    .entry(Arc::clone(&key.tenant))
-                    .or_default()
-                    .push(key.id),
+                None => misses.entry(key.tenant.clone()).or_default().push(key.id),
             }
         }
         for (tenant, ids) in misses {
@@ -116,7 +114,7 @@ impl Loader<EventKey> for EventLoader {
             };
             for event in loaded {
                 let key = EventKey {
-                    tenant: Arc::clone(&tenant),
+                    tenant: tenant.clone(),
                     id: event.id,
                 };
                 found.insert(key, event);
@@ -126,5 +124,24 @@ impl Loader<EventKey> for EventLoader {
             }
         }
         Ok(found)
+    }
+}
+
+/// A request's events come through its loader, whichever read asks for them.
+impl EventSource for DataLoader<EventLoader> {
+    async fn events(
+        &self,
+        tenant: &Tenant,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, AuditEvent>, ApiError> {
+        let keys = ids.iter().map(|&id| EventKey {
+            tenant: tenant.clone(),
+            id,
+        });
+        let found = self.load_many(keys).await.map_err(ApiError::from)?;
+        Ok(found
+            .into_iter()
+            .map(|(key, event)| (key.id, event))
+            .collect())
     }
 }

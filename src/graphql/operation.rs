@@ -24,7 +24,7 @@ use super::Services;
 use crate::access::auth::{Credential, HeldCredential, Principal};
 use crate::access::ratelimit::{RateLimiter, RequestKind};
 use crate::app::own_trail::{OwnTrail, RequestNote, Transport};
-use crate::domain::MAX_BATCH;
+use crate::domain::{Tenant, MAX_BATCH};
 
 /// The status a websocket operation's audit note carries: it was answered over an open socket
 /// (its outcome is in its error codes).
@@ -275,7 +275,7 @@ impl Extension for SocketOperationsExtension {
 struct OperationNote {
     trail: OwnTrail,
     name: Arc<Mutex<Option<String>>>,
-    caller: (String, Credential),
+    caller: (Tenant, Credential),
     client_ip: Option<IpAddr>,
     started: Instant,
     error_codes: Vec<String>,

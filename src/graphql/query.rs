@@ -13,10 +13,8 @@ use super::loader::{EventKey, EventLoader};
 use super::types::{AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo};
 use super::Services;
 use crate::access::auth::Scope;
-use crate::domain::{self, Cursor};
-
-/// The largest page a client may ask for.
-pub const MAX_PAGE: i32 = 100;
+use crate::app::reads;
+use crate::domain;
 
 #[derive(Default)]
 pub struct EventQuery;
@@ -58,14 +56,8 @@ impl EventQuery {
     }
 }
 
-pub(super) fn parse_filter(
-    filter: Option<AuditEventFilter>,
-) -> Result<domain::EventFilter, ApiError> {
-    let filter: domain::EventFilter = filter.unwrap_or_default().into();
-    filter
-        .check_sizes()
-        .map_err(|e| ApiError::bad_input(format!("filter.{}", e.field), e.message))?;
-    Ok(filter)
+pub(super) fn parse_filter(filter: Option<AuditEventFilter>) -> domain::EventFilter {
+    filter.unwrap_or_default().into()
 }
 
 async fn list_events(
@@ -76,50 +68,30 @@ async fn list_events(
     order: EventOrder,
 ) -> Result<AuditEventConnection, ApiError> {
     let tenant = tenant(ctx, Scope::EventsRead)?;
-    if !(0..=MAX_PAGE).contains(&first) {
-        return Err(ApiError::bad_input(
-            "first",
-            format!("must be between 0 and {MAX_PAGE}"),
-        ));
-    }
-    let filter = parse_filter(filter)?;
-    let after = after
-        .map(|c| Cursor::decode(&c))
-        .transpose()
-        .map_err(|e| ApiError::bad_input("after", e.to_string()))?;
     let services = ctx.data_unchecked::<Arc<Services>>();
-    let page = usize::try_from(first).unwrap_or_default();
-    let mut positions = services
-        .store
-        .page_event_positions(&tenant, &filter, order.into(), after, i64::from(first) + 1)
-        .await?;
-    let has_next_page = positions.len() > page;
-    positions.truncate(page);
-
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-    let keys = positions.iter().map(|p| EventKey {
-        tenant: Arc::clone(&tenant),
-        id: p.id,
-    });
-    let mut events = loader.load_many(keys).await.map_err(ApiError::from)?;
-    let edges: Vec<AuditEventEdge> = positions
-        .iter()
-        .filter_map(|p| {
-            let key = EventKey {
-                tenant: Arc::clone(&tenant),
-                id: p.id,
-            };
-            events.remove(&key).map(|event| AuditEventEdge {
-                cursor: p.encode(),
-                node: AuditEvent(event),
-            })
-        })
-        .collect();
+    let page = reads::page(
+        services,
+        loader,
+        &tenant,
+        parse_filter(filter),
+        first,
+        after.as_deref(),
+        order.into(),
+    )
+    .await?;
     Ok(AuditEventConnection {
         page_info: PageInfo {
-            has_next_page,
-            end_cursor: positions.last().map(Cursor::encode),
+            has_next_page: page.has_next_page,
+            end_cursor: page.end_cursor,
         },
-        edges,
+        edges: page
+            .events
+            .into_iter()
+            .map(|(cursor, event)| AuditEventEdge {
+                cursor,
+                node: AuditEvent(event),
+            })
+            .collect(),
     })
 }

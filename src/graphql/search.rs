@@ -14,13 +14,13 @@ use async_graphql::{Context, ErrorExtensions, Object, Request, Response, ServerR
 use super::error::ApiError;
 use super::guard::tenant;
 use super::inputs::AuditEventFilter;
-use super::loader::{EventKey, EventLoader};
-use super::query::{parse_filter, MAX_PAGE};
+use super::loader::EventLoader;
+use super::query::parse_filter;
 use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
 use super::Services;
 use crate::access::auth::Scope;
-use crate::domain::SearchQuery as ParsedQuery;
-use crate::search::{BackendKind, SearchRequest};
+use crate::app::reads;
+use crate::search::BackendKind;
 
 /// The response extension naming the backend that answered.
 const BACKEND_EXTENSION: &str = "searchBackend";
@@ -53,62 +53,40 @@ async fn search(
     after: Option<&str>,
 ) -> Result<SearchConnection, ApiError> {
     let tenant = tenant(ctx, Scope::EventsRead)?;
-    let page_size = usize::try_from(first)
-        .ok()
-        .filter(|n| *n <= MAX_PAGE as usize)
-        .ok_or_else(|| ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")))?;
-    let query =
-        ParsedQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
-    let filter = parse_filter(filter)?;
     let services = ctx.data_unchecked::<Arc<Services>>();
-    let (page, backend) = services
-        .search
-        .search(SearchRequest {
-            tenant: &tenant,
-            query: &query,
-            filter: &filter,
-            first: page_size,
-            after,
-        })
-        .await?;
-    if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
-        answered.set(backend);
-    }
-
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-    let key = |id| EventKey {
-        tenant: Arc::clone(&tenant),
-        id,
-    };
-    let mut events = loader
-        .load_many(page.hits.iter().map(|h| key(h.id)))
-        .await
-        .map_err(ApiError::from)?;
-    let end_cursor = page.hits.last().map(|h| h.cursor.clone());
-    // A hit whose event the store does not have (an index older than the database) is left out.
-    let hits = page
-        .hits
-        .into_iter()
-        .filter_map(|hit| {
-            events.remove(&key(hit.id)).map(|event| SearchHit {
+    let found = reads::search(
+        services,
+        loader,
+        &tenant,
+        query,
+        parse_filter(filter),
+        first,
+        after,
+    )
+    .await?;
+    if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
+        answered.set(found.backend);
+    }
+    Ok(SearchConnection {
+        hits: found
+            .hits
+            .into_iter()
+            .map(|hit| SearchHit {
                 cursor: hit.cursor,
                 score: hit.score,
-                event: AuditEvent(event),
+                event: AuditEvent(hit.event),
                 highlights: hit.highlights,
             })
-        })
-        .collect();
-    Ok(SearchConnection {
-        hits,
+            .collect(),
         page_info: PageInfo {
-            has_next_page: page.has_next_page,
-            end_cursor,
+            has_next_page: found.has_next_page,
+            end_cursor: found.end_cursor,
         },
-        total: i32::try_from(page.total).unwrap_or(i32::MAX),
+        total: i32::try_from(found.total).unwrap_or(i32::MAX),
     })
 }
 
-/// Per request: which backend answered its search, if it searched.
 #[derive(Clone, Default)]
 struct AnsweredBy(Arc<Mutex<Option<BackendKind>>>);
 

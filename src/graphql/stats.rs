@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
-use chrono::Utc;
 
 use super::error::ApiError;
 use super::guard::tenant;
@@ -13,7 +12,8 @@ use super::query::parse_filter;
 use super::scalars::DateTime;
 use super::Services;
 use crate::access::auth::Scope;
-use crate::domain::{self, FieldError, StatsRequest, TimeRange};
+use crate::app::reads;
+use crate::domain;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "domain::StatsGroupBy")]
@@ -138,15 +138,15 @@ async fn event_stats(
     interval: StatsInterval,
 ) -> Result<EventStats, ApiError> {
     let tenant = tenant(ctx, Scope::EventsRead)?;
-    let request = StatsRequest::parse(
-        parse_filter(filter)?,
+    let services = ctx.data_unchecked::<Arc<Services>>();
+    let (request, stats) = reads::stats(
+        services,
+        &tenant,
+        parse_filter(filter),
         group_by.iter().copied().map(Into::into).collect(),
         interval.into(),
-        Utc::now(),
     )
-    .map_err(bad_input)?;
-    let services = ctx.data_unchecked::<Arc<Services>>();
-    let stats = services.store.event_stats(&tenant, &request).await?;
+    .await?;
     let truncated = stats.truncated();
     let buckets = stats
         .buckets
@@ -179,15 +179,14 @@ async fn processing_metrics(
     occurred_before: Option<DateTime>,
 ) -> Result<ProcessingMetrics, ApiError> {
     let tenant = tenant(ctx, Scope::EventsRead)?;
-    let range = TimeRange::parse(
+    let services = ctx.data_unchecked::<Arc<Services>>();
+    let (range, metrics) = reads::processing(
+        services,
+        &tenant,
         occurred_after.map(|t| t.0),
         occurred_before.map(|t| t.0),
-        Utc::now(),
-        "",
     )
-    .map_err(bad_input)?;
-    let services = ctx.data_unchecked::<Arc<Services>>();
-    let metrics = services.store.processing_metrics(&tenant, range).await?;
+    .await?;
     Ok(ProcessingMetrics {
         occurred_after: DateTime(range.from),
         occurred_before: DateTime(range.to),
@@ -199,8 +198,4 @@ async fn processing_metrics(
             p99_ms: lag.p99_ms,
         }),
     })
-}
-
-fn bad_input(e: FieldError) -> ApiError {
-    ApiError::bad_input(e.field, e.message)
 }

@@ -13,6 +13,7 @@ use super::query::parse_filter;
 use super::types::AuditEvent;
 use super::Services;
 use crate::access::auth::Scope;
+use crate::app::reads;
 
 /// The hint given when a caller holds too many subscriptions: one must end first.
 const SUBSCRIPTION_RETRY_AFTER_SECS: u64 = 1;
@@ -28,8 +29,8 @@ impl Subscription {
         filter: Option<AuditEventFilter>,
     ) -> async_graphql::Result<impl Stream<Item = AuditEvent>> {
         let principal = principal(ctx, Scope::EventsRead).map_err(|e| e.extend())?;
-        let tenant: Arc<str> = Arc::from(principal.tenant.as_str());
-        let filter = parse_filter(filter).map_err(|e| e.extend())?;
+        let tenant = principal.tenant.clone();
+        let filter = reads::checked_filter(parse_filter(filter)).map_err(|e| e.extend())?;
         let services = ctx.data_unchecked::<Arc<Services>>();
         // Held as long as the stream lives.
         let slot = services.subscriptions.acquire(principal).ok_or_else(|| {

@@ -13,13 +13,14 @@ use axum::response::Response;
 use super::AppState;
 use crate::access::auth::{Credential, Principal};
 use crate::app::own_trail::{RequestNote, Transport};
+use crate::domain::Tenant;
 
 /// What a handler knows about a request that the middleware does not: the operation it ran and
 /// who called. Handlers put it in the response's extensions.
 #[derive(Clone, Debug)]
 pub(super) struct AuditNote {
     pub operation: String,
-    pub caller: Option<(String, Credential)>,
+    pub caller: Option<(Tenant, Credential)>,
     /// The codes of the errors a GraphQL answer carried (its HTTP status is 200 regardless).
     pub error_codes: Vec<String>,
 }

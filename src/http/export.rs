@@ -28,11 +28,8 @@ use super::AppState;
 use crate::access::auth::{Principal, Scope};
 use crate::access::ratelimit::{RequestKind, Slot};
 use crate::app::export::{self, ExportFormat};
-use crate::app::Actor;
 use crate::app::ApiError;
-use crate::domain::{
-    ActionPattern, EventFilter, EventOrder, FieldError, Outcome, RecordedBy, Severity,
-};
+use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
 
 /// Encoded chunks an export keeps ready for its client.
 const BODY_BUFFER_CHUNKS: usize = 1;
@@ -81,20 +78,18 @@ async fn stream_export(
         Err(e) => return ApiError::bad_input(e.field, e.message).into_response(),
     };
     let format = request.format;
-    let mut events = Box::pin(state.services.store.stream_events(
-        principal.tenant.clone(),
-        request.filter.clone(),
+    let body = match export::start(
+        &state.services,
+        &principal,
+        format,
+        request.filter,
         request.order,
-    ));
-    // Wait for the first row (or the end) before answering, so a store that cannot answer gets
-    // an error status rather than a 200 with a broken body.
-    let first = events.next().await;
-    if let Some(Err(e)) = first {
-        return ApiError::from(e).into_response();
-    }
-    // Recorded once the export is really under way, not for one the store refused.
-    record_export(state, &principal, &request).await;
-    let events = stream::iter(first).chain(events);
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
     let disposition = format!(
         "attachment; filename=\"traceledger-export.{}\"",
         format.as_str()
@@ -104,11 +99,7 @@ async fn stream_export(
             (header::CONTENT_TYPE, format.content_type().to_owned()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        paced_body(
-            export::encode(format, events),
-            state.export_send_timeout,
-            slot,
-        ),
+        paced_body(body, state.export_send_timeout, slot),
     )
         .into_response()
 }
@@ -155,38 +146,6 @@ where
     })
     .filter_map(future::ready);
     Body::from_stream(received.chain(end))
-}
-
-/// Records the export through the normal pipeline, in the background: a failure is logged and
-/// does not stop the export.
-async fn record_export(state: &AppState, principal: &Principal, request: &ExportRequest) {
-    let noted = state.services.trail.action(
-        Actor::Caller(principal),
-        "events.export",
-        None,
-        format!("export of tenant {}'s events", principal.tenant),
-        serde_json::json!({ "format": request.format.as_str() }),
-    );
-    if let Err(e) = noted.await {
-        tracing::error!(error = %e, "the export's note was not kept");
-    }
-    let draft = export::export_event(
-        &principal.credential,
-        request.format,
-        &request.filter,
-        request.order,
-    );
-    let services = Arc::clone(&state.services);
-    let tenant = principal.tenant.clone();
-    tokio::spawn(async move {
-        let recorded = services
-            .recorder
-            .record(&tenant, &RecordedBy::service(), vec![draft])
-            .await;
-        if let Err(e) = recorded {
-            tracing::warn!(error = %e, tenant = %tenant, "could not record an export");
-        }
-    });
 }
 
 /// What an export asks for, parsed from the query parameters.

@@ -23,7 +23,8 @@ mod storable;
 use crate::app::record::{accept_drafts, park, IngestError, ParkError, Recorder};
 use crate::backoff::Backoff;
 use crate::domain::{
-    ActorDraft, EventDraft, FieldError, Outcome, RecordedBy, Severity, TargetDraft, MAX_BATCH,
+    ActorDraft, EventDraft, FieldError, Outcome, RecordedBy, Severity, TargetDraft, Tenant,
+    MAX_BATCH,
 };
 use crate::store::Store;
 use storable::{clip, make_storable, unstorable};
@@ -55,7 +56,7 @@ pub struct RequestNote {
     pub status: u16,
     pub duration: Duration,
     /// Who called, if the credentials were accepted.
-    pub caller: Option<(String, Credential)>,
+    pub caller: Option<(Tenant, Credential)>,
     /// Who the refused credentials name (id and actor type), if some were presented and refused.
     pub refused_caller: Option<(String, &'static str)>,
     /// The `extensions.code` of each error a GraphQL answer carried.
