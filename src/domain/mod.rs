@@ -6,7 +6,7 @@ mod columns;
 mod cursor;
 mod event;
 mod filter;
-mod search;
+mod search_query;
 mod stats;
 mod tenant;
 mod validate;
@@ -15,7 +15,7 @@ pub use columns::{column_names, Column, ColumnKind, ColumnValue, Indexed, EVENT_
 pub use cursor::{Cursor, CursorError};
 pub use event::{Actor, AuditEvent, Outcome, RecordedBy, Severity, Target, SERVICE_NAME};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
-pub use search::{
+pub use search_query::{
     FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
 };
 pub use stats::{

@@ -7,7 +7,7 @@ mod events;
 mod filter;
 mod outbox;
 mod retention;
-mod search;
+mod full_text;
 mod stats;
 
 use std::str::FromStr;
@@ -19,7 +19,7 @@ use sqlx::{ConnectOptions, PgPool};
 pub use api_keys::ApiKeyRecord;
 pub use outbox::OutboxEntry;
 pub use retention::DroppedPartition;
-pub use search::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
+pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

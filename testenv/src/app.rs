@@ -143,29 +143,33 @@ impl TestApp {
             .await
     }
 
+    /// The `data` of a GraphQL call as `key`; asserts it answered without errors.
+    pub async fn data_as(&self, key: &str, query: &str, variables: Value) -> Value {
+        let mut body = self.gql_as(key, query, variables).await;
+        assert!(body.get("errors").is_none(), "{body}");
+        body["data"].take()
+    }
+
     /// Records one event as `key`'s tenant and returns the payload; asserts no errors.
     pub async fn record_as(&self, key: &str, input: Value) -> Value {
-        let body = self
-            .gql_as(
+        let mut data = self
+            .data_as(
                 key,
                 "mutation($input: RecordEventInput!) { recordEvent(input: $input) { id status receivedAt } }",
                 json!({ "input": input }),
             )
             .await;
-        assert!(body.get("errors").is_none(), "{body}");
-        body["data"]["recordEvent"].clone()
+        data["recordEvent"].take()
     }
 
     /// Records a batch as `key`'s tenant in one `recordEvents` call; asserts no errors.
     pub async fn record_many_as(&self, key: &str, inputs: &[Value]) {
-        let body = self
-            .gql_as(
-                key,
-                "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
-                json!({ "inputs": inputs }),
-            )
-            .await;
-        assert!(body.get("errors").is_none(), "{body}");
+        self.data_as(
+            key,
+            "mutation($inputs: [RecordEventInput!]!) { recordEvents(inputs: $inputs) { id } }",
+            json!({ "inputs": inputs }),
+        )
+        .await;
     }
 
     /// A new `admin` key of the operators' tenant `_traceledger` (dead letters are theirs).
