@@ -26,8 +26,8 @@ pub struct Rates {
 pub struct KeyRequest {
     pub tenant: String,
     pub name: String,
-    /// Empty: events:write and events:read.
-    pub scopes: Vec<Scope>,
+    /// `None`: events:write and events:read; named, at least one.
+    pub scopes: Option<Vec<Scope>>,
     pub rates: Rates,
 }
 
@@ -82,10 +82,12 @@ impl Keys {
             }
             self.check_within_ceilings(&tenant, rates).await?;
         }
-        let scopes = if scopes.is_empty() {
-            Scope::DEFAULT.to_vec()
-        } else {
-            scopes
+        let scopes = match scopes {
+            None => Scope::DEFAULT.to_vec(),
+            Some(scopes) if scopes.is_empty() => {
+                return Err(ApiError::bad_input("scopes", "name at least one scope"))
+            }
+            Some(scopes) => scopes,
         };
         let new = auth::create_scoped_api_key(&self.store, &tenant, &name, &scopes).await?;
         if rates.write_per_sec.is_some() || rates.read_per_sec.is_some() {

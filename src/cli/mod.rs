@@ -201,9 +201,21 @@ enum DlqCommand {
     Purge,
 }
 
-/// Parses the command line and runs the command: the whole of `traceledger`.
-pub async fn main() -> std::process::ExitCode {
-    match run(Cli::parse()).await {
+/// Environment variables this version renamed, old name first: the old one still works.
+const RENAMED_ENV: [(&str, &str); 1] = [(
+    "TRACELEDGER_BREAKER_COOL_DOWN_MS",
+    "TRACELEDGER_BREAKER_COOLDOWN_MS",
+)];
+
+/// Parses the command line and runs the command: the whole of `traceledger`. `renamed` are the
+/// variables [`adopt_renamed_env`] carried over, to warn about.
+pub async fn main(renamed: Vec<(&'static str, &'static str)>) -> std::process::ExitCode {
+    let cli = Cli::parse();
+    for (old, new) in renamed {
+        // After parsing: logging is set up by the command.
+        eprintln!("warning: {old} is deprecated; set {new} instead (its value was used)");
+    }
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The message and its causes, never a backtrace: these are a user's errors to act
@@ -260,6 +272,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Gives each renamed variable the old one's value where only the old one is set; returns the
+/// pairs it did this for. Call it before any thread starts (it changes the environment).
+pub fn adopt_renamed_env() -> Vec<(&'static str, &'static str)> {
+    let mut adopted = Vec::new();
+    for (old, new) in RENAMED_ENV {
+        if let (Some(value), None) = (std::env::var_os(old), std::env::var_os(new)) {
+            std::env::set_var(new, value);
+            adopted.push((old, new));
+        }
+    }
+    adopted
 }
 
 /// The error and its causes in one line, each said once: many of our errors already include

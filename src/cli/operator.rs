@@ -1,7 +1,8 @@
 //! The operator's commands: keys, tenant ceilings, dead letters and retention. Each translates
 //! its options, calls the use case the GraphQL admin fields call too, and prints the answer.
-//! Their audit events are parked in the outbox (these commands run without the broker), from
-//! where a running service records and indexes them like any other event.
+//! The audit events of keys, tenants and dead letters are parked in the outbox (these commands
+//! run without the broker), from where a running service records and indexes them like any
+//! other event; retention's is written by the database function that drops the partitions.
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,7 +28,7 @@ pub(super) async fn keys(name: &str, command: KeysCommand) -> anyhow::Result<()>
             let request = KeyRequest {
                 tenant: tenant.clone(),
                 name,
-                scopes,
+                scopes: (!scopes.is_empty()).then_some(scopes),
                 rates: Rates::default(),
             };
             let created = key_admin(&store.database)
@@ -198,9 +199,16 @@ async fn key_admin(database: &DatabaseSettings) -> anyhow::Result<Keys> {
     Ok(Keys::new(store, trail, DefaultRates::default()))
 }
 
-/// A store whose migrations are applied, for commands that read or write it.
+/// A store whose migrations are applied, for commands that read or write it. No statement
+/// timeouts: those guard a service's interactive requests, and an operator's retention run or
+/// reindex count may rightly take long.
 pub(super) async fn migrated(database: &DatabaseSettings) -> anyhow::Result<Store> {
-    let store = Store::connect(database)
+    let database = DatabaseSettings {
+        statement_timeout_ms: 0,
+        stream_statement_timeout_ms: 0,
+        ..database.clone()
+    };
+    let store = Store::connect(&database)
         .await
         .context("connecting to PostgreSQL")?;
     store.migrate().await.context("migrating")?;

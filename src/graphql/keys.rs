@@ -112,17 +112,10 @@ impl KeysMutation {
         let create = async {
             let principal = principal(ctx, Scope::Admin)?;
             let services = ctx.data_unchecked::<Arc<Services>>();
-            let scopes: Vec<Scope> = match scopes {
-                Some(scopes) if scopes.is_empty() => {
-                    return Err(ApiError::bad_input("scopes", "name at least one scope"))
-                }
-                Some(scopes) => scopes.into_iter().map(Into::into).collect(),
-                None => Vec::new(),
-            };
             let request = KeyRequest {
                 tenant: principal.tenant.to_string(),
                 name,
-                scopes,
+                scopes: scopes.map(|scopes| scopes.into_iter().map(Into::into).collect()),
                 rates: Rates {
                     write_per_sec: write_rate_per_sec,
                     read_per_sec: read_rate_per_sec,

@@ -5,9 +5,9 @@
 mod api_keys;
 mod events;
 mod filter;
+mod full_text;
 mod outbox;
 mod retention;
-mod full_text;
 mod stats;
 
 use std::str::FromStr;
@@ -17,9 +17,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
+pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 pub use outbox::OutboxEntry;
 pub use retention::DroppedPartition;
-pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
 /// How long a caller waits for a pooled connection before the store reports itself unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);

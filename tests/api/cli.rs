@@ -290,3 +290,20 @@ fn each_command_shows_only_the_options_it_uses_its_own_first() {
         assert!(serve.contains(option), "serve lacks {option}");
     }
 }
+
+#[test]
+fn a_renamed_variable_still_works_and_says_its_new_name() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .arg("schema")
+        .env("TRACELEDGER_BREAKER_COOL_DOWN_MS", "1500")
+        .env_remove("TRACELEDGER_BREAKER_COOLDOWN_MS")
+        .output()
+        .expect("run traceledger");
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TRACELEDGER_BREAKER_COOL_DOWN_MS is deprecated")
+            && stderr.contains("TRACELEDGER_BREAKER_COOLDOWN_MS"),
+        "{stderr}"
+    );
+}
