@@ -150,12 +150,15 @@ impl TryFrom<EventRow> for AuditEvent {
 }
 
 impl Store {
-    /// Inserts a batch in one statement and one transaction, which decides the stored order
-    /// (`seq`, in batch order). A row whose id is already stored is skipped, so a redelivered
-    /// message never makes a second row; of the events sharing a (tenant, idempotency key), only
-    /// the first stored is kept, and the others' ids are recorded as superseded by it (see
-    /// [`Store::superseding_ids`]). With `SearchBacklog::Queue`, new rows are also queued
-    /// for indexing in the same statement. Returns how many rows were new.
+    /// Commits a batch: the one place where the stored order of events is decided. In one
+    /// transaction it locks the ledger heads of the batch's tenants (in tenant order, so that
+    /// concurrent commits take turns per tenant and never deadlock), gives each new row the next
+    /// `ledger_index` of its tenant (gap-free, in batch order) and advances the heads. A row whose
+    /// id is already stored, or repeated in the batch, is skipped, so a redelivered message never
+    /// makes a second row or uses up an index; of the events sharing a (tenant, idempotency key),
+    /// only the first stored is kept, and the others' ids are recorded as superseded by it (see
+    /// [`Store::superseding_ids`]). With `SearchBacklog::Queue`, new rows are also queued for
+    /// indexing in the same statement. Returns how many rows were new.
     pub async fn insert_events(
         &self,
         events: &[AuditEvent],
@@ -165,17 +168,39 @@ impl Store {
             return Ok(0);
         }
         let rows: Vec<FlatRow> = events.iter().map(FlatRow).collect();
+        let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        // A new tenant's head first, committed on its own: inserting heads inside the batch's
+        // transaction would take their locks in whatever order the rows arrive.
+        sqlx::query(
+            "INSERT INTO ledger_heads (tenant, size) SELECT t, 0 FROM unnest($1::text[]) AS t \
+             ORDER BY t ON CONFLICT (tenant) DO NOTHING",
+        )
+        .bind(&tenants)
+        .execute(self.pool())
+        .await?;
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "SELECT tenant FROM ledger_heads WHERE tenant = ANY($1) ORDER BY tenant FOR UPDATE",
+        )
+        .bind(&tenants)
+        .execute(&mut *tx)
+        .await?;
         // Keys first: each key in the batch gets its owner, the first event to claim it. The
         // no-op DO UPDATE (rather than DO NOTHING) makes RETURNING give the owner of a key
-        // already taken too, read after any concurrent claim of it committed (a worker storing
-        // the same key at the same time): the statement's own snapshot would not see that row.
-        // An event is stored only if it owns its key (a redelivery owns it already; the id
-        // conflict then skips it); the others are recorded as superseded by the owner.
+        // already taken too. An event is stored only if it owns its key and is not stored yet
+        // (a redelivery owns its key already); the others are recorded as superseded by the
+        // owner. Under the heads' locks no other commit of these tenants runs, so what this
+        // statement sees stored is all there is.
         let record_type = record_type();
-        let batch_and_keys = format!(
-            "WITH batch AS (
+        let commit = format!(
+            "WITH numbered AS (
                 SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS ({record_type}))
                 WITH ORDINALITY AS x({COLUMNS}, batch_order)
+             ),
+             batch AS (
+                SELECT DISTINCT ON (id) * FROM numbered ORDER BY id, batch_order
              ),
              owners AS (
                 INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id)
@@ -192,29 +217,43 @@ impl Store {
                 FROM batch b JOIN owners o USING (tenant, idempotency_key)
                 WHERE o.event_id <> b.id
                 ON CONFLICT (id) DO NOTHING
+             ),
+             fresh AS (
+                SELECT b.*, row_number() OVER (PARTITION BY b.tenant ORDER BY b.batch_order) - 1
+                    AS offset_in_batch
+                FROM batch b
+                WHERE (b.idempotency_key IS NULL OR b.id IN (SELECT event_id FROM owners))
+                  AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.id = b.id)
+             ),
+             inserted AS (
+                INSERT INTO audit_events ({COLUMNS}, ledger_index)
+                SELECT {COLUMNS}, h.size + f.offset_in_batch
+                FROM fresh f JOIN ledger_heads h USING (tenant)
+                ORDER BY f.batch_order
+                RETURNING id, tenant
+             ),
+             advanced AS (
+                UPDATE ledger_heads h SET size = h.size + c.added
+                FROM (SELECT tenant, count(*) AS added FROM inserted GROUP BY tenant) c
+                WHERE h.tenant = c.tenant
              )"
-        );
-        let insert = format!(
-            "INSERT INTO audit_events ({COLUMNS}) SELECT {COLUMNS} FROM batch b
-             WHERE b.idempotency_key IS NULL OR b.id IN (SELECT event_id FROM owners)
-             ORDER BY batch_order
-             ON CONFLICT (id) DO NOTHING"
         );
         // The new rows are queued for the search index in the same statement, so an event is
         // never stored without being queued (one row queued per row inserted).
         let sql = if backlog == SearchBacklog::Queue {
             format!(
-                "{batch_and_keys}, inserted AS ({insert} RETURNING id) \
-                 INSERT INTO search_backlog (event_id) SELECT id FROM inserted"
+                "{commit}, queued AS (INSERT INTO search_backlog (event_id) \
+                 SELECT id FROM inserted RETURNING 1) SELECT count(*) FROM queued"
             )
         } else {
-            format!("{batch_and_keys} {insert}")
+            format!("{commit} SELECT count(*) FROM inserted")
         };
-        let done = sqlx::query(&sql)
+        let stored: i64 = sqlx::query_scalar(&sql)
             .bind(sqlx::types::Json(&rows))
-            .execute(self.pool())
+            .fetch_one(&mut *tx)
             .await?;
-        Ok(done.rows_affected())
+        tx.commit().await?;
+        Ok(u64::try_from(stored).unwrap_or_default())
     }
 
     /// The tenant's events with these ids, in no particular order; unknown ids are left out.

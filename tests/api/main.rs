@@ -17,6 +17,7 @@ mod http_policy;
 mod immutable;
 mod jwt;
 mod keys;
+mod ledger;
 mod partitions;
 mod playground;
 mod query;
