@@ -79,7 +79,7 @@ async fn insert_rows(env: &BenchEnv, rows: usize) -> anyhow::Result<f64> {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO raw_audit_events (id, tenant, occurred_at, received_at, action, outcome, \
              severity, service, actor_id, actor_type, actor_ip, target_id, target_type, message, \
-             request_id) ",
+             request_id, ledger_index) ",
         );
         q.push_values(done..done + n, |mut row, i| {
             row.push_bind(Uuid::now_v7())
@@ -96,7 +96,8 @@ async fn insert_rows(env: &BenchEnv, rows: usize) -> anyhow::Result<f64> {
                 .push_bind(format!("invoice-{i}"))
                 .push_bind("invoice")
                 .push_bind(&message)
-                .push_bind(format!("req-{i}"));
+                .push_bind(format!("req-{i}"))
+                .push_bind(i64::try_from(i).unwrap_or(i64::MAX));
         });
         q.build().execute(pool).await?;
         done += n;

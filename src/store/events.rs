@@ -195,12 +195,10 @@ impl Store {
         // statement sees stored is all there is.
         let record_type = record_type();
         let commit = format!(
-            "WITH numbered AS (
-                SELECT * FROM ROWS FROM (jsonb_to_recordset($1) AS ({record_type}))
+            "WITH batch AS (
+                SELECT DISTINCT ON (id) * FROM ROWS FROM (jsonb_to_recordset($1) AS ({record_type}))
                 WITH ORDINALITY AS x({COLUMNS}, batch_order)
-             ),
-             batch AS (
-                SELECT DISTINCT ON (id) * FROM numbered ORDER BY id, batch_order
+                ORDER BY id, batch_order
              ),
              owners AS (
                 INSERT INTO audit_idempotency_keys (tenant, idempotency_key, event_id)
