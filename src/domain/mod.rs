@@ -6,6 +6,7 @@ mod columns;
 mod cursor;
 mod event;
 mod filter;
+pub mod ledger;
 mod search_query;
 mod stats;
 mod tenant;
