@@ -122,6 +122,10 @@ impl NewEvent {
                 ("traceId", event.trace_id.as_deref()),
             ],
         })?;
+        // New input only: events accepted before this rule still pass the worker's checks.
+        if let Some(metadata) = &event.metadata {
+            check_exact_numbers(metadata)?;
+        }
         if event
             .occurred_at
             .is_some_and(|at| at > now + MAX_FUTURE_SKEW)
@@ -346,6 +350,37 @@ fn check_metadata(metadata: &serde_json::Value) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// The largest integer every IEEE double holds exactly.
+const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
+/// Numbers in metadata must survive the ledger's canonical form (RFC 8785 writes every number as
+/// the IEEE double it is): an integer beyond 2^53 would be committed as a different number than
+/// the one sent, so it is refused rather than silently changed.
+fn check_exact_numbers(value: &serde_json::Value) -> Result<(), FieldError> {
+    fn exact(value: &serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u <= MAX_EXACT_INTEGER,
+                (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT_INTEGER,
+                // A float is a double already.
+                (None, None) => true,
+            },
+            serde_json::Value::Array(items) => items.iter().all(exact),
+            serde_json::Value::Object(map) => map.values().all(exact),
+            _ => true,
+        }
+    }
+    if exact(value) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "metadata",
+            "integers must be at most 2^53 (9007199254740992) in magnitude, which a double holds \
+             exactly: send larger ones as strings",
+        ))
+    }
+}
+
 /// PostgreSQL's jsonb rejects `\u0000` in keys and strings.
 fn contains_nul(value: &serde_json::Value) -> bool {
     match value {
@@ -449,6 +484,18 @@ mod tests {
         let mut d = draft();
         d.metadata = Some(json!({ "k": "a\u{0}b" }));
         assert_eq!(field_of(d), "metadata");
+        let mut d = draft();
+        d.metadata = Some(json!({ "nested": [{ "n": 9_007_199_254_740_993_u64 }] }));
+        assert_eq!(field_of(d), "metadata");
+        let mut d = draft();
+        d.metadata = Some(json!({ "n": -9_007_199_254_740_993_i64 }));
+        assert_eq!(field_of(d), "metadata");
+        // At the limit, and any float, are kept as sent.
+        let mut d = draft();
+        d.metadata = Some(
+            json!({ "max": 9_007_199_254_740_992_u64, "min": -9_007_199_254_740_992_i64, "f": 1e300 }),
+        );
+        assert!(NewEvent::parse(d, Utc::now()).is_ok());
         let mut d = draft();
         d.idempotency_key = Some("k".repeat(257));
         assert_eq!(field_of(d), "idempotencyKey");

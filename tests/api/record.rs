@@ -238,6 +238,14 @@ async fn every_input_rule_is_enforced_with_its_field() {
             with(&["metadata"], json!({ "blob": long(16 * 1024) })),
             "input.metadata",
         ),
+        // Beyond 2^53 an integer would not survive the ledger's canonical form unchanged.
+        (
+            with(
+                &["metadata"],
+                json!({ "amount": 9_007_199_254_740_993_u64 }),
+            ),
+            "input.metadata",
+        ),
         (with(&["occurredAt"], json!(future)), "input.occurredAt"),
         (
             with(&["idempotencyKey"], json!(long(257))),
