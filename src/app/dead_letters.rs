@@ -4,7 +4,6 @@
 
 use serde_json::json;
 
-use super::keys::unrecorded;
 use super::own_trail::{Actor, OwnTrail};
 use super::ApiError;
 use crate::bus::{BusError, DeadLetter, DeadLetters, Replay};
@@ -52,8 +51,7 @@ impl DeadLetterQueue {
                 format!("{replayed} dead letters replayed"),
                 json!({ "replayed": replayed }),
             )
-            .await
-            .map_err(unrecorded)?;
+            .await?;
         Ok(replayed)
     }
 
@@ -69,8 +67,7 @@ impl DeadLetterQueue {
                 format!("{purged} dead letters purged"),
                 json!({ "purged": purged }),
             )
-            .await
-            .map_err(unrecorded)?;
+            .await?;
         Ok(purged)
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::access::auth::{AuthError, Scope};
 use crate::access::ratelimit::{whole_seconds, Limited};
+use crate::app::own_trail::TrailError;
 use crate::app::record::IngestError;
 use crate::search::SearchError;
 use crate::store::StoreError;
@@ -86,6 +87,14 @@ impl From<AuthError> for ApiError {
                 ApiError::Unauthenticated(e.to_string())
             }
         }
+    }
+}
+
+impl From<TrailError> for ApiError {
+    /// The action is done, but its audit event could not be kept: the caller must know.
+    fn from(e: TrailError) -> Self {
+        tracing::error!(error = %e, "an admin action's audit event was not kept");
+        ApiError::Unavailable(e.to_string())
     }
 }
 

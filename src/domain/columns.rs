@@ -148,7 +148,7 @@ mod tests {
     use crate::domain::{Actor, Outcome, RecordedBy, Target};
 
     /// An event with every optional field present.
-    pub(crate) fn full_event() -> AuditEvent {
+    fn full_event() -> AuditEvent {
         AuditEvent {
             id: Uuid::now_v7(),
             tenant: "acme".into(),

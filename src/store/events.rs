@@ -171,22 +171,7 @@ impl Store {
         let mut tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
         tenants.sort_unstable();
         tenants.dedup();
-        // A new tenant's head first, committed on its own: inserting heads inside the batch's
-        // transaction would take their locks in whatever order the rows arrive.
-        sqlx::query(
-            "INSERT INTO ledger_heads (tenant, size) SELECT t, 0 FROM unnest($1::text[]) AS t \
-             ORDER BY t ON CONFLICT (tenant) DO NOTHING",
-        )
-        .bind(&tenants)
-        .execute(self.pool())
-        .await?;
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "SELECT tenant FROM ledger_heads WHERE tenant = ANY($1) ORDER BY tenant FOR UPDATE",
-        )
-        .bind(&tenants)
-        .execute(&mut *tx)
-        .await?;
+        let mut tx = self.begin_locking_heads(&tenants).await?;
         // Keys first: each key in the batch gets its owner, the first event to claim it. The
         // no-op DO UPDATE (rather than DO NOTHING) makes RETURNING give the owner of a key
         // already taken too. An event is stored only if it owns its key and is not stored yet
@@ -252,6 +237,34 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(u64::try_from(stored).unwrap_or_default())
+    }
+
+    /// A transaction holding the ledger heads of `tenants` (sorted), locked in that order. A
+    /// tenant's first events find no head: it is created on its own, outside the transaction
+    /// (creating heads inside would lock them in whatever order they arrive), and the locks are
+    /// taken again. Heads are never deleted, so the second try finds them all.
+    async fn begin_locking_heads(
+        &self,
+        tenants: &[&str],
+    ) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+        const LOCK: &str =
+            "SELECT tenant FROM ledger_heads WHERE tenant = ANY($1) ORDER BY tenant FOR UPDATE";
+        let mut tx = self.pool().begin().await?;
+        let locked = sqlx::query(LOCK).bind(tenants).execute(&mut *tx).await?;
+        if locked.rows_affected() == tenants.len() as u64 {
+            return Ok(tx);
+        }
+        tx.rollback().await?;
+        sqlx::query(
+            "INSERT INTO ledger_heads (tenant, size) SELECT t, 0 FROM unnest($1::text[]) AS t \
+             ORDER BY t ON CONFLICT (tenant) DO NOTHING",
+        )
+        .bind(tenants)
+        .execute(self.pool())
+        .await?;
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(LOCK).bind(tenants).execute(&mut *tx).await?;
+        Ok(tx)
     }
 
     /// The tenant's events with these ids, in no particular order; unknown ids are left out.
