@@ -15,6 +15,7 @@ use crate::graphql::SchemaLimits;
 use crate::http::HttpSettings;
 use crate::search::SearchSettings;
 use crate::store::DatabaseSettings;
+use crate::tasks::sealer::LedgerSettings;
 use crate::tasks::worker::WorkerSettings;
 use crate::telemetry::LogSettings;
 
@@ -65,6 +66,8 @@ pub struct Config {
     #[command(flatten)]
     pub search: SearchSettings,
     #[command(flatten)]
+    pub ledger: LedgerSettings,
+    #[command(flatten)]
     pub log: LogSettings,
 }
 
@@ -82,6 +85,8 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub search: SearchSettings,
     #[command(flatten)]
+    pub ledger: LedgerSettings,
+    #[command(flatten)]
     pub log: LogSettings,
 }
 
@@ -93,6 +98,7 @@ impl From<&Config> for WorkerConfig {
             database: config.database.clone(),
             broker: config.broker.clone(),
             search: config.search.clone(),
+            ledger: config.ledger.clone(),
             log: config.log,
         }
     }

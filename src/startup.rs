@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::access::auth::{self, Authenticator, NewApiKey};
 use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::app::record::Recorder;
-use crate::app::{DeadLetterQueue, Keys, OwnTrail, Services};
+use crate::app::{DeadLetterQueue, Keys, Ledger, OwnTrail, Services};
 use crate::bus::{BusError, DeadLetters, Publisher, QueueDepths};
 use crate::cache::{Cache, CacheError};
 use crate::config::{Config, StartSettings, WorkerConfig};
@@ -23,6 +23,7 @@ use crate::store::{DatabaseSettings, Store, StoreError};
 use crate::tasks::indexer;
 use crate::tasks::live::LiveFeed;
 use crate::tasks::relay;
+use crate::tasks::sealer::{self, LedgerSettings, SealError};
 use crate::tasks::worker;
 
 /// The tenant of the key created for a newcomer when a deployment has none.
@@ -38,6 +39,8 @@ pub enum StartupError {
     Bus(#[from] BusError),
     #[error("search: {0}")]
     Search(#[from] SearchError),
+    #[error("ledger: {0}")]
+    Ledger(#[from] SealError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
     #[error("JWT settings: {0}")]
@@ -93,6 +96,7 @@ impl App {
             cache: cache.clone(),
             publisher,
             keys: Keys::new(store.clone(), trail.clone(), rates),
+            ledger: Ledger::new(store.clone()),
             dead_letters: DeadLetterQueue::new(
                 DeadLetters::new(&config.broker.url, topology.clone()),
                 trail.clone(),
@@ -141,6 +145,11 @@ impl App {
         tokio::spawn(async move {
             worker::run(&settings, &broker, backlog, store, shutdown).await;
         })
+    }
+
+    /// Runs the ledger's sealer inside this process until shutdown (beside the worker).
+    pub async fn spawn_sealer(&self) -> Result<JoinHandle<()>, StartupError> {
+        start_sealer(&self.config.ledger, &self.store, &self.shutdown).await
     }
 
     /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
@@ -195,12 +204,32 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     let store = connect_store(&config.database, config.start).await?;
     let shutdown = crate::shutdown::on_signal();
     let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
+    let sealer = start_sealer(&config.ledger, &store, &shutdown).await?;
     let backlog = config.search.backlog();
     worker::run(&config.worker, &config.broker, backlog, store, shutdown).await;
     if let Some(indexer) = indexer {
         let _ = indexer.await;
     }
+    let _ = sealer.await;
     Ok(())
+}
+
+/// Loads (or creates) the signing key, lists it among the ledger's keys, says which it is, and
+/// starts the sealer.
+async fn start_sealer(
+    settings: &LedgerSettings,
+    store: &Store,
+    shutdown: &CancellationToken,
+) -> Result<JoinHandle<()>, StartupError> {
+    let (signer, source) = sealer::load_signer(settings)?;
+    sealer::announce(&signer, &source);
+    store.register_ledger_key(signer.verifier_key()).await?;
+    Ok(sealer::spawn(
+        settings,
+        signer,
+        store.clone(),
+        shutdown.clone(),
+    ))
 }
 
 /// A newcomer's first key: created for tenant `default` when the deployment has no key at all.

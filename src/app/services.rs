@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{DeadLetterQueue, Keys, OwnTrail};
+use super::{DeadLetterQueue, Keys, Ledger, OwnTrail};
 use crate::access::ratelimit::{ConcurrencyCap, DefaultRates};
 use crate::app::record::Recorder;
 use crate::bus::{Publisher, QueueDepths};
@@ -19,6 +19,8 @@ pub struct Services {
     pub recorder: Recorder,
     pub keys: Keys,
     pub dead_letters: DeadLetterQueue,
+    /// Checkpoints, proofs and tiles of the tenants' ledgers.
+    pub ledger: Ledger,
     pub live: Arc<LiveFeed>,
     /// The broker's queue depths, for the metrics.
     pub queue_depths: QueueDepths,

@@ -39,6 +39,10 @@ pub(super) async fn serve(config: Config, with_worker: bool) -> anyhow::Result<(
         None => println!("{NEW_KEY_HINT}"),
     }
     let worker = with_worker.then(|| app.spawn_worker());
+    let sealer = match with_worker {
+        true => Some(app.spawn_sealer().await?),
+        false => None,
+    };
     let indexer = if with_worker {
         app.spawn_indexer()?
     } else {
@@ -56,6 +60,9 @@ pub(super) async fn serve(config: Config, with_worker: bool) -> anyhow::Result<(
     }
     if let Some(indexer) = indexer {
         indexer.await.context("indexer task")?;
+    }
+    if let Some(sealer) = sealer {
+        sealer.await.context("sealer task")?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ mod error;
 mod guard;
 mod inputs;
 mod keys;
+mod ledger;
 mod loader;
 mod mutation;
 mod operation;
@@ -43,6 +44,7 @@ pub struct Query(
     stats::StatsQuery,
     admin::AdminQuery,
     keys::KeysQuery,
+    ledger::LedgerQuery,
 );
 
 // Every mutation field, one object per capability.
@@ -127,6 +129,13 @@ pub fn request_data(services: &Arc<Services>, principal: Principal) -> async_gra
     data.insert(
         DataLoader::new(
             EventLoader::new(services.store.clone(), services.cache.clone()),
+            tokio::spawn,
+        )
+        .delay(Duration::ZERO),
+    );
+    data.insert(
+        DataLoader::new(
+            ledger::LedgerIndexLoader::new(services.ledger.clone()),
             tokio::spawn,
         )
         .delay(Duration::ZERO),

@@ -1,7 +1,8 @@
 //! The output types of the contract.
 
-use async_graphql::{Enum, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 
+use super::ledger::{entry_of, LedgerEntry};
 use super::scalars::DateTime;
 use crate::app::record;
 use crate::domain;
@@ -144,6 +145,11 @@ impl AuditEvent {
             id: by.id.clone(),
             kind: by.kind.clone(),
         })
+    }
+
+    /// Its place in the tenant's verifiable ledger: null until it is stored.
+    async fn ledger(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LedgerEntry>> {
+        entry_of(ctx, &self.0).await.map_err(|e| e.extend())
     }
 }
 

@@ -7,6 +7,7 @@ mod credentials;
 mod export;
 mod graphql;
 mod health;
+mod ledger;
 mod playground;
 mod server;
 mod socket;
@@ -157,6 +158,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Result<Router, BadCor
             get(graphql::playground_or_websocket).post(graphql::execute),
         )
         .route("/export", get(export::export))
+        .route("/ledger/checkpoint", get(ledger::checkpoint))
+        .route("/ledger/tile/{*path}", get(ledger::tile))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
         .layer(middleware::map_response(coded_body_limit))
         .layer(middleware::from_fn_with_state(
@@ -168,6 +171,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Result<Router, BadCor
         .route("/", get(playground::root))
         .route(DASHBOARD_PATH, get(playground::dashboard))
         .route(playground::ASSETS_ROUTE, get(playground::asset))
+        .route("/ledger/key", get(ledger::key))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))

@@ -6,6 +6,7 @@ mod api_keys;
 mod events;
 mod filter;
 mod full_text;
+mod ledger;
 mod outbox;
 mod retention;
 mod stats;
@@ -18,6 +19,7 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
 pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
+pub use ledger::{Sealing, StoredCheckpoint};
 pub use outbox::OutboxEntry;
 pub use retention::DroppedPartition;
 

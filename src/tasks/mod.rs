@@ -4,4 +4,5 @@
 pub mod indexer;
 pub mod live;
 pub mod relay;
+pub mod sealer;
 pub mod worker;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use traceledger::access::auth::{create_api_key, create_scoped_api_key, Scope};
 use traceledger::app::own_trail::SYSTEM_TENANT;
 use traceledger::config::Config;
+use traceledger::domain::ledger::LedgerSigner;
 use traceledger::domain::{Actor, AuditEvent, Outcome, Severity};
 use traceledger::startup::App;
 use traceledger::store::Store;
@@ -35,7 +36,7 @@ pub struct TestApp {
     pub other_key: String,
     /// A key for `TENANT` with only the admin scope.
     pub admin_key: String,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
     shutdown: CancellationToken,
     _isolated: Isolated,
 }
@@ -62,6 +63,7 @@ impl TestApp {
         // Quick batches and retries: tests wait on them.
         isolated.config.worker.batch_timeout_ms = 20;
         isolated.config.broker.retry_delays_ms = vec![100, 200];
+        isolated.config.ledger.checkpoint_interval_ms = 100;
         configure(&mut isolated.config);
         let config = isolated.config.clone();
         let shutdown = CancellationToken::new();
@@ -72,6 +74,9 @@ impl TestApp {
         if with_worker {
             app.spawn_worker();
             app.spawn_indexer().expect("the search indexer starts");
+            app.spawn_sealer()
+                .await
+                .expect("the ledger's sealer starts");
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
@@ -268,6 +273,45 @@ impl TestApp {
             .fetch_one(self.store.pool())
             .await
             .expect("the key exists")
+    }
+
+    /// Seals the tenant's ledger up to its head with the service's own sealer (beside the app's
+    /// sealer when it runs one; they take turns).
+    #[allow(dead_code)] // used by some test binaries sharing this file, not all
+    pub async fn seal(&self, tenant: &str) {
+        let key = self
+            .config
+            .ledger
+            .key
+            .as_deref()
+            .expect("the run's ledger key");
+        let signer = LedgerSigner::from_private(key).expect("the run's ledger key");
+        let deadline = tokio::time::Instant::now() + STORE_WAIT;
+        loop {
+            traceledger::tasks::sealer::seal(
+                &self.store,
+                &signer,
+                &self.config.ledger.name,
+                tenant,
+            )
+            .await
+            .expect("sealing");
+            let (sealed, _) = self.store.sealed_tree(tenant).await.expect("the tree");
+            let head: Option<i64> =
+                sqlx::query_scalar("SELECT size FROM ledger_heads WHERE tenant = $1")
+                    .bind(tenant)
+                    .fetch_optional(self.store.pool())
+                    .await
+                    .expect("the head");
+            if sealed as i64 == head.unwrap_or(0) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{tenant} not sealed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn stored_count(&self, tenant: &str) -> i64 {

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use traceledger::bus::Topology;
 use traceledger::config::Config;
+use traceledger::domain::ledger::LedgerSigner;
 
 pub use app::*;
 
@@ -41,6 +42,10 @@ impl Isolated {
         config.broker.dead_letter_queue = format!("tl.{kind}.{id}.dead-letter");
         config.redis.prefix = format!("tl-{kind}-{id}");
         config.search.index_prefix = format!("tl-{kind}-{id}-events");
+        // A key of the run's own, so no run writes a key file or signs with another's key.
+        let (_, private) =
+            LedgerSigner::generate(&format!("tl.{kind}.{id}")).expect("a ledger signing key");
+        config.ledger.key = Some(private);
         Self {
             config,
             removed: AtomicBool::new(false),
@@ -163,6 +168,14 @@ pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
             c.broker.dead_letter_queue.clone(),
         ),
         ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
+        (
+            "TRACELEDGER_LEDGER_KEY",
+            c.ledger.key.clone().unwrap_or_default(),
+        ),
+        (
+            "TRACELEDGER_CHECKPOINT_INTERVAL_MS",
+            c.ledger.checkpoint_interval_ms.to_string(),
+        ),
         (
             "TRACELEDGER_ELASTICSEARCH_INDEX_PREFIX",
             c.search.index_prefix.clone(),

@@ -77,12 +77,26 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
     assert_ne!(old_partition, "audit_events_default");
     assert_ne!(straddling_partition, "audit_events_default");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
-        .args(["retention", "--before", &cutoff.to_rfc3339()])
-        .args(["--operator", "ops-alice"])
-        .env("TRACELEDGER_DATABASE_URL", &app.config.database.url)
-        .output()
-        .expect("run traceledger");
+    let retention = || {
+        Command::new(env!("CARGO_BIN_EXE_traceledger"))
+            .args(["retention", "--before", &cutoff.to_rfc3339()])
+            .args(["--operator", "ops-alice"])
+            .env("TRACELEDGER_DATABASE_URL", &app.config.database.url)
+            .output()
+            .expect("run traceledger")
+    };
+    // Events not yet hashed into the ledger are not dropped: their leaves would be lost.
+    let output = retention();
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not yet sealed into the ledger"),
+        "{stderr}"
+    );
+    assert_eq!(app.stored_count(TENANT).await, 3);
+
+    app.seal(TENANT).await;
+    let output = retention();
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -128,6 +142,11 @@ async fn retention_drops_whole_old_months_keeps_newer_ones_and_records_that_it_d
     assert_eq!(actor, "ops-alice");
     assert_eq!(metadata["deleted"], 1);
     assert_eq!(metadata["partitions"], serde_json::json!([old_partition]));
+    // The index range it dropped, so that a verifier tells pruned from deleted.
+    assert_eq!(
+        metadata["ledgerRanges"],
+        serde_json::json!([{ "tenant": TENANT, "from": 0, "to": 1 }])
+    );
     // After it, the table is append-only still.
     assert!(sqlx::query("DELETE FROM audit_events")
         .execute(app.store.pool())

@@ -131,6 +131,7 @@ async fn retention_records_its_drop_at_the_next_index_of_the_service_ledger() {
     // The row moved out of the default partition keeps its index.
     let (indices, _) = ledger(&app, TENANT).await;
     assert_eq!(indices, vec![0]);
+    app.seal(TENANT).await;
     let dropped = app
         .store
         .drop_partitions_before(cutoff, "ops-alice")

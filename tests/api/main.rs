@@ -6,6 +6,7 @@ use traceledger_testenv as helpers;
 
 mod auth;
 mod browser;
+mod checkpoints;
 mod cli;
 mod connections;
 mod dead_letters;

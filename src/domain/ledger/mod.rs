@@ -1,16 +1,33 @@
 //! The ledger's hashing, without I/O: an event's leaf (the RFC 8785 canonical JSON of the event
 //! as the API returns it, its ledger index left out), leaf and node hashes as RFC 9162 (SHA-256
 //! with a `0x00` or `0x01` prefix), the root of a tree of leaf hashes, and inclusion and
-//! consistency proofs (RFC 9162 §2.1.3, §2.1.4) with their verification. The tree functions take
-//! the leaf hashes in index order; what stores them and how is the store's business.
+//! consistency proofs (RFC 9162 §2.1.3, §2.1.4) with their verification; the tiles the tree is
+//! kept in (C2SP tlog-tiles) and the signed checkpoints (C2SP tlog-checkpoint, signed-note).
+//! What stores them and how is the store's business.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::AuditEvent;
 
+mod checkpoint;
+mod proof;
+mod tiles;
+
+pub use checkpoint::{
+    checkpoint_origin, open_checkpoint, Checkpoint, CheckpointError, LedgerSigner, SignerKeyError,
+};
+pub use proof::{consistency, inclusion, range_hash, tree_hash, CompactRange, Subtrees};
+pub use tiles::{edge_tiles, Tile, TileKey, TilePathError, TileSet, TILE_WIDTH};
+
 /// A SHA-256 hash: of a leaf, of a node, or a tree's root.
 pub type Hash = [u8; 32];
+
+/// The root of the empty tree, `SHA-256("")`.
+pub const EMPTY_ROOT: Hash = [
+    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
+    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
+];
 
 /// The bytes an event is committed to the ledger as: every field the API returns (`recordedBy`
 /// as null where the event has none), canonicalized by RFC 8785.
@@ -39,72 +56,33 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     hasher.finalize().into()
 }
 
-/// The largest power of two smaller than `n` (`n` ≥ 2): where RFC 9162 splits a tree.
-fn split(n: usize) -> usize {
-    debug_assert!(n >= 2);
-    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
-}
-
 /// The Merkle tree hash of `leaves` (leaf hashes in index order); of no leaves, `SHA-256("")`.
 pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
-        0 => Sha256::digest([]).into(),
-        1 => leaves[0],
-        n => {
-            let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
-        }
-    }
+    proof::tree_hash(&Leaves(leaves), leaves.len() as u64).unwrap_or(EMPTY_ROOT)
 }
 
 /// The audit path of leaf `index` in the tree of `leaves` (RFC 9162 §2.1.3.1), leaf side first;
 /// `None` when there is no such leaf.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
-    fn path(index: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
-        if leaves.len() <= 1 {
-            return;
-        }
-        let k = split(leaves.len());
-        if index < k {
-            path(index, &leaves[..k], out);
-            out.push(root(&leaves[k..]));
-        } else {
-            path(index - k, &leaves[k..], out);
-            out.push(root(&leaves[..k]));
-        }
-    }
-    (index < leaves.len()).then(|| {
-        let mut out = Vec::new();
-        path(index, leaves, &mut out);
-        out
-    })
+    proof::inclusion(&Leaves(leaves), index as u64, leaves.len() as u64)
 }
 
 /// The proof that the tree of the first `old_size` leaves is a prefix of the tree of `leaves`
 /// (RFC 9162 §2.1.4.1); `None` unless `0 < old_size ≤ leaves.len()`.
 pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Option<Vec<Hash>> {
-    fn subproof(m: usize, leaves: &[Hash], whole: bool, out: &mut Vec<Hash>) {
-        let n = leaves.len();
-        if m == n {
-            if !whole {
-                out.push(root(leaves));
-            }
-            return;
-        }
-        let k = split(n);
-        if m <= k {
-            subproof(m, &leaves[..k], whole, out);
-            out.push(root(&leaves[k..]));
-        } else {
-            subproof(m - k, &leaves[k..], false, out);
-            out.push(root(&leaves[..k]));
-        }
+    proof::consistency(&Leaves(leaves), old_size as u64, leaves.len() as u64)
+}
+
+/// Leaf hashes in memory as a [`Subtrees`] source.
+struct Leaves<'a>(&'a [Hash]);
+
+impl Subtrees for Leaves<'_> {
+    fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
+        let width = 1usize.checked_shl(level)?;
+        let first = usize::try_from(index).ok()?.checked_mul(width)?;
+        let leaves = self.0.get(first..first.checked_add(width)?)?;
+        Some(proof::complete_root(leaves))
     }
-    (old_size > 0 && old_size <= leaves.len()).then(|| {
-        let mut out = Vec::new();
-        subproof(old_size, leaves, true, &mut out);
-        out
-    })
 }
 
 /// Whether `proof` shows the leaf with hash `leaf` at `index` in the tree of `size` leaves whose

@@ -1,0 +1,241 @@
+//! Reading and proving the ledger: checkpoints, the keys that sign them, inclusion and
+//! consistency proofs, tiles. Proofs are computed from the stored tiles, never from the events,
+//! against a tree size the sealer has reached.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::ApiError;
+use crate::domain::ledger::{self, Hash, Subtrees, Tile, TileSet};
+use crate::store::{Store, StoredCheckpoint};
+
+/// Checkpoints served in one page at most.
+pub const MAX_CHECKPOINT_PAGE: usize = 100;
+
+/// A key that signs (or signed) checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerKey {
+    pub verifier_key: String,
+    pub first_used: DateTime<Utc>,
+    /// Whether it is the newest: the one that signs from now on.
+    pub current: bool,
+}
+
+/// An inclusion proof with what it is checked against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    pub event_id: Uuid,
+    pub index: u64,
+    pub tree_size: u64,
+    /// The leaf hash as sealed.
+    pub leaf_hash: Hash,
+    pub root: Hash,
+    pub hashes: Vec<Hash>,
+    /// The signed checkpoint of this tree size, when one was signed at it.
+    pub checkpoint: Option<StoredCheckpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    pub from_size: u64,
+    pub to_size: u64,
+    pub from_root: Hash,
+    pub to_root: Hash,
+    pub hashes: Vec<Hash>,
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    store: Store,
+}
+
+impl Ledger {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub async fn latest_checkpoint(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<StoredCheckpoint>, ApiError> {
+        Ok(self.store.latest_checkpoint(tenant).await?)
+    }
+
+    /// Up to `first` (at most [`MAX_CHECKPOINT_PAGE`]) checkpoints in size order after the
+    /// size `after`, and whether more follow.
+    pub async fn checkpoints(
+        &self,
+        tenant: &str,
+        first: usize,
+        after: Option<u64>,
+    ) -> Result<(Vec<StoredCheckpoint>, bool), ApiError> {
+        if first == 0 || first > MAX_CHECKPOINT_PAGE {
+            return Err(ApiError::bad_input(
+                "first",
+                format!("must be between 1 and {MAX_CHECKPOINT_PAGE}"),
+            ));
+        }
+        let mut page = self
+            .store
+            .checkpoints(tenant, after, first as i64 + 1)
+            .await?;
+        let more = page.len() > first;
+        page.truncate(first);
+        Ok((page, more))
+    }
+
+    /// Every key that ever signed, oldest first; the newest is current.
+    pub async fn keys(&self) -> Result<Vec<LedgerKey>, ApiError> {
+        let keys = self.store.ledger_keys().await?;
+        let newest = keys.len().saturating_sub(1);
+        Ok(keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, (verifier_key, first_used))| LedgerKey {
+                verifier_key,
+                first_used,
+                current: i == newest,
+            })
+            .collect())
+    }
+
+    /// The ledger index of each of these events that is stored (events on the live feed may
+    /// not be yet).
+    pub async fn indices(&self, tenant: &str, ids: &[Uuid]) -> Result<Vec<(Uuid, u64)>, ApiError> {
+        Ok(self.store.ledger_indices(tenant, ids).await?)
+    }
+
+    /// The proof that the event is in the tree of `tree_size` leaves (the latest checkpoint's
+    /// when not given).
+    pub async fn inclusion_proof(
+        &self,
+        tenant: &str,
+        event_id: Uuid,
+        tree_size: Option<u64>,
+    ) -> Result<InclusionProof, ApiError> {
+        let index = self
+            .store
+            .ledger_indices(tenant, &[event_id])
+            .await?
+            .first()
+            .map(|(_, index)| *index)
+            .ok_or_else(|| ApiError::NotFound(format!("no stored event {event_id}")))?;
+        let size = self.size_or_latest(tenant, tree_size, "treeSize").await?;
+        if index >= size {
+            return Err(ApiError::bad_input(
+                "treeSize",
+                format!(
+                    "event {event_id} has ledger index {index}, not in a tree of {size}: wait \
+                     for the next checkpoint or ask for a larger tree"
+                ),
+            ));
+        }
+        let tiles = self
+            .tiles_for(tenant, |s| {
+                let _ = (
+                    ledger::inclusion(s, index, size),
+                    ledger::tree_hash(s, size),
+                    s.subtree(0, index),
+                );
+            })
+            .await?;
+        let missing = || {
+            tracing::error!(tenant, index, size, "ledger tiles are missing for a proof");
+            ApiError::Internal
+        };
+        Ok(InclusionProof {
+            event_id,
+            index,
+            tree_size: size,
+            leaf_hash: tiles.subtree(0, index).ok_or_else(missing)?,
+            root: ledger::tree_hash(&tiles, size).ok_or_else(missing)?,
+            hashes: ledger::inclusion(&tiles, index, size).ok_or_else(missing)?,
+            checkpoint: self.store.checkpoint_of_size(tenant, size).await?,
+        })
+    }
+
+    /// The proof that the tree of `from_size` leaves is a prefix of that of `to_size` (the
+    /// latest checkpoint's when not given).
+    pub async fn consistency_proof(
+        &self,
+        tenant: &str,
+        from_size: u64,
+        to_size: Option<u64>,
+    ) -> Result<ConsistencyProof, ApiError> {
+        let to = self.size_or_latest(tenant, to_size, "toSize").await?;
+        if from_size == 0 || from_size > to {
+            return Err(ApiError::bad_input(
+                "fromSize",
+                format!("must be between 1 and the tree size {to}"),
+            ));
+        }
+        let tiles = self
+            .tiles_for(tenant, |s| {
+                let _ = (
+                    ledger::consistency(s, from_size, to),
+                    ledger::tree_hash(s, from_size),
+                    ledger::tree_hash(s, to),
+                );
+            })
+            .await?;
+        let missing = || {
+            tracing::error!(
+                tenant,
+                from_size,
+                to,
+                "ledger tiles are missing for a proof"
+            );
+            ApiError::Internal
+        };
+        Ok(ConsistencyProof {
+            from_size,
+            to_size: to,
+            from_root: ledger::tree_hash(&tiles, from_size).ok_or_else(missing)?,
+            to_root: ledger::tree_hash(&tiles, to).ok_or_else(missing)?,
+            hashes: ledger::consistency(&tiles, from_size, to).ok_or_else(missing)?,
+        })
+    }
+
+    /// A tile's bytes (its hashes, concatenated) as C2SP tlog-tiles serves it: `None` when the
+    /// tree has not grown that far.
+    pub async fn tile(&self, tenant: &str, tile: Tile) -> Result<Option<Vec<u8>>, ApiError> {
+        let tiles = self.store.ledger_tiles(tenant, [tile.key]).await?;
+        Ok(tiles
+            .get(&tile.key)
+            .filter(|hashes| hashes.len() >= tile.width)
+            .map(|hashes| hashes[..tile.width].concat()))
+    }
+
+    /// `size`, checked against what is sealed, or the latest checkpoint's size.
+    async fn size_or_latest(
+        &self,
+        tenant: &str,
+        size: Option<u64>,
+        field: &str,
+    ) -> Result<u64, ApiError> {
+        let (sealed, _) = self.store.sealed_tree(tenant).await?;
+        match size {
+            Some(size) if size == 0 || size > sealed => Err(ApiError::bad_input(
+                field,
+                format!("must be between 1 and the sealed tree size {sealed}"),
+            )),
+            Some(size) => Ok(size),
+            None => self
+                .store
+                .latest_checkpoint(tenant)
+                .await?
+                .map(|c| c.size)
+                .ok_or_else(|| ApiError::NotFound("the ledger has no checkpoint yet".into())),
+        }
+    }
+
+    /// The tiles `compute` reads, loaded in one query.
+    async fn tiles_for(
+        &self,
+        tenant: &str,
+        compute: impl FnOnce(&dyn ledger::Subtrees),
+    ) -> Result<TileSet, ApiError> {
+        let needed = TileSet::needed(compute);
+        Ok(self.store.ledger_tiles(tenant, needed).await?)
+    }
+}

@@ -1,0 +1,395 @@
+//! The ledger's trees, checkpoints and keys: sealing (one transaction per tenant and round,
+//! holding the tenant's tree row so two sealers never seal the same tenant at once) and the
+//! reads proofs, checkpoints and verification need. The hashing itself is the domain's.
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, TryStreamExt};
+use sqlx::{FromRow, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::events::{EventRow, COLUMNS};
+use super::{Store, StoreError};
+use crate::domain::ledger::{Hash, TileKey, TileSet, EMPTY_ROOT};
+use crate::domain::AuditEvent;
+
+/// A signed checkpoint as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The C2SP signed note.
+    pub note: String,
+    pub verifier_key: String,
+    pub signed_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct CheckpointRow {
+    size: i64,
+    root: Vec<u8>,
+    note: String,
+    verifier_key: String,
+    signed_at: DateTime<Utc>,
+}
+
+impl TryFrom<CheckpointRow> for StoredCheckpoint {
+    type Error = StoreError;
+
+    fn try_from(r: CheckpointRow) -> Result<Self, StoreError> {
+        Ok(StoredCheckpoint {
+            size: r.size as u64,
+            root: to_hash(&r.root)?,
+            note: r.note,
+            verifier_key: r.verifier_key,
+            signed_at: r.signed_at,
+        })
+    }
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt {
+        id: Uuid::nil(),
+        reason: format!("a ledger hash of {} bytes", bytes.len()),
+    })
+}
+
+fn to_hashes(bytes: &[u8]) -> Result<Vec<Hash>, StoreError> {
+    bytes.chunks(32).map(to_hash).collect()
+}
+
+async fn load_tiles<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    tenant: &str,
+    keys: impl IntoIterator<Item = TileKey>,
+) -> Result<TileSet, StoreError> {
+    let (levels, indices): (Vec<i16>, Vec<i64>) = keys
+        .into_iter()
+        .map(|k| (i16::from(k.level), k.index as i64))
+        .unzip();
+    let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT t.level, t.idx, t.hashes FROM ledger_tiles t \
+         JOIN unnest($2::smallint[], $3::bigint[]) AS k(level, idx) USING (level, idx) \
+         WHERE t.tenant = $1",
+    )
+    .bind(tenant)
+    .bind(&levels)
+    .bind(&indices)
+    .fetch_all(executor)
+    .await?;
+    let mut tiles = TileSet::new();
+    for (level, index, hashes) in rows {
+        let key = TileKey {
+            level: level as u8,
+            index: index as u64,
+        };
+        tiles.insert(key, to_hashes(&hashes)?);
+    }
+    Ok(tiles)
+}
+
+#[derive(FromRow)]
+struct IndexedRow {
+    ledger_index: i64,
+    #[sqlx(flatten)]
+    event: EventRow,
+}
+
+/// A tenant's tree held for sealing: the transaction keeps the tree row locked until
+/// [`Sealing::commit`].
+pub struct Sealing {
+    tx: Transaction<'static, Postgres>,
+    tenant: String,
+    /// How many leaves are sealed (hashed into tiles) so far.
+    pub sealed: u64,
+    /// How many events the tenant has (its ledger head).
+    pub head: u64,
+}
+
+impl Store {
+    /// Tenants with events not yet sealed.
+    pub async fn unsealed_tenants(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT h.tenant FROM ledger_heads h LEFT JOIN ledger_trees t USING (tenant) \
+             WHERE h.size > coalesce(t.size, 0) ORDER BY h.tenant",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Takes the tenant's tree for sealing; `None` when another sealer holds it right now.
+    pub async fn begin_sealing(&self, tenant: &str) -> Result<Option<Sealing>, StoreError> {
+        sqlx::query(
+            "INSERT INTO ledger_trees (tenant, size, root) VALUES ($1, 0, $2) \
+             ON CONFLICT (tenant) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(EMPTY_ROOT.as_slice())
+        .execute(self.pool())
+        .await?;
+        let mut tx = self.pool().begin().await?;
+        let sealed: Option<i64> = sqlx::query_scalar(
+            "SELECT size FROM ledger_trees WHERE tenant = $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(tenant)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM ledger_heads WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_optional(&mut *tx)
+                .await?;
+        Ok(Some(Sealing {
+            tx,
+            tenant: tenant.to_owned(),
+            sealed: sealed as u64,
+            head: head.unwrap_or(0) as u64,
+        }))
+    }
+
+    /// The tenant's events with ledger indices in `[from, to)`, in index order, as
+    /// (index, event). Rows read as they come: memory stays flat over any range.
+    pub fn stream_ledger(
+        &self,
+        tenant: String,
+        from: u64,
+        to: u64,
+    ) -> impl Stream<Item = Result<(u64, AuditEvent), StoreError>> + Send + 'static {
+        let pool = self.streams.clone();
+        async_stream::try_stream! {
+            let sql = format!(
+                "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = $1 \
+                 AND ledger_index >= $2 AND ledger_index < $3 ORDER BY ledger_index, id"
+            );
+            let mut rows = sqlx::query_as::<_, IndexedRow>(&sql)
+                .bind(tenant)
+                .bind(from as i64)
+                .bind(to as i64)
+                .fetch(&pool);
+            while let Some(row) = rows.try_next().await? {
+                yield (row.ledger_index as u64, AuditEvent::try_from(row.event)?);
+            }
+        }
+    }
+
+    /// The ledger indices of the tenant's events with these ids (unknown ids left out).
+    pub async fn ledger_indices(
+        &self,
+        tenant: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, u64)>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+            "SELECT id, ledger_index FROM audit_events WHERE tenant = $1 AND id = ANY($2)",
+        )
+        .bind(tenant)
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id, i)| (id, i as u64)).collect())
+    }
+
+    /// How far the tenant's tree is sealed: (size, root).
+    pub async fn sealed_tree(&self, tenant: &str) -> Result<(u64, Hash), StoreError> {
+        let row: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT size, root FROM ledger_trees WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_optional(self.pool())
+                .await?;
+        match row {
+            Some((size, root)) => Ok((size as u64, to_hash(&root)?)),
+            None => Ok((0, EMPTY_ROOT)),
+        }
+    }
+
+    /// These tiles of the tenant's tree, those that exist.
+    pub async fn ledger_tiles(
+        &self,
+        tenant: &str,
+        keys: impl IntoIterator<Item = TileKey>,
+    ) -> Result<TileSet, StoreError> {
+        load_tiles(self.pool(), tenant, keys).await
+    }
+
+    /// The tenant's newest checkpoint.
+    pub async fn latest_checkpoint(
+        &self,
+        tenant: &str,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, CheckpointRow>(
+            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
+             WHERE tenant = $1 ORDER BY size DESC LIMIT 1",
+        )
+        .bind(tenant)
+        .fetch_optional(self.pool())
+        .await?
+        .map(StoredCheckpoint::try_from)
+        .transpose()
+    }
+
+    /// The tenant's checkpoint of exactly this size, if one was signed.
+    pub async fn checkpoint_of_size(
+        &self,
+        tenant: &str,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, CheckpointRow>(
+            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
+             WHERE tenant = $1 AND size = $2",
+        )
+        .bind(tenant)
+        .bind(size as i64)
+        .fetch_optional(self.pool())
+        .await?
+        .map(StoredCheckpoint::try_from)
+        .transpose()
+    }
+
+    /// A page of the tenant's checkpoints in size order, after the size `after`.
+    pub async fn checkpoints(
+        &self,
+        tenant: &str,
+        after: Option<u64>,
+        limit: i64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        sqlx::query_as::<_, CheckpointRow>(
+            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
+             WHERE tenant = $1 AND size > $2 ORDER BY size LIMIT $3",
+        )
+        .bind(tenant)
+        .bind(after.map_or(0, |a| a as i64))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(StoredCheckpoint::try_from)
+        .collect()
+    }
+
+    /// Every verifier key that signed a checkpoint, oldest first, with when it first did.
+    pub async fn ledger_keys(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT verifier_key, first_used FROM ledger_keys ORDER BY first_used, verifier_key",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Lists a key among those that sign (at start, so it is served before its first
+    /// checkpoint).
+    pub async fn register_ledger_key(&self, verifier_key: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO ledger_keys (verifier_key) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(verifier_key)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The index ranges `[from, to)` of the tenant's events that retention dropped, with the id
+    /// of the `retention.purge` event that lists each.
+    pub async fn pruned_ranges(&self, tenant: &str) -> Result<Vec<(u64, u64, Uuid)>, StoreError> {
+        let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(
+            "SELECT (r->>'from')::bigint, (r->>'to')::bigint, e.id FROM audit_events e, \
+             jsonb_array_elements(e.metadata->'ledgerRanges') r \
+             WHERE e.tenant = '_traceledger' AND e.action = 'retention.purge' \
+             AND r->>'tenant' = $1 ORDER BY 1",
+        )
+        .bind(tenant)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(from, to, id)| (from as u64, to as u64, id))
+            .collect())
+    }
+}
+
+impl Sealing {
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The tenant's events with indices in `[self.sealed, to)`, in index order, as (index,
+    /// event); a tampered table may hold gaps or doubles, which the caller must refuse.
+    pub async fn events(&mut self, to: u64) -> Result<Vec<(u64, AuditEvent)>, StoreError> {
+        let sql = format!(
+            "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = $1 \
+             AND ledger_index >= $2 AND ledger_index < $3 ORDER BY ledger_index, id"
+        );
+        let rows: Vec<IndexedRow> = sqlx::query_as(&sql)
+            .bind(&self.tenant)
+            .bind(self.sealed as i64)
+            .bind(to as i64)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.ledger_index as u64, AuditEvent::try_from(r.event)?)))
+            .collect()
+    }
+
+    /// These tiles, those that exist.
+    pub async fn tiles(&mut self, keys: &[TileKey]) -> Result<TileSet, StoreError> {
+        load_tiles(&mut *self.tx, &self.tenant, keys.iter().copied()).await
+    }
+
+    /// Stores the grown tiles, the tree's new size and root and, when given, the checkpoint
+    /// over them; then commits.
+    pub async fn commit(
+        mut self,
+        tiles: &[(TileKey, &[Hash])],
+        size: u64,
+        root: &Hash,
+        checkpoint: Option<&StoredCheckpoint>,
+    ) -> Result<(), StoreError> {
+        let mut levels = Vec::with_capacity(tiles.len());
+        let mut indices = Vec::with_capacity(tiles.len());
+        let mut data = Vec::with_capacity(tiles.len());
+        for (key, hashes) in tiles {
+            levels.push(i16::from(key.level));
+            indices.push(key.index as i64);
+            data.push(hashes.concat());
+        }
+        sqlx::query(
+            "INSERT INTO ledger_tiles (tenant, level, idx, hashes) \
+             SELECT $1, * FROM unnest($2::smallint[], $3::bigint[], $4::bytea[]) \
+             ON CONFLICT (tenant, level, idx) DO UPDATE SET hashes = EXCLUDED.hashes",
+        )
+        .bind(&self.tenant)
+        .bind(&levels)
+        .bind(&indices)
+        .bind(&data)
+        .execute(&mut *self.tx)
+        .await?;
+        if let Some(checkpoint) = checkpoint {
+            sqlx::query(
+                "INSERT INTO ledger_checkpoints (tenant, size, root, note, verifier_key, \
+                 signed_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&self.tenant)
+            .bind(checkpoint.size as i64)
+            .bind(checkpoint.root.as_slice())
+            .bind(&checkpoint.note)
+            .bind(&checkpoint.verifier_key)
+            .bind(checkpoint.signed_at)
+            .execute(&mut *self.tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO ledger_keys (verifier_key, first_used) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&checkpoint.verifier_key)
+            .bind(checkpoint.signed_at)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        sqlx::query("UPDATE ledger_trees SET size = $2, root = $3 WHERE tenant = $1")
+            .bind(&self.tenant)
+            .bind(size as i64)
+            .bind(root.as_slice())
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
