@@ -2,12 +2,14 @@
 //! consistency proofs, tiles. Proofs are computed from the stored tiles, never from the events,
 //! against a tree size the sealer has reached.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ApiError;
-use crate::domain::ledger::{self, Hash, Subtrees, Tile, TileSet};
-use crate::store::{Store, StoredCheckpoint};
+use crate::domain::ledger::{self, Hash, Subtrees, Tile, TileKey, TileSet};
+use crate::store::{Store, StoreError, StoredCheckpoint};
 
 /// Checkpoints served in one page at most.
 pub const MAX_CHECKPOINT_PAGE: usize = 100;
@@ -237,5 +239,56 @@ impl Ledger {
     ) -> Result<TileSet, ApiError> {
         let needed = TileSet::needed(compute);
         Ok(self.store.ledger_tiles(tenant, needed).await?)
+    }
+}
+
+/// A tenant's sealed hashes read in index order, holding one tile per level: what a walk over
+/// millions of leaves (an export with proofs, a verification) needs, one query per tile.
+pub struct TileCursor<'a> {
+    store: &'a Store,
+    tenant: &'a str,
+    tiles: TileSet,
+    held: HashMap<u8, TileKey>,
+}
+
+impl<'a> TileCursor<'a> {
+    pub fn new(store: &'a Store, tenant: &'a str) -> Self {
+        Self {
+            store,
+            tenant,
+            tiles: TileSet::new(),
+            held: HashMap::new(),
+        }
+    }
+
+    /// The sealed hash of the complete subtree `(level, index)`.
+    pub async fn subtree(&mut self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        if let Some(hash) = self.tiles.subtree(level, index) {
+            return Ok(hash);
+        }
+        let keys = TileSet::needed(|s| {
+            let _ = s.subtree(level, index);
+        });
+        let mut loaded = self
+            .store
+            .ledger_tiles(self.tenant, keys.iter().copied())
+            .await?;
+        for key in keys {
+            if let Some(old) = self.held.insert(key.level, key) {
+                self.tiles.remove(&old);
+            }
+            if let Some(hashes) = loaded.take(&key) {
+                self.tiles.insert(key, hashes);
+            }
+        }
+        self.tiles
+            .subtree(level, index)
+            .ok_or_else(|| StoreError::Corrupt {
+                id: Uuid::nil(),
+                reason: format!(
+                    "tenant {}: the ledger tiles lack the hash of subtree {level}/{index}",
+                    self.tenant
+                ),
+            })
     }
 }

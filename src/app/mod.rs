@@ -15,6 +15,7 @@ pub mod reads;
 pub mod record;
 pub mod retention;
 pub mod services;
+pub mod verify;
 
 pub use dead_letters::DeadLetterQueue;
 pub use error::{ingest_error, ApiError, RETRY_AFTER_SECONDS};

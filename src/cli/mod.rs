@@ -3,6 +3,7 @@
 
 mod operator;
 mod service;
+mod verify;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -84,6 +85,28 @@ enum Command {
         /// Who asks, for the audit event (default: the OS user).
         #[arg(long, env = "USER", default_value = "operator")]
         operator: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Verify the ledger: an export made with `GET /export?proofs=true` (offline, no database),
+    /// or, with --online, the stored events against their sealed leaves and every signed
+    /// checkpoint. Names the index of each event changed, removed, inserted or reordered; exit
+    /// status 0 only when everything holds.
+    Verify {
+        /// The export to check.
+        #[arg(long, value_name = "FILE", required_unless_present = "online")]
+        export: Option<std::path::PathBuf>,
+        /// Walk the stored events instead (needs the database).
+        #[arg(long, conflicts_with = "export")]
+        online: bool,
+        /// With --online: only this tenant (default: every tenant).
+        #[arg(long, requires = "online")]
+        tenant: Option<String>,
+        /// A verifier key (`<name>+<id>+<base64>`, as `GET /ledger/key` serves it) that
+        /// checkpoints may be signed with; repeat it for keys rotated out. Needed with
+        /// --export; with --online the keys the service lists are taken when none is given.
+        #[arg(long = "key", value_name = "VERIFIER_KEY")]
+        keys: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -266,6 +289,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             telemetry::init(store.log);
             service::reindex(&search, &store.database, since).await
+        }
+        Command::Verify {
+            export,
+            online: _,
+            tenant,
+            keys,
+            store,
+        } => {
+            telemetry::init(store.log);
+            match export {
+                Some(file) => verify::export(&file, keys).await,
+                None => verify::online(&store.database, tenant, keys).await,
+            }
         }
         Command::Schema => {
             print!("{}", traceledger::graphql::sdl());

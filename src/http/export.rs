@@ -6,7 +6,9 @@
 //! `minSeverity`, `occurredAfter`, `occurredBefore` (RFC 3339) once each, and the lists
 //! `actions`, `services`, `actorIds`, `actorTypes`, `targetIds`, `targetTypes`, `outcomes` by
 //! repeating the parameter (`services=a&services=b`). Values are never split on commas: ids and
-//! names may contain them.
+//! names may contain them. `proofs=true` (NDJSON, no `orderBy`) makes the export verify itself:
+//! ledger order, each event's index and leaf hash, gaps as subtree hashes, and the checkpoint
+//! it reaches last (`traceledger verify --export`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use super::credentials::Caller;
 use super::AppState;
 use crate::access::auth::{Principal, Scope};
 use crate::access::ratelimit::{RequestKind, Slot};
-use crate::app::export::{self, ExportFormat};
+use crate::app::export::{self, ExportFormat, ExportOrder};
 use crate::app::ApiError;
 use crate::domain::{ActionPattern, EventFilter, EventOrder, FieldError, Outcome, Severity};
 
@@ -153,7 +155,7 @@ where
 struct ExportRequest {
     format: ExportFormat,
     filter: EventFilter,
-    order: EventOrder,
+    order: ExportOrder,
 }
 
 impl ExportRequest {
@@ -161,6 +163,7 @@ impl ExportRequest {
     fn parse(params: Vec<(String, String)>) -> Result<Self, FieldError> {
         let mut format = None;
         let mut order = None;
+        let mut proofs = None;
         let mut f = EventFilter::default();
         for (name, value) in params {
             if value.contains('\0') {
@@ -177,6 +180,14 @@ impl ExportRequest {
                     let parsed = EventOrder::parse(&value)
                         .ok_or_else(|| invalid("must be OCCURRED_AT_DESC or OCCURRED_AT_ASC"))?;
                     set_once(&mut order, &name, parsed)?;
+                }
+                "proofs" => {
+                    let parsed = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(invalid("must be true or false")),
+                    };
+                    set_once(&mut proofs, &name, parsed)?;
                 }
                 "actions" => f.actions.push(ActionPattern::parse(&value)),
                 "services" => f.services.push(value),
@@ -211,10 +222,27 @@ impl ExportRequest {
             }
         }
         f.check_sizes()?;
+        let format = format.unwrap_or(ExportFormat::Ndjson);
+        let order = match (proofs.unwrap_or(false), order) {
+            (false, order) => ExportOrder::Time(order.unwrap_or_default()),
+            (true, Some(_)) => {
+                return Err(FieldError::new(
+                    "orderBy",
+                    "an export with proofs is in ledger order; leave orderBy out",
+                ))
+            }
+            (true, None) if format == ExportFormat::Csv => {
+                return Err(FieldError::new(
+                    "proofs",
+                    "needs format=ndjson: the gap and checkpoint lines are JSON",
+                ))
+            }
+            (true, None) => ExportOrder::LedgerWithProofs,
+        };
         Ok(Self {
-            format: format.unwrap_or(ExportFormat::Ndjson),
+            format,
             filter: f,
-            order: order.unwrap_or_default(),
+            order,
         })
     }
 }
@@ -244,7 +272,7 @@ mod tests {
     fn defaults_and_repeated_lists() {
         let request = parse(&[]).unwrap();
         assert_eq!(request.format, ExportFormat::Ndjson);
-        assert_eq!(request.order, EventOrder::OccurredAtDesc);
+        assert_eq!(request.order, ExportOrder::Time(EventOrder::OccurredAtDesc));
         assert_eq!(request.filter, EventFilter::default());
 
         let request = parse(&[
@@ -259,7 +287,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(request.format, ExportFormat::Csv);
-        assert_eq!(request.order, EventOrder::OccurredAtAsc);
+        assert_eq!(request.order, ExportOrder::Time(EventOrder::OccurredAtAsc));
         assert_eq!(request.filter.services, ["a,b", "c"]);
         assert_eq!(
             request.filter.actions,

@@ -4,13 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, TryStreamExt};
-use sqlx::{FromRow, Postgres, Transaction};
+use sqlx::{FromRow, Postgres, QueryBuilder, Transaction};
 use uuid::Uuid;
 
 use super::events::{EventRow, COLUMNS};
+use super::filter::push_filter;
 use super::{Store, StoreError};
 use crate::domain::ledger::{Hash, TileKey, TileSet, EMPTY_ROOT};
-use crate::domain::AuditEvent;
+use crate::domain::{AuditEvent, EventFilter};
 
 /// A signed checkpoint as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,6 +107,15 @@ pub struct Sealing {
 }
 
 impl Store {
+    /// Every tenant that has a ledger.
+    pub async fn ledger_tenants(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant FROM ledger_heads ORDER BY tenant")
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
     /// Tenants with events not yet sealed.
     pub async fn unsealed_tenants(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
@@ -149,25 +159,25 @@ impl Store {
         }))
     }
 
-    /// The tenant's events with ledger indices in `[from, to)`, in index order, as
-    /// (index, event). Rows read as they come: memory stays flat over any range.
-    pub fn stream_ledger(
+    /// The tenant's events that match `filter` with ledger indices below `below`, in index
+    /// order, as (index, event), read as they come.
+    pub fn stream_ledger_matching(
         &self,
         tenant: String,
-        from: u64,
-        to: u64,
+        filter: EventFilter,
+        below: u64,
     ) -> impl Stream<Item = Result<(u64, AuditEvent), StoreError>> + Send + 'static {
         let pool = self.streams.clone();
         async_stream::try_stream! {
-            let sql = format!(
-                "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = $1 \
-                 AND ledger_index >= $2 AND ledger_index < $3 ORDER BY ledger_index, id"
-            );
-            let mut rows = sqlx::query_as::<_, IndexedRow>(&sql)
-                .bind(tenant)
-                .bind(from as i64)
-                .bind(to as i64)
-                .fetch(&pool);
+            let mut q = QueryBuilder::<Postgres>::new(format!(
+                "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = "
+            ));
+            q.push_bind(tenant);
+            q.push(" AND ledger_index < ");
+            q.push_bind(below as i64);
+            push_filter(&mut q, &filter);
+            q.push(" ORDER BY ledger_index, id");
+            let mut rows = q.build_query_as::<IndexedRow>().fetch(&pool);
             while let Some(row) = rows.try_next().await? {
                 yield (row.ledger_index as u64, AuditEvent::try_from(row.event)?);
             }
@@ -274,6 +284,34 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+
+    /// The tenant's events with an index at or past `from` (none belong there but those the
+    /// next commit is adding), the first thousand.
+    pub async fn events_from_index(
+        &self,
+        tenant: &str,
+        from: u64,
+    ) -> Result<Vec<(u64, Uuid)>, StoreError> {
+        let rows: Vec<(i64, Uuid)> = sqlx::query_as(
+            "SELECT ledger_index, id FROM audit_events WHERE tenant = $1 AND ledger_index >= $2 \
+             ORDER BY ledger_index LIMIT 1000",
+        )
+        .bind(tenant)
+        .bind(from as i64)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(i, id)| (i as u64, id)).collect())
+    }
+
+    /// The tenant's ledger head: how many indices its events have been given.
+    pub async fn ledger_head(&self, tenant: &str) -> Result<u64, StoreError> {
+        let head: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM ledger_heads WHERE tenant = $1")
+                .bind(tenant)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(head.unwrap_or(0) as u64)
     }
 
     /// Lists a key among those that sign (at start, so it is served before its first

@@ -297,13 +297,8 @@ impl TestApp {
             .await
             .expect("sealing");
             let (sealed, _) = self.store.sealed_tree(tenant).await.expect("the tree");
-            let head: Option<i64> =
-                sqlx::query_scalar("SELECT size FROM ledger_heads WHERE tenant = $1")
-                    .bind(tenant)
-                    .fetch_optional(self.store.pool())
-                    .await
-                    .expect("the head");
-            if sealed as i64 == head.unwrap_or(0) {
+            let head = self.store.ledger_head(tenant).await.expect("the head");
+            if sealed == head {
                 return;
             }
             assert!(

@@ -32,5 +32,6 @@ mod self_audit;
 mod socket_auth;
 mod stats;
 mod subscription;
+mod verify;
 mod worker;
 use traceledger_testenv::ws;

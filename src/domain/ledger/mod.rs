@@ -5,7 +5,6 @@
 //! kept in (C2SP tlog-tiles) and the signed checkpoints (C2SP tlog-checkpoint, signed-note).
 //! What stores them and how is the store's business.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::AuditEvent;
@@ -13,12 +12,17 @@ use super::AuditEvent;
 mod checkpoint;
 mod proof;
 mod tiles;
+mod verify;
 
 pub use checkpoint::{
     checkpoint_origin, open_checkpoint, Checkpoint, CheckpointError, LedgerSigner, SignerKeyError,
 };
 pub use proof::{consistency, inclusion, range_hash, tree_hash, CompactRange, Subtrees};
 pub use tiles::{edge_tiles, Tile, TileKey, TilePathError, TileSet, TILE_WIDTH};
+pub use verify::{
+    leaf_bytes_of_json, ExportCheck, Finding, LedgerWalk, Verdict, EXPORT_CHECKPOINT_FIELD,
+    EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD, EXPORT_LEAF_FIELD,
+};
 
 /// A SHA-256 hash: of a leaf, of a node, or a tree's root.
 pub type Hash = [u8; 32];
@@ -32,11 +36,7 @@ pub const EMPTY_ROOT: Hash = [
 /// The bytes an event is committed to the ledger as: every field the API returns (`recordedBy`
 /// as null where the event has none), canonicalized by RFC 8785.
 pub fn leaf_bytes(event: &AuditEvent) -> Result<Vec<u8>, serde_json::Error> {
-    let mut value = serde_json::to_value(event)?;
-    if let Value::Object(fields) = &mut value {
-        fields.entry("recordedBy").or_insert(Value::Null);
-    }
-    serde_json_canonicalizer::to_vec(&value)
+    leaf_bytes_of_json(serde_json::to_value(event)?)
 }
 
 /// RFC 9162 §2.1.1: `SHA-256(0x00 || leaf)`.

@@ -140,6 +140,15 @@ impl TileSet {
         self.tiles.insert(key, hashes);
     }
 
+    pub fn remove(&mut self, key: &TileKey) {
+        self.tiles.remove(key);
+    }
+
+    /// Takes a tile's hashes out of the set.
+    pub fn take(&mut self, key: &TileKey) -> Option<Vec<Hash>> {
+        self.tiles.remove(key)
+    }
+
     pub fn get(&self, key: &TileKey) -> Option<&[Hash]> {
         self.tiles.get(key).map(Vec::as_slice)
     }

@@ -1,10 +1,14 @@
 //! Exports for auditors: a stream of stored events encoded as NDJSON or CSV chunk by chunk, so
 //! memory stays constant however many events there are, and the audit event every export leaves.
+//! With proofs, the export verifies itself ([`proofs`]).
+
+mod proofs;
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::stream::BoxStream;
 use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 
@@ -18,7 +22,7 @@ use crate::store::StoreError;
 
 /// Events encoded into one chunk of the body at most: whatever the database has already sent,
 /// up to this many.
-const CHUNK_EVENTS: usize = 256;
+pub(super) const CHUNK_EVENTS: usize = 256;
 /// The action and service of the event that records an export.
 pub const EXPORT_ACTION: &str = "traceledger.export";
 pub const EXPORT_SERVICE: &str = crate::domain::SERVICE_NAME;
@@ -54,6 +58,14 @@ impl ExportFormat {
             Self::Csv => "text/csv; charset=utf-8",
         }
     }
+}
+
+/// The order of an export: by time, or the ledger's order with the proofs that let it verify
+/// itself (NDJSON only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportOrder {
+    Time(EventOrder),
+    LedgerWithProofs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,8 +171,27 @@ pub async fn start(
     principal: &Principal,
     format: ExportFormat,
     filter: EventFilter,
-    order: EventOrder,
-) -> Result<impl Stream<Item = Result<Vec<u8>, ExportError>> + Send + 'static, ApiError> {
+    order: ExportOrder,
+) -> Result<BoxStream<'static, Result<Vec<u8>, ExportError>>, ApiError> {
+    let order = match order {
+        ExportOrder::Time(order) => order,
+        ExportOrder::LedgerWithProofs => {
+            let checkpoint = services
+                .ledger
+                .latest_checkpoint(&principal.tenant)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(
+                        "the ledger has no checkpoint yet: retry in a second (proofs=true)".into(),
+                    )
+                })?;
+            record(services, principal, format, &filter, None).await;
+            let store = services.store.clone();
+            return Ok(
+                proofs::lines(store, principal.tenant.to_string(), filter, checkpoint).boxed(),
+            );
+        }
+    };
     let mut events = Box::pin(services.store.stream_events(
         principal.tenant.to_string(),
         filter.clone(),
@@ -171,8 +202,8 @@ pub async fn start(
         return Err(e.into());
     }
     // Recorded once the export is really under way, not for one the store refused.
-    record(services, principal, format, &filter, order).await;
-    Ok(encode(format, stream::iter(first).chain(events)))
+    record(services, principal, format, &filter, Some(order)).await;
+    Ok(encode(format, stream::iter(first).chain(events)).boxed())
 }
 
 /// Records the export: a note in the service's trail, and an event in the tenant's own log,
@@ -182,14 +213,14 @@ async fn record(
     principal: &Principal,
     format: ExportFormat,
     filter: &EventFilter,
-    order: EventOrder,
+    order: Option<EventOrder>,
 ) {
     let noted = services.trail.action(
         Actor::Caller(principal),
         "events.export",
         None,
         format!("export of tenant {}'s events", principal.tenant),
-        json!({ "format": format.as_str() }),
+        json!({ "format": format.as_str(), "proofs": order.is_none() }),
     );
     if let Err(e) = noted.await {
         tracing::error!(error = %e, "the export's note was not kept");
@@ -214,11 +245,13 @@ pub fn export_event(
     caller: &Credential,
     format: ExportFormat,
     filter: &EventFilter,
-    order: EventOrder,
+    order: Option<EventOrder>,
 ) -> EventDraft {
+    // No order: an export with proofs, in ledger order.
     let mut metadata = json!({
         "format": format.as_str(),
-        "orderBy": order.as_str(),
+        "orderBy": order.map_or("LEDGER", EventOrder::as_str),
+        "proofs": order.is_none(),
         "filter": filter_json(filter),
     });
     // A filter of many long values can outgrow the metadata limit; the export is still recorded.
@@ -368,7 +401,7 @@ mod tests {
             &Credential::ApiKey(Uuid::now_v7()),
             ExportFormat::Csv,
             &filter,
-            EventOrder::default(),
+            Some(EventOrder::default()),
         );
         let metadata = draft.metadata.unwrap();
         assert_eq!(
