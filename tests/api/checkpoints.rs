@@ -350,3 +350,92 @@ async fn tiles_are_served_as_c2sp_paths_to_their_tenant_only() {
         .unwrap()
         .contains(&format!("\n{EVENTS}\n")));
 }
+
+#[tokio::test]
+async fn a_rotated_key_signs_from_then_on_and_old_checkpoints_keep_their_key() {
+    // No worker: the test decides which key seals when.
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    let store = &app.store;
+    let events = |n| -> Vec<_> {
+        (0..n)
+            .map(|_| crate::helpers::received_event(crate::helpers::TENANT, chrono::Utc::now()))
+            .collect()
+    };
+    store
+        .insert_events(&events(3), traceledger::store::SearchBacklog::Skip)
+        .await
+        .unwrap();
+    app.seal(crate::helpers::TENANT).await;
+    let old = LedgerSigner::from_private(app.config.ledger.key.as_deref().unwrap()).unwrap();
+
+    // A worker restarted with a new key lists it at start, then signs with it.
+    let (new, _) = LedgerSigner::generate(&app.config.ledger.name).unwrap();
+    store.register_ledger_key(new.verifier_key()).await.unwrap();
+    store
+        .insert_events(&events(2), traceledger::store::SearchBacklog::Skip)
+        .await
+        .unwrap();
+    traceledger::tasks::sealer::seal(store, &new, &app.config.ledger.name, crate::helpers::TENANT)
+        .await
+        .unwrap();
+
+    let text = |path: &'static str| {
+        let request = app.http.get(app.url(path));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(
+        text("/ledger/key").await,
+        format!("{}\n", new.verifier_key())
+    );
+    assert_eq!(
+        text("/ledger/key?all=true").await,
+        format!("{}\n{}\n", old.verifier_key(), new.verifier_key())
+    );
+    let data = app
+        .data_as(
+            &app.key,
+            "{ ledgerKeys { verifierKey current } ledgerCheckpoints { edges { node { size note verifierKey } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["ledgerKeys"],
+        json!([
+            { "verifierKey": old.verifier_key(), "current": false },
+            { "verifierKey": new.verifier_key(), "current": true },
+        ])
+    );
+    let checkpoints = data["ledgerCheckpoints"]["edges"].as_array().unwrap();
+    let (first, second) = (&checkpoints[0]["node"], &checkpoints[1]["node"]);
+    assert_eq!(
+        (first["size"].clone(), second["size"].clone()),
+        (json!(3), json!(5))
+    );
+    assert_eq!(first["verifierKey"], old.verifier_key());
+    assert_eq!(second["verifierKey"], new.verifier_key());
+    let only = |key: &LedgerSigner| vec![key.verifier_key().to_owned()];
+    assert!(open_checkpoint(first["note"].as_str().unwrap(), &only(&old)).is_ok());
+    assert_eq!(
+        open_checkpoint(first["note"].as_str().unwrap(), &only(&new)),
+        Err(CheckpointError::UnknownKey)
+    );
+    assert!(open_checkpoint(second["note"].as_str().unwrap(), &only(&new)).is_ok());
+    // Both keys together verify the whole ledger.
+    let output = app.cli(
+        &[
+            "verify",
+            "--online",
+            "--tenant",
+            crate::helpers::TENANT,
+            "--key",
+            old.verifier_key(),
+            "--key",
+            new.verifier_key(),
+        ],
+        &[],
+    );
+    assert!(
+        output.contains("5 events in a tree of 5: verified"),
+        "{output}"
+    );
+}

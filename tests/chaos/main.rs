@@ -422,3 +422,79 @@ async fn the_worker_commits_what_it_holds_and_exits_on_sigterm() {
     worker.kill().expect("stop the worker");
     let _ = worker.wait();
 }
+
+/// The sealer of a worker killed again and again while it hashes a long backlog (each chunk of
+/// it is one transaction): once a worker lives long enough, every index is sealed once, every
+/// checkpoint kept verifies with the key and adds up with the events, none is skipped or
+/// signed twice.
+#[tokio::test]
+async fn a_sealer_killed_mid_tree_resumes_without_a_wrong_or_repeated_checkpoint() {
+    let app = TestApp::spawn_without_worker(|_| {}).await;
+    const BACKLOG: usize = 60_000;
+    let now = chrono::Utc::now();
+    for _ in 0..BACKLOG / 2_000 {
+        let batch: Vec<_> = (0..2_000)
+            .map(|_| helpers::received_event(TENANT, now))
+            .collect();
+        app.store
+            .insert_events(&batch, traceledger::store::SearchBacklog::Skip)
+            .await
+            .expect("the backlog is stored");
+    }
+    for round in 0..4u64 {
+        let mut worker = worker_process(&app);
+        tokio::time::sleep(Duration::from_millis(600 + 250 * round)).await;
+        worker.kill().expect("SIGKILL the worker");
+        worker.wait().expect("the worker is gone");
+    }
+    let (sealed_by_kills, _) = app.store.sealed_tree(TENANT).await.unwrap();
+    let mut worker = worker_process(&app);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while app.store.sealed_tree(TENANT).await.unwrap().0 < BACKLOG as u64 {
+        assert!(Instant::now() < deadline, "the backlog was never sealed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.kill().expect("stop the worker");
+    worker.wait().expect("the worker is gone");
+    assert!(
+        sealed_by_kills < BACKLOG as u64,
+        "the kills came after the sealing ({sealed_by_kills}): nothing was interrupted"
+    );
+
+    let key = app.config.ledger.key.as_deref().unwrap();
+    let verifier = traceledger::domain::ledger::LedgerSigner::from_private(key)
+        .unwrap()
+        .verifier_key()
+        .to_owned();
+    let notes: Vec<(i64, String)> =
+        sqlx::query_as("SELECT size, note FROM ledger_checkpoints WHERE tenant = $1 ORDER BY size")
+            .bind(TENANT)
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(notes.last().map(|(size, _)| *size), Some(BACKLOG as i64));
+    for (size, note) in &notes {
+        let opened =
+            traceledger::domain::ledger::open_checkpoint(note, std::slice::from_ref(&verifier))
+                .expect("every checkpoint verifies");
+        assert_eq!(opened.size, *size as u64);
+    }
+    // Every checkpoint adds up with the events, and every leaf is sealed as its event hashes.
+    let output = Command::new(env!("CARGO_BIN_EXE_traceledger"))
+        .args(["verify", "--online", "--tenant", TENANT, "--key", &verifier])
+        .envs(helpers::service_env(&app.config))
+        .output()
+        .expect("run traceledger verify");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{BACKLOG} events in a tree of {BACKLOG}: verified"
+        )),
+        "{stdout}"
+    );
+}
