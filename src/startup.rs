@@ -23,7 +23,7 @@ use crate::store::{DatabaseSettings, Store, StoreError};
 use crate::tasks::indexer;
 use crate::tasks::live::LiveFeed;
 use crate::tasks::relay;
-use crate::tasks::sealer::{self, LedgerSettings, SealError};
+use crate::tasks::sealer::{self, KeySource, LedgerSettings, SealError};
 use crate::tasks::worker;
 
 /// The tenant of the key created for a newcomer when a deployment has none.
@@ -147,8 +147,9 @@ impl App {
         })
     }
 
-    /// Runs the ledger's sealer inside this process until shutdown (beside the worker).
-    pub async fn spawn_sealer(&self) -> Result<JoinHandle<()>, StartupError> {
+    /// Runs the ledger's sealer inside this process until shutdown (beside the worker); says
+    /// which key signs and where it came from.
+    pub async fn spawn_sealer(&self) -> Result<(JoinHandle<()>, SigningKey), StartupError> {
         start_sealer(&self.config.ledger, &self.store, &self.shutdown).await
     }
 
@@ -204,7 +205,7 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     let store = connect_store(&config.database, config.start).await?;
     let shutdown = crate::shutdown::on_signal();
     let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
-    let sealer = start_sealer(&config.ledger, &store, &shutdown).await?;
+    let (sealer, _) = start_sealer(&config.ledger, &store, &shutdown).await?;
     let backlog = config.search.backlog();
     worker::run(&config.worker, &config.broker, backlog, store, shutdown).await;
     if let Some(indexer) = indexer {
@@ -214,22 +215,29 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Loads (or creates) the signing key, lists it among the ledger's keys, says which it is, and
+/// The key checkpoints are signed with: its public half, and where it came from.
+#[derive(Debug)]
+pub struct SigningKey {
+    pub verifier_key: String,
+    pub source: KeySource,
+}
+
+/// Loads (or creates) the signing key, lists it among the ledger's keys, logs which it is, and
 /// starts the sealer.
 async fn start_sealer(
     settings: &LedgerSettings,
     store: &Store,
     shutdown: &CancellationToken,
-) -> Result<JoinHandle<()>, StartupError> {
+) -> Result<(JoinHandle<()>, SigningKey), StartupError> {
     let (signer, source) = sealer::load_signer(settings)?;
     sealer::announce(&signer, &source);
     store.register_ledger_key(signer.verifier_key()).await?;
-    Ok(sealer::spawn(
-        settings,
-        signer,
-        store.clone(),
-        shutdown.clone(),
-    ))
+    let key = SigningKey {
+        verifier_key: signer.verifier_key().to_owned(),
+        source,
+    };
+    let task = sealer::spawn(settings, signer, store.clone(), shutdown.clone());
+    Ok((task, key))
 }
 
 /// A newcomer's first key: created for tenant `default` when the deployment has no key at all.

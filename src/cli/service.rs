@@ -9,6 +9,7 @@ use traceledger::search::{ElasticSearch, SearchSettings};
 use traceledger::startup::{bootstrap_key, run_worker, App};
 use traceledger::store::DatabaseSettings;
 use traceledger::tasks::indexer;
+use traceledger::tasks::sealer::KeySource;
 use traceledger::{http, shutdown, telemetry};
 
 use super::operator::migrated;
@@ -40,7 +41,18 @@ pub(super) async fn serve(config: Config, with_worker: bool) -> anyhow::Result<(
     }
     let worker = with_worker.then(|| app.spawn_worker());
     let sealer = match with_worker {
-        true => Some(app.spawn_sealer().await?),
+        true => {
+            let (sealer, key) = app.spawn_sealer().await?;
+            if let KeySource::Created(path) = &key.source {
+                println!(
+                    "No ledger signing key existed, so one was created in {} (keep it secret and \
+                     back it up). Checkpoints verify with:\n\n    {}\n",
+                    path.display(),
+                    key.verifier_key
+                );
+            }
+            Some(sealer)
+        }
         false => None,
     };
     let indexer = if with_worker {

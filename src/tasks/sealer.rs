@@ -104,7 +104,8 @@ pub enum KeySource {
 /// The signing key of the settings: the key itself, else the key file, else a new key written
 /// to the key file.
 pub fn load_signer(settings: &LedgerSettings) -> Result<(LedgerSigner, KeySource), SealError> {
-    if let Some(key) = &settings.key {
+    // A blank variable (an empty `TRACELEDGER_LEDGER_KEY=` in a compose file) means unset.
+    if let Some(key) = settings.key.as_deref().filter(|k| !k.trim().is_empty()) {
         return Ok((LedgerSigner::from_private(key)?, KeySource::Setting));
     }
     let path = &settings.key_file;

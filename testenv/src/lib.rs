@@ -158,7 +158,7 @@ async fn remove_cache_keys(config: &Config) -> redis::RedisResult<()> {
 
 /// The `TRACELEDGER_*` variables that point a `traceledger` process at what `config` names.
 pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("TRACELEDGER_DATABASE_URL", c.database.url.clone()),
         ("TRACELEDGER_AMQP_URL", c.broker.url.clone()),
         ("TRACELEDGER_EXCHANGE", c.broker.exchange.clone()),
@@ -169,8 +169,8 @@ pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
         ),
         ("TRACELEDGER_CACHE_PREFIX", c.redis.prefix.clone()),
         (
-            "TRACELEDGER_LEDGER_KEY",
-            c.ledger.key.clone().unwrap_or_default(),
+            "TRACELEDGER_LEDGER_KEY_FILE",
+            c.ledger.key_file.display().to_string(),
         ),
         (
             "TRACELEDGER_CHECKPOINT_INTERVAL_MS",
@@ -189,7 +189,11 @@ pub fn service_env(c: &Config) -> Vec<(&'static str, String)> {
                 .collect::<Vec<_>>()
                 .join(","),
         ),
-    ]
+    ];
+    if let Some(key) = &c.ledger.key {
+        env.push(("TRACELEDGER_LEDGER_KEY", key.clone()));
+    }
+    env
 }
 
 /// The `traceledger` binary cargo built beside the running test (`target/<profile>/`), as

@@ -14,7 +14,12 @@ const START_WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
-    let isolated = Isolated::new("test");
+    let mut isolated = Isolated::new("test");
+    // No ledger key either: serve creates one where it is told to keep it.
+    let key_dir = std::env::temp_dir().join(format!("tl-key-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir(&key_dir).unwrap();
+    isolated.config.ledger.key = None;
+    isolated.config.ledger.key_file = key_dir.join("ledger.key");
 
     // `migrate` creates the database and its tables.
     let migrated = Command::new(env!("CARGO_BIN_EXE_traceledger"))
@@ -47,6 +52,30 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
     })
     .await
     .expect("serve printed a key in time");
+    let verifier_key = tokio::time::timeout(START_WAIT, async {
+        let mut said_where = false;
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            said_where |= line.contains(&format!(
+                "created in {}",
+                key_dir.join("ledger.key").display()
+            ));
+            if said_where && line.trim().starts_with("traceledger+") {
+                return line.trim().to_owned();
+            }
+        }
+        panic!("serve exited without saying where its ledger key is");
+    })
+    .await
+    .expect("serve said where its ledger key is in time");
+    let file = key_dir.join("ledger.key");
+    let private = std::fs::read_to_string(&file).expect("the key file");
+    assert!(
+        private.starts_with("PRIVATE+KEY+traceledger+"),
+        "a C2SP signed-note key"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "only the owner reads the signing key");
 
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/graphql");
@@ -100,7 +129,18 @@ async fn serve_on_a_fresh_database_prints_a_key_that_records_and_reads() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The key it said is the one it serves, and the checkpoints verify with it.
+    let served = http
+        .get(format!("http://127.0.0.1:{port}/ledger/key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(served.trim(), verifier_key);
     serve.kill().await.expect("stop serve");
+    std::fs::remove_dir_all(&key_dir).unwrap();
 }
 
 /// `traceledger` with `args` against `isolated`'s services: exit status and stderr.
