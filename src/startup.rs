@@ -136,31 +136,23 @@ impl App {
         &self.store
     }
 
-    /// Runs the worker inside this process until shutdown.
-    pub fn spawn_worker(&self) -> JoinHandle<()> {
+    /// Runs the pipeline inside this process until shutdown: the worker, the ledger's sealer
+    /// beside it, and the search indexer when Elasticsearch is configured (it indexes what the
+    /// worker queues).
+    pub async fn spawn_pipeline(&self) -> Result<Pipeline, StartupError> {
         let config = &self.config;
         let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
         let (settings, broker) = (config.worker.clone(), config.broker.clone());
         let backlog = config.search.backlog();
-        tokio::spawn(async move {
+        let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
+        let (sealer, key) = start_sealer(&config.ledger, &store, &shutdown).await?;
+        let worker = tokio::spawn(async move {
             worker::run(&settings, &broker, backlog, store, shutdown).await;
+        });
+        Ok(Pipeline {
+            tasks: [Some(worker), Some(sealer), indexer],
+            key,
         })
-    }
-
-    /// Runs the ledger's sealer inside this process until shutdown (beside the worker); says
-    /// which key signs and where it came from.
-    pub async fn spawn_sealer(&self) -> Result<(JoinHandle<()>, SigningKey), StartupError> {
-        start_sealer(&self.config.ledger, &self.store, &self.shutdown).await
-    }
-
-    /// Runs the search indexer inside this process until shutdown, when Elasticsearch is
-    /// configured (it indexes what the worker queues).
-    pub fn spawn_indexer(&self) -> Result<Option<JoinHandle<()>>, StartupError> {
-        Ok(indexer::spawn(
-            &self.config.search,
-            self.store.clone(),
-            self.shutdown.clone(),
-        )?)
     }
 
     /// Serves HTTP on `listener` until shutdown.
@@ -208,11 +200,27 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     let (sealer, _) = start_sealer(&config.ledger, &store, &shutdown).await?;
     let backlog = config.search.backlog();
     worker::run(&config.worker, &config.broker, backlog, store, shutdown).await;
-    if let Some(indexer) = indexer {
-        let _ = indexer.await;
+    for task in [indexer, Some(sealer)].into_iter().flatten() {
+        let _ = task.await;
     }
-    let _ = sealer.await;
     Ok(())
+}
+
+/// The pipeline's tasks in a serving process, and the key its sealer signs with.
+pub struct Pipeline {
+    tasks: [Option<JoinHandle<()>>; 3],
+    pub key: SigningKey,
+}
+
+impl Pipeline {
+    /// Waits until every task has stopped (after shutdown).
+    pub async fn join(self) {
+        for task in self.tasks.into_iter().flatten() {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a pipeline task failed");
+            }
+        }
+    }
 }
 
 /// The key checkpoints are signed with: its public half, and where it came from.

@@ -132,7 +132,7 @@ pub async fn serve_child() -> anyhow::Result<()> {
     traceledger::telemetry::init(config.log);
     let shutdown = CancellationToken::new();
     let app = App::build(config, shutdown.clone()).await?;
-    let worker = app.spawn_worker();
+    let pipeline = app.spawn_pipeline().await?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("{READY_LINE}{}", listener.local_addr()?);
     let stop = shutdown.clone();
@@ -142,6 +142,6 @@ pub async fn serve_child() -> anyhow::Result<()> {
         stop.cancel();
     });
     app.serve(listener).await?;
-    let _ = worker.await;
+    pipeline.join().await;
     Ok(())
 }

@@ -136,6 +136,39 @@ impl BenchEnv {
         Ok((p50.unwrap_or(0.0), p99.unwrap_or(0.0)))
     }
 
+    /// Waits until the sealer has a checkpoint over every event of `tenant`.
+    pub async fn wait_sealed(&self, tenant: &str, deadline: Duration) -> anyhow::Result<()> {
+        let give_up = tokio::time::Instant::now() + deadline;
+        loop {
+            let head = self.store.ledger_head(tenant).await?;
+            let latest = self.store.latest_checkpoint(tenant).await?;
+            if latest.is_some_and(|c| c.size >= head) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > give_up {
+                bail!("the ledger of {tenant} was not sealed in {deadline:?}");
+            }
+            tokio::time::sleep(COMMIT_POLL).await;
+        }
+    }
+
+    /// Commit-to-checkpoint p50 and p99 in ms over `tenant`'s events: from `recorded_at` to the
+    /// signing of the first checkpoint that covers the event.
+    pub async fn commit_to_checkpoint_ms(&self, tenant: &str) -> anyhow::Result<(f64, f64)> {
+        let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag_ms), \
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_ms) \
+             FROM (SELECT (extract(epoch FROM (SELECT min(c.signed_at) FROM ledger_checkpoints c \
+                     WHERE c.tenant = e.tenant AND c.size > e.ledger_index) - e.recorded_at) \
+                     * 1000)::float8 AS lag_ms \
+                   FROM audit_events e WHERE e.tenant = $1) AS lags",
+        )
+        .bind(tenant)
+        .fetch_one(self.store.pool())
+        .await?;
+        Ok((p50.unwrap_or(0.0), p99.unwrap_or(0.0)))
+    }
+
     /// Removes the run's database, queues, exchanges and cache keys; best effort, so a failed
     /// run still leaves nothing behind that it can remove.
     pub async fn cleanup(&self) {

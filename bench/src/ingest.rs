@@ -71,6 +71,8 @@ pub struct IngestResult {
     pub events_per_s: f64,
     pub mutation: Latency,
     pub accept_to_commit_ms: (f64, f64),
+    /// From commit to the first signed checkpoint that covers the event.
+    pub commit_to_checkpoint_ms: (f64, f64),
     pub breakdown: Breakdown,
     pub cpu: CpuUse,
 }
@@ -160,6 +162,8 @@ async fn measure(
     let events_per_s = total as f64 / elapsed.as_secs_f64();
     let cpu = CpuSample::take(api.pid()).since(&cpu_before);
     let breakdown = Breakdown::between(&before, &api.metrics().await?, elapsed);
+    bar.set_message("waiting for the ledger's checkpoint");
+    env.wait_sealed(&tenant, sizes.commit_deadline).await?;
     bar.finish_and_clear();
     Ok(IngestResult {
         shape,
@@ -168,6 +172,7 @@ async fn measure(
         events_per_s,
         mutation,
         accept_to_commit_ms: env.accept_to_commit_ms(&tenant).await?,
+        commit_to_checkpoint_ms: env.commit_to_checkpoint_ms(&tenant).await?,
         breakdown,
         cpu,
     })

@@ -9,6 +9,7 @@ mod export;
 mod harness;
 mod ingest;
 mod latency;
+mod ledger;
 mod live;
 mod raw;
 mod reads;
@@ -50,7 +51,8 @@ enum Command {
     Raw,
     /// recordEvents and recordEvent, until every event is committed.
     Ingest,
-    /// auditEvents and auditEvent at many stored events.
+    /// auditEvents and auditEvent at many stored events; the ledger's proofs, export with
+    /// proofs and verification over them.
     Reads,
     /// Websocket subscribers: delivery latency and the API's memory.
     Live,
@@ -107,8 +109,14 @@ async fn run(command: Command, sizes: &Sizes, env: &BenchEnv) -> anyhow::Result<
                 report.ingest = ingest::run(env, &api, sizes).await.context("ingest")?;
             }
             if command.includes(Command::Reads) {
-                report.reads = reads::run(env, &api, sizes).await.context("reads")?;
+                let (reads, seeded) = reads::run(env, &api, sizes).await.context("reads")?;
+                report.reads = reads;
                 report.export = Some(export::run(env, &api, sizes).await.context("export")?);
+                report.ledger = Some(
+                    ledger::run(env, &api, sizes, &seeded.ids, seeded.seal_seconds)
+                        .await
+                        .context("ledger")?,
+                );
             }
             anyhow::Ok(())
         }

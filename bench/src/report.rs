@@ -10,6 +10,7 @@ use traceledger::config::Config;
 
 use crate::export::ExportResult;
 use crate::ingest::{IngestResult, Shape};
+use crate::ledger::LedgerResult;
 use crate::live::LiveResult;
 use crate::raw::RawLimits;
 use crate::reads::ReadResult;
@@ -29,6 +30,7 @@ pub struct Report {
     pub ingest: Vec<IngestResult>,
     pub reads: Vec<ReadResult>,
     pub export: Option<ExportResult>,
+    pub ledger: Option<LedgerResult>,
     pub live: Option<LiveResult>,
     /// The API's resident memory after the ingest and reads scenarios, in MiB.
     pub heavy_rss_mib: Option<f64>,
@@ -124,9 +126,11 @@ impl Report {
                 }
             };
             let (a2c_p50, a2c_p99) = result.accept_to_commit_ms;
+            let (c2c_p50, c2c_p99) = result.commit_to_checkpoint_ms;
             let b = &result.breakdown;
             let mut notes = format!(
                 "mutation latency; accept→commit p50 {a2c_p50:.0} ms, p99 {a2c_p99:.0} ms; \
+                 commit→signed checkpoint p50 {c2c_p50:.0} ms, p99 {c2c_p99:.0} ms; \
                  publish confirm {:.1} ms a message of {:.1} events; worker INSERTs of {:.0} \
                  events in {:.0} ms, busy {:.0} % of the time",
                 b.publish_confirm_ms,
@@ -176,6 +180,42 @@ impl Report {
                 export.cpu,
             ));
         }
+        if let Some(ledger) = &self.ledger {
+            let per_s = |seconds: f64| thousands(ledger.leaves as f64 / seconds);
+            rows.push(format!(
+                "| ledger: sealer catch-up after seeding, one tenant | {} leaves | {} leaves/s | | | hashed into tiles and checkpointed in {:.1} s, beside the idle API |",
+                ledger.leaves,
+                per_s(ledger.seal_seconds),
+                ledger.seal_seconds,
+            ));
+            rows.push(format!(
+                "| ledger: inclusionProof at a tree of {} leaves, 1 client | {} requests | {} req/s | {:.1} | {:.1} | proofs read tiles only |",
+                ledger.leaves,
+                ledger.proof_requests,
+                thousands(ledger.proof_requests as f64 / ledger.proof_seconds),
+                ledger.proofs.p50_ms(),
+                ledger.proofs.p99_ms(),
+            ));
+            rows.push(format!(
+                "| ledger: GET /export?proofs=true, one tenant | {} events | {} events/s | | | {:.1} s, {:.0} MiB |",
+                ledger.export_rows,
+                thousands(ledger.export_rows as f64 / ledger.export_seconds),
+                ledger.export_seconds,
+                ledger.export_mib,
+            ));
+            rows.push(format!(
+                "| ledger: verify --export (offline, one thread) | {} events | {} events/s | | | {:.1} s |",
+                ledger.export_rows,
+                thousands(ledger.export_rows as f64 / ledger.verify_export_seconds),
+                ledger.verify_export_seconds,
+            ));
+            rows.push(format!(
+                "| ledger: verify --online, one tenant | {} events | {} events/s | | | {:.1} s, events streamed from PostgreSQL |",
+                ledger.leaves,
+                per_s(ledger.verify_online_seconds),
+                ledger.verify_online_seconds,
+            ));
+        }
         if let Some(rss) = self.heavy_rss_mib {
             rows.push(format!(
                 "| memory: the API after the ingest and reads scenarios | | | | | resident {rss:.0} MiB at the end: the peak its embedded worker and the reads reached, kept by the allocator |"
@@ -203,6 +243,38 @@ impl Report {
     /// (target, what was measured, met) for each target this run has the numbers for.
     fn targets(&self) -> Vec<(String, String, bool)> {
         let mut targets = Vec::new();
+        if let Some(ledger) = &self.ledger {
+            let p99 = ledger.proofs.p99_ms();
+            targets.push((
+                format!("inclusionProof p99 < 5 ms at {} leaves", ledger.leaves),
+                format!("{p99:.1} ms"),
+                p99 < 5.0,
+            ));
+            let rate = ledger.export_rows as f64 / ledger.verify_export_seconds;
+            targets.push((
+                "verify --export ≥ 200,000 events/s".to_owned(),
+                format!("{} events/s", thousands(rate)),
+                rate >= 200_000.0,
+            ));
+        }
+        for result in self
+            .ingest
+            .iter()
+            .filter(|r| matches!(r.shape, Shape::Batch(_)))
+        {
+            let (_, p99) = result.commit_to_checkpoint_ms;
+            targets.push((
+                format!(
+                    "commit→checkpoint p99 ≤ 2 s while ingesting (recordEvents ×{}, {} clients)",
+                    match result.shape {
+                        Shape::Batch(size) | Shape::Single(size) => size,
+                    },
+                    result.clients
+                ),
+                format!("{p99:.0} ms"),
+                p99 <= 2_000.0,
+            ));
+        }
         let rate = |shape: fn(Shape) -> bool| {
             self.ingest
                 .iter()

@@ -3,6 +3,8 @@
 //! against a tree size the sealer has reached.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -46,14 +48,25 @@ pub struct ConsistencyProof {
     pub hashes: Vec<Hash>,
 }
 
+/// How long the list of keys is served from memory: `GET /ledger/key` needs no credentials, so
+/// a flood of it must not become a flood of queries.
+const KEYS_FRESH_FOR: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Ledger {
     store: Store,
+    keys: Arc<Mutex<Option<KeysRead>>>,
 }
+
+/// The list of keys, and when it was read.
+type KeysRead = (Instant, Vec<LedgerKey>);
 
 impl Ledger {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            keys: Arc::default(),
+        }
     }
 
     pub async fn latest_checkpoint(
@@ -86,11 +99,17 @@ impl Ledger {
         Ok((page, more))
     }
 
-    /// Every key that ever signed, oldest first; the newest is current.
+    /// Every key that ever signed, oldest first; the newest is current. At most a few seconds
+    /// old (a rotation shows within [`KEYS_FRESH_FOR`]).
     pub async fn keys(&self) -> Result<Vec<LedgerKey>, ApiError> {
+        if let Some((at, keys)) = &*self.keys.lock().unwrap_or_else(|e| e.into_inner()) {
+            if at.elapsed() < KEYS_FRESH_FOR {
+                return Ok(keys.clone());
+            }
+        }
         let keys = self.store.ledger_keys().await?;
         let newest = keys.len().saturating_sub(1);
-        Ok(keys
+        let keys: Vec<LedgerKey> = keys
             .into_iter()
             .enumerate()
             .map(|(i, (verifier_key, first_used))| LedgerKey {
@@ -98,7 +117,9 @@ impl Ledger {
                 first_used,
                 current: i == newest,
             })
-            .collect())
+            .collect();
+        *self.keys.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), keys.clone()));
+        Ok(keys)
     }
 
     /// The ledger index of each of these events that is stored (events on the live feed may

@@ -39,27 +39,20 @@ pub(super) async fn serve(config: Config, with_worker: bool) -> anyhow::Result<(
         ),
         None => println!("{NEW_KEY_HINT}"),
     }
-    let worker = with_worker.then(|| app.spawn_worker());
-    let sealer = match with_worker {
-        true => {
-            let (sealer, key) = app.spawn_sealer().await?;
-            if let KeySource::Created(path) = &key.source {
-                println!(
-                    "No ledger signing key existed, so one was created in {} (keep it secret and \
-                     back it up). Checkpoints verify with:\n\n    {}\n",
-                    path.display(),
-                    key.verifier_key
-                );
-            }
-            Some(sealer)
-        }
+    let pipeline = match with_worker {
+        true => Some(app.spawn_pipeline().await?),
         false => None,
     };
-    let indexer = if with_worker {
-        app.spawn_indexer()?
-    } else {
-        None
-    };
+    if let Some(key) = pipeline.as_ref().map(|p| &p.key) {
+        if let KeySource::Created(path) = &key.source {
+            println!(
+                "No ledger signing key existed, so one was created in {} (keep it secret and \
+                 back it up). Checkpoints verify with:\n\n    {}\n",
+                path.display(),
+                key.verifier_key
+            );
+        }
+    }
     let path = http::GRAPHQL_PATH;
     tracing::info!(
         "GraphQL and GraphiQL on http://{listen}{path}, subscriptions on ws://{listen}{path}"
@@ -67,14 +60,8 @@ pub(super) async fn serve(config: Config, with_worker: bool) -> anyhow::Result<(
     tracing::info!("live dashboard on http://{listen}{}", http::DASHBOARD_PATH);
     tracing::info!(worker = with_worker, "health on http://{listen}/health");
     app.serve(listener).await?;
-    if let Some(worker) = worker {
-        worker.await.context("worker task")?;
-    }
-    if let Some(indexer) = indexer {
-        indexer.await.context("indexer task")?;
-    }
-    if let Some(sealer) = sealer {
-        sealer.await.context("sealer task")?;
+    if let Some(pipeline) = pipeline {
+        pipeline.join().await;
     }
     Ok(())
 }

@@ -72,11 +72,9 @@ impl TestApp {
             .expect("the app starts against the local services");
         let store = app.store().clone();
         if with_worker {
-            app.spawn_worker();
-            app.spawn_indexer().expect("the search indexer starts");
-            app.spawn_sealer()
+            app.spawn_pipeline()
                 .await
-                .expect("the ledger's sealer starts");
+                .expect("the worker, sealer and indexer start");
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");

@@ -336,6 +336,7 @@ async fn every_export_is_recorded_in_the_callers_tenant() {
         json!({
             "format": "csv",
             "orderBy": "OCCURRED_AT_DESC",
+            "proofs": false,
             "filter": { "services": ["billing"], "minSeverity": "INFO" },
         })
     );
