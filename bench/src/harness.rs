@@ -152,21 +152,33 @@ impl BenchEnv {
         }
     }
 
-    /// Commit-to-checkpoint p50 and p99 in ms over `tenant`'s events: from `recorded_at` to the
-    /// signing of the first checkpoint that covers the event.
-    pub async fn commit_to_checkpoint_ms(&self, tenant: &str) -> anyhow::Result<(f64, f64)> {
-        let (p50, p99): (Option<f64>, Option<f64>) = sqlx::query_as(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag_ms), \
-                    percentile_cont(0.99) WITHIN GROUP (ORDER BY lag_ms) \
-             FROM (SELECT (extract(epoch FROM (SELECT min(c.signed_at) FROM ledger_checkpoints c \
-                     WHERE c.tenant = e.tenant AND c.size > e.ledger_index) - e.recorded_at) \
-                     * 1000)::float8 AS lag_ms \
-                   FROM audit_events e WHERE e.tenant = $1) AS lags",
-        )
-        .bind(tenant)
-        .fetch_one(self.store.pool())
-        .await?;
-        Ok((p50.unwrap_or(0.0), p99.unwrap_or(0.0)))
+    /// Starts watching `tenant`'s ledger head: when each size was first seen committed.
+    pub fn watch_head(&self, tenant: &str) -> HeadWatch {
+        let (store, tenant) = (self.store.clone(), tenant.to_owned());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut seen: Vec<(i64, chrono::DateTime<chrono::Utc>)> = Vec::new();
+            while !stopped.is_cancelled() {
+                // The database's clock, as the sealer's checkpoints are stamped on this machine.
+                let row: Option<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                    "SELECT size, clock_timestamp() FROM ledger_heads WHERE tenant = $1",
+                )
+                .bind(&tenant)
+                .fetch_optional(store.pool())
+                .await
+                .ok()
+                .flatten();
+                if let Some((size, at)) = row {
+                    if seen.last().is_none_or(|(last, _)| size > *last) {
+                        seen.push((size, at));
+                    }
+                }
+                tokio::time::sleep(HEAD_WATCH_EVERY).await;
+            }
+            seen
+        });
+        HeadWatch { task, stop }
     }
 
     /// Removes the run's database, queues, exchanges and cache keys; best effort, so a failed
@@ -176,6 +188,49 @@ impl BenchEnv {
         self.isolated
             .remove_with(std::slice::from_ref(&self.raw_topology))
             .await;
+    }
+}
+
+/// How often a head watch looks.
+const HEAD_WATCH_EVERY: Duration = Duration::from_millis(50);
+
+/// A tenant's ledger head, watched during a scenario.
+pub struct HeadWatch {
+    task: tokio::task::JoinHandle<Vec<(i64, chrono::DateTime<chrono::Utc>)>>,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl HeadWatch {
+    /// Commit-to-checkpoint p50 and p99 in ms: for each head size seen committed, from when it
+    /// was seen (within the watch's 50 ms) to the signing of the first checkpoint covering it.
+    /// Call once the tenant is sealed.
+    pub async fn commit_to_checkpoint_ms(
+        self,
+        env: &BenchEnv,
+        tenant: &str,
+    ) -> anyhow::Result<(f64, f64)> {
+        self.stop.cancel();
+        let seen = self.task.await?;
+        let checkpoints: Vec<(i64, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT size, signed_at FROM ledger_checkpoints WHERE tenant = $1 ORDER BY size",
+        )
+        .bind(tenant)
+        .fetch_all(env.store.pool())
+        .await?;
+        let mut lags: Vec<f64> = seen
+            .iter()
+            .filter_map(|(size, at)| {
+                let first = checkpoints.iter().find(|(covers, _)| covers >= size)?;
+                Some(((first.1 - *at).num_microseconds()? as f64 / 1000.0).max(0.0))
+            })
+            .collect();
+        lags.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            lags.get(((lags.len() as f64 - 1.0) * q).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Ok((at(0.5), at(0.99)))
     }
 }
 

@@ -123,6 +123,7 @@ async fn measure(
     let requests = events.div_ceil(per_request);
     let bar = progress(&label, requests * per_request);
     let before = api.metrics().await?;
+    let heads = env.watch_head(&tenant);
     let cpu_before = CpuSample::take(api.pid());
     let started = Instant::now();
     let progress_bar = bar.clone();
@@ -172,7 +173,7 @@ async fn measure(
         events_per_s,
         mutation,
         accept_to_commit_ms: env.accept_to_commit_ms(&tenant).await?,
-        commit_to_checkpoint_ms: env.commit_to_checkpoint_ms(&tenant).await?,
+        commit_to_checkpoint_ms: heads.commit_to_checkpoint_ms(env, &tenant).await?,
         breakdown,
         cpu,
     })

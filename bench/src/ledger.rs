@@ -1,6 +1,7 @@
 //! The ledger at the reads scenario's stored events, all in one tenant (a million in a full
-//! run): how fast the sealer hashed them, `inclusionProof` latency, an export with proofs, and
-//! how fast `verify --export` and `verify --online` check them.
+//! run): `inclusionProof` latency, an export with proofs, and how fast `verify --export` and
+//! `verify --online` check them. (How soon checkpoints follow commits is measured during the
+//! ingest scenarios.)
 
 use std::io::{BufReader, Write};
 use std::time::Instant;
@@ -21,8 +22,6 @@ const PROOF: &str = "query($id: ID!) { inclusionProof(eventId: $id) { treeSize h
 
 pub struct LedgerResult {
     pub leaves: u64,
-    /// From the end of seeding until the sealer had a checkpoint over every seeded event.
-    pub seal_seconds: f64,
     pub proofs: Latency,
     pub proof_requests: usize,
     pub proof_seconds: f64,
@@ -38,7 +37,6 @@ pub async fn run(
     api: &ApiProcess,
     sizes: &Sizes,
     ids: &[Uuid],
-    seal_seconds: f64,
 ) -> anyhow::Result<LedgerResult> {
     let key = env.key(TENANT).await?;
     let client = Client::new(api.addr, key.clone());
@@ -123,7 +121,6 @@ pub async fn run(
     );
     Ok(LedgerResult {
         leaves,
-        seal_seconds,
         proofs,
         proof_requests,
         proof_seconds,

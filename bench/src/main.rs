@@ -109,11 +109,11 @@ async fn run(command: Command, sizes: &Sizes, env: &BenchEnv) -> anyhow::Result<
                 report.ingest = ingest::run(env, &api, sizes).await.context("ingest")?;
             }
             if command.includes(Command::Reads) {
-                let (reads, seeded) = reads::run(env, &api, sizes).await.context("reads")?;
+                let (reads, ids) = reads::run(env, &api, sizes).await.context("reads")?;
                 report.reads = reads;
                 report.export = Some(export::run(env, &api, sizes).await.context("export")?);
                 report.ledger = Some(
-                    ledger::run(env, &api, sizes, &seeded.ids, seeded.seal_seconds)
+                    ledger::run(env, &api, sizes, &ids)
                         .await
                         .context("ledger")?,
                 );

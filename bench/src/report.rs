@@ -183,12 +183,6 @@ impl Report {
         if let Some(ledger) = &self.ledger {
             let per_s = |seconds: f64| thousands(ledger.leaves as f64 / seconds);
             rows.push(format!(
-                "| ledger: sealer catch-up after seeding, one tenant | {} leaves | {} leaves/s | | | hashed into tiles and checkpointed in {:.1} s, beside the idle API |",
-                ledger.leaves,
-                per_s(ledger.seal_seconds),
-                ledger.seal_seconds,
-            ));
-            rows.push(format!(
                 "| ledger: inclusionProof at a tree of {} leaves, 1 client | {} requests | {} req/s | {:.1} | {:.1} | proofs read tiles only |",
                 ledger.leaves,
                 ledger.proof_requests,

@@ -10,7 +10,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ApiError;
-use crate::domain::ledger::{self, Hash, Subtrees, Tile, TileKey, TileSet};
+use crate::domain::ledger::{
+    consistency, inclusion, tree_hash, Hash, Subtrees, Tile, TileKey, TileSet,
+};
 use crate::store::{Store, StoreError, StoredCheckpoint};
 
 /// Checkpoints served in one page at most.
@@ -143,7 +145,7 @@ impl Ledger {
             .first()
             .map(|(_, index)| *index)
             .ok_or_else(|| ApiError::NotFound(format!("no stored event {event_id}")))?;
-        let size = self.size_or_latest(tenant, tree_size, "treeSize").await?;
+        let (size, checkpoint) = self.tree_at(tenant, tree_size, "treeSize").await?;
         if index >= size {
             return Err(ApiError::bad_input(
                 "treeSize",
@@ -153,27 +155,32 @@ impl Ledger {
                 ),
             ));
         }
+        // A signed tree's root is its checkpoint's: only the proof's own tiles are read.
+        let signed_root = checkpoint.as_ref().map(|c| c.root);
         let tiles = self
             .tiles_for(tenant, |s| {
-                let _ = (
-                    ledger::inclusion(s, index, size),
-                    ledger::tree_hash(s, size),
-                    s.subtree(0, index),
-                );
+                let _ = (inclusion(s, index, size), s.subtree(0, index));
+                if signed_root.is_none() {
+                    let _ = tree_hash(s, size);
+                }
             })
             .await?;
         let missing = || {
             tracing::error!(tenant, index, size, "ledger tiles are missing for a proof");
             ApiError::Internal
         };
+        let root = match signed_root {
+            Some(root) => root,
+            None => tree_hash(&tiles, size).ok_or_else(missing)?,
+        };
         Ok(InclusionProof {
             event_id,
             index,
             tree_size: size,
             leaf_hash: tiles.subtree(0, index).ok_or_else(missing)?,
-            root: ledger::tree_hash(&tiles, size).ok_or_else(missing)?,
-            hashes: ledger::inclusion(&tiles, index, size).ok_or_else(missing)?,
-            checkpoint: self.store.checkpoint_of_size(tenant, size).await?,
+            root,
+            hashes: inclusion(&tiles, index, size).ok_or_else(missing)?,
+            checkpoint,
         })
     }
 
@@ -185,7 +192,7 @@ impl Ledger {
         from_size: u64,
         to_size: Option<u64>,
     ) -> Result<ConsistencyProof, ApiError> {
-        let to = self.size_or_latest(tenant, to_size, "toSize").await?;
+        let (to, _) = self.tree_at(tenant, to_size, "toSize").await?;
         if from_size == 0 || from_size > to {
             return Err(ApiError::bad_input(
                 "fromSize",
@@ -195,9 +202,9 @@ impl Ledger {
         let tiles = self
             .tiles_for(tenant, |s| {
                 let _ = (
-                    ledger::consistency(s, from_size, to),
-                    ledger::tree_hash(s, from_size),
-                    ledger::tree_hash(s, to),
+                    consistency(s, from_size, to),
+                    tree_hash(s, from_size),
+                    tree_hash(s, to),
                 );
             })
             .await?;
@@ -213,9 +220,9 @@ impl Ledger {
         Ok(ConsistencyProof {
             from_size,
             to_size: to,
-            from_root: ledger::tree_hash(&tiles, from_size).ok_or_else(missing)?,
-            to_root: ledger::tree_hash(&tiles, to).ok_or_else(missing)?,
-            hashes: ledger::consistency(&tiles, from_size, to).ok_or_else(missing)?,
+            from_root: tree_hash(&tiles, from_size).ok_or_else(missing)?,
+            to_root: tree_hash(&tiles, to).ok_or_else(missing)?,
+            hashes: consistency(&tiles, from_size, to).ok_or_else(missing)?,
         })
     }
 
@@ -229,34 +236,37 @@ impl Ledger {
             .map(|hashes| hashes[..tile.width].concat()))
     }
 
-    /// `size`, checked against what is sealed, or the latest checkpoint's size.
-    async fn size_or_latest(
+    /// The tree of `size` leaves (checked against what is sealed) with its checkpoint if one
+    /// was signed at that size; or, without a size, the newest checkpoint's tree.
+    async fn tree_at(
         &self,
         tenant: &str,
         size: Option<u64>,
         field: &str,
-    ) -> Result<u64, ApiError> {
-        let (sealed, _) = self.store.sealed_tree(tenant).await?;
-        match size {
-            Some(size) if size == 0 || size > sealed => Err(ApiError::bad_input(
-                field,
-                format!("must be between 1 and the sealed tree size {sealed}"),
-            )),
-            Some(size) => Ok(size),
-            None => self
+    ) -> Result<(u64, Option<StoredCheckpoint>), ApiError> {
+        let Some(size) = size else {
+            let latest = self
                 .store
                 .latest_checkpoint(tenant)
                 .await?
-                .map(|c| c.size)
-                .ok_or_else(|| ApiError::NotFound("the ledger has no checkpoint yet".into())),
+                .ok_or_else(|| ApiError::NotFound("the ledger has no checkpoint yet".into()))?;
+            return Ok((latest.size, Some(latest)));
+        };
+        let (sealed, _) = self.store.sealed_tree(tenant).await?;
+        if size == 0 || size > sealed {
+            return Err(ApiError::bad_input(
+                field,
+                format!("must be between 1 and the sealed tree size {sealed}"),
+            ));
         }
+        Ok((size, self.store.checkpoint_of_size(tenant, size).await?))
     }
 
     /// The tiles `compute` reads, loaded in one query.
     async fn tiles_for(
         &self,
         tenant: &str,
-        compute: impl FnOnce(&dyn ledger::Subtrees),
+        compute: impl FnOnce(&dyn Subtrees),
     ) -> Result<TileSet, ApiError> {
         let needed = TileSet::needed(compute);
         Ok(self.store.ledger_tiles(tenant, needed).await?)

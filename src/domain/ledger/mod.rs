@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::AuditEvent;
 
+mod canonical;
 mod checkpoint;
 mod proof;
 mod tiles;
@@ -20,8 +21,8 @@ pub use checkpoint::{
 pub use proof::{consistency, inclusion, range_hash, tree_hash, CompactRange, Subtrees};
 pub use tiles::{edge_tiles, Tile, TileKey, TilePathError, TileSet, TILE_WIDTH};
 pub use verify::{
-    leaf_bytes_of_json, ExportCheck, Finding, LedgerWalk, Verdict, EXPORT_CHECKPOINT_FIELD,
-    EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD, EXPORT_LEAF_FIELD,
+    leaf_bytes_of_json, ExportCheck, ExportLine, Finding, LedgerWalk, Verdict,
+    EXPORT_CHECKPOINT_FIELD, EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD, EXPORT_LEAF_FIELD,
 };
 
 /// A SHA-256 hash: of a leaf, of a node, or a tree's root.
@@ -36,7 +37,7 @@ pub const EMPTY_ROOT: Hash = [
 /// The bytes an event is committed to the ledger as: every field the API returns (`recordedBy`
 /// as null where the event has none), canonicalized by RFC 8785.
 pub fn leaf_bytes(event: &AuditEvent) -> Result<Vec<u8>, serde_json::Error> {
-    leaf_bytes_of_json(serde_json::to_value(event)?)
+    Ok(leaf_bytes_of_json(serde_json::to_value(event)?))
 }
 
 /// RFC 9162 §2.1.1: `SHA-256(0x00 || leaf)`.

@@ -238,8 +238,35 @@ impl Subtrees for TileSet {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{leaf_hash, root, tree_hash};
+    use proptest::prelude::*;
+
+    use super::super::{consistency, consistency_proof, inclusion, inclusion_proof, leaf_hash};
+    use super::super::{root, tree_hash};
     use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Proofs read from tiles (loaded as a proof asks for them) are those of the leaves
+        /// themselves, at any size, leaf and older size, across tile boundaries.
+        #[test]
+        fn proofs_from_tiles_are_proofs_from_the_leaves(n in 1u64..3_000, a in 0u64..3_000, b in 1u64..3_000) {
+            let leaves: Vec<Hash> = (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+            let mut all = TileSet::new();
+            all.append(0, &leaves).unwrap();
+            let (index, old) = (a % n, 1 + (b - 1) % n);
+            let needed = TileSet::needed(|s| {
+                let _ = (inclusion(s, index, n), consistency(s, old, n), tree_hash(s, n));
+            });
+            let mut loaded = TileSet::new();
+            for key in needed {
+                loaded.insert(key, all.get(&key).unwrap().to_vec());
+            }
+            prop_assert_eq!(inclusion(&loaded, index, n), inclusion_proof(&leaves, index as usize));
+            prop_assert_eq!(consistency(&loaded, old, n), consistency_proof(&leaves, old as usize));
+            prop_assert_eq!(tree_hash(&loaded, n), Some(root(&leaves)));
+        }
+    }
 
     #[test]
     fn paths_round_trip_as_c2sp_writes_them() {

@@ -6,6 +6,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::canonical;
 use super::proof::CompactRange;
 use super::{leaf_hash, open_checkpoint, Hash};
 
@@ -73,13 +74,13 @@ impl std::fmt::Display for Finding {
 
 /// The leaf of an event given as the JSON the API returns (an export line without its ledger
 /// fields): RFC 8785 of it, `recordedBy` as null where absent, as [`super::leaf_bytes`] does.
-pub fn leaf_bytes_of_json(mut event: Value) -> Result<Vec<u8>, serde_json::Error> {
+pub fn leaf_bytes_of_json(mut event: Value) -> Vec<u8> {
     if let Value::Object(fields) = &mut event {
         fields.remove(EXPORT_INDEX_FIELD);
         fields.remove(EXPORT_LEAF_FIELD);
         fields.entry("recordedBy").or_insert(Value::Null);
     }
-    serde_json_canonicalizer::to_vec(&event)
+    canonical::to_vec(&event)
 }
 
 fn b64(text: &str) -> Option<Hash> {
@@ -102,6 +103,54 @@ pub struct Verdict {
 impl Verdict {
     pub fn holds(&self) -> bool {
         self.findings.is_empty()
+    }
+}
+
+/// One line of an export, read and (for an event) hashed: the part of checking that needs no
+/// other line, so it can run ahead on other threads.
+#[derive(Debug)]
+pub enum ExportLine {
+    Blank,
+    Unreadable(String),
+    Event(ExportedEvent),
+    Gap(Value),
+    Checkpoint(Value),
+}
+
+#[derive(Debug)]
+pub struct ExportedEvent {
+    index: Option<u64>,
+    id: Option<Uuid>,
+    tenant: Option<String>,
+    /// The leaf hash the line says was sealed.
+    claimed: Option<Hash>,
+    /// The leaf hash of the line's event.
+    leaf: Hash,
+}
+
+impl ExportLine {
+    pub fn parse(text: &str) -> ExportLine {
+        if text.trim().is_empty() {
+            return ExportLine::Blank;
+        }
+        let mut value: Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(e) => return ExportLine::Unreadable(format!("not JSON: {e}")),
+        };
+        if let Some(gap) = value.get_mut(EXPORT_GAP_FIELD) {
+            return ExportLine::Gap(gap.take());
+        }
+        if let Some(checkpoint) = value.get_mut(EXPORT_CHECKPOINT_FIELD) {
+            return ExportLine::Checkpoint(checkpoint.take());
+        }
+        let text_of = |field: &str| value.get(field).and_then(Value::as_str);
+        ExportLine::Event(ExportedEvent {
+            index: value.get(EXPORT_INDEX_FIELD).and_then(Value::as_u64),
+            id: text_of("id").and_then(|id| Uuid::try_parse(id).ok()),
+            tenant: text_of("tenant").map(str::to_owned),
+            claimed: text_of(EXPORT_LEAF_FIELD).and_then(b64),
+            leaf: leaf_hash(&leaf_bytes_of_json(value)),
+        })
     }
 }
 
@@ -137,63 +186,54 @@ impl ExportCheck {
     }
 
     pub fn line(&mut self, text: &str) {
+        self.read(ExportLine::parse(text));
+    }
+
+    /// The next line, parsed (and its leaf hashed) ahead, perhaps on another thread.
+    pub fn read(&mut self, line: ExportLine) {
         self.line += 1;
-        if text.trim().is_empty() {
-            return;
-        }
         let unreadable = |reason: String| Finding::Unreadable {
             line: self.line,
             reason,
         };
+        if matches!(line, ExportLine::Blank) {
+            return;
+        }
         if self.checkpoint.is_some() {
             self.findings
                 .push(unreadable("a line after the checkpoint".into()));
             return;
         }
-        let value: Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(e) => return self.findings.push(unreadable(format!("not JSON: {e}"))),
-        };
-        if let Some(gap) = value.get(EXPORT_GAP_FIELD) {
-            self.gap(gap);
-        } else if let Some(checkpoint) = value.get(EXPORT_CHECKPOINT_FIELD) {
-            self.checkpoint(checkpoint);
-        } else {
-            self.event(value);
+        match line {
+            ExportLine::Blank => {}
+            ExportLine::Unreadable(reason) => self.findings.push(unreadable(reason)),
+            ExportLine::Gap(gap) => self.gap(&gap),
+            ExportLine::Checkpoint(checkpoint) => self.checkpoint(&checkpoint),
+            ExportLine::Event(event) => self.event(event),
         }
     }
 
-    fn event(&mut self, value: Value) {
+    fn event(&mut self, event: ExportedEvent) {
         self.events += 1;
-        let id = value
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| Uuid::try_parse(id).ok());
-        let Some(index) = value.get(EXPORT_INDEX_FIELD).and_then(Value::as_u64) else {
+        let ExportedEvent {
+            id,
+            tenant,
+            claimed,
+            leaf,
+            index,
+        } = event;
+        let Some(index) = index else {
             return self.findings.push(Finding::Unreadable {
                 line: self.line,
                 reason: format!("an event without {EXPORT_INDEX_FIELD}"),
             });
         };
-        if let Some(tenant) = value.get("tenant").and_then(Value::as_str) {
-            self.tenant.get_or_insert_with(|| tenant.to_owned());
+        if let Some(tenant) = tenant {
+            self.tenant.get_or_insert(tenant);
         }
         if !self.advance_to(index, id) {
             return;
         }
-        let claimed = value
-            .get(EXPORT_LEAF_FIELD)
-            .and_then(Value::as_str)
-            .and_then(b64);
-        let leaf = match leaf_bytes_of_json(value) {
-            Ok(bytes) => leaf_hash(&bytes),
-            Err(e) => {
-                return self.findings.push(Finding::Unreadable {
-                    line: self.line,
-                    reason: e.to_string(),
-                })
-            }
-        };
         if claimed != Some(leaf) {
             self.findings.push(Finding::Changed { index, id });
         }
