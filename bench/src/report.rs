@@ -198,7 +198,7 @@ impl Report {
                 ledger.export_mib,
             ));
             rows.push(format!(
-                "| ledger: verify --export (offline, one thread) | {} events | {} events/s | | | {:.1} s |",
+                "| ledger: verify --export (offline, lines hashed on every core) | {} events | {} events/s | | | {:.1} s |",
                 ledger.export_rows,
                 thousands(ledger.export_rows as f64 / ledger.verify_export_seconds),
                 ledger.verify_export_seconds,

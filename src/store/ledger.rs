@@ -11,7 +11,7 @@ use super::events::{EventRow, COLUMNS};
 use super::filter::push_filter;
 use super::{Store, StoreError};
 use crate::domain::ledger::{Hash, TileKey, TileSet, EMPTY_ROOT};
-use crate::domain::{AuditEvent, EventFilter};
+use crate::domain::{AuditEvent, EventFilter, SYSTEM_TENANT};
 
 /// A signed checkpoint as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,10 +330,11 @@ impl Store {
         let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(
             "SELECT (r->>'from')::bigint, (r->>'to')::bigint, e.id FROM audit_events e, \
              jsonb_array_elements(e.metadata->'ledgerRanges') r \
-             WHERE e.tenant = '_traceledger' AND e.action = 'retention.purge' \
+             WHERE e.tenant = $2 AND e.action = 'retention.purge' \
              AND r->>'tenant' = $1 ORDER BY 1",
         )
         .bind(tenant)
+        .bind(SYSTEM_TENANT)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
