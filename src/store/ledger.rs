@@ -67,10 +67,13 @@ async fn load_tiles<'e>(
         .into_iter()
         .map(|k| (i16::from(k.level), k.index as i64))
         .unzip();
+    // One primary-key lookup per tile asked for, whatever the planner thinks of the tenant's
+    // thousands of tiles.
     let rows: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT t.level, t.idx, t.hashes FROM ledger_tiles t \
-         JOIN unnest($2::smallint[], $3::bigint[]) AS k(level, idx) USING (level, idx) \
-         WHERE t.tenant = $1",
+        "SELECT k.level, k.idx, t.hashes \
+         FROM unnest($2::smallint[], $3::bigint[]) AS k(level, idx) \
+         CROSS JOIN LATERAL (SELECT hashes FROM ledger_tiles \
+                             WHERE tenant = $1 AND level = k.level AND idx = k.idx) t",
     )
     .bind(tenant)
     .bind(&levels)
