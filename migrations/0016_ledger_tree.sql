@@ -24,11 +24,10 @@ $$;
 CREATE TRIGGER ledger_tiles_only_grow BEFORE UPDATE ON ledger_tiles
     FOR EACH ROW EXECUTE FUNCTION ledger_tiles_only_grow();
 
--- How far each tenant's tree is sealed (hashed into tiles and covered by a checkpoint).
+-- How far each tenant's tree is sealed (hashed into tiles); its root is in the tiles.
 CREATE TABLE ledger_trees (
     tenant TEXT PRIMARY KEY,
-    size   BIGINT NOT NULL CHECK (size >= 0),
-    root   BYTEA NOT NULL CHECK (length(root) = 32)
+    size   BIGINT NOT NULL CHECK (size >= 0)
 );
 
 -- Every signed checkpoint, kept: one per tenant and size.
@@ -137,7 +136,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'traceledger_runtime') THEN
         EXECUTE 'GRANT SELECT, INSERT, UPDATE (hashes) ON ledger_tiles TO traceledger_runtime';
-        EXECUTE 'GRANT SELECT, INSERT, UPDATE (size, root) ON ledger_trees TO traceledger_runtime';
+        EXECUTE 'GRANT SELECT, INSERT, UPDATE (size) ON ledger_trees TO traceledger_runtime';
         EXECUTE 'GRANT SELECT, INSERT ON ledger_checkpoints, ledger_keys TO traceledger_runtime';
     END IF;
 END

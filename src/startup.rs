@@ -23,7 +23,7 @@ use crate::store::{DatabaseSettings, Store, StoreError};
 use crate::tasks::indexer;
 use crate::tasks::live::LiveFeed;
 use crate::tasks::relay;
-use crate::tasks::sealer::{self, KeySource, LedgerSettings, SealError};
+use crate::tasks::sealer::{self, KeySource, SealError};
 use crate::tasks::worker;
 
 /// The tenant of the key created for a newcomer when a deployment has none.
@@ -140,19 +140,8 @@ impl App {
     /// beside it, and the search indexer when Elasticsearch is configured (it indexes what the
     /// worker queues).
     pub async fn spawn_pipeline(&self) -> Result<Pipeline, StartupError> {
-        let config = &self.config;
-        let (store, shutdown) = (self.store.clone(), self.shutdown.clone());
-        let (settings, broker) = (config.worker.clone(), config.broker.clone());
-        let backlog = config.search.backlog();
-        let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
-        let (sealer, key) = start_sealer(&config.ledger, &store, &shutdown).await?;
-        let worker = tokio::spawn(async move {
-            worker::run(&settings, &broker, backlog, store, shutdown).await;
-        });
-        Ok(Pipeline {
-            tasks: [Some(worker), Some(sealer), indexer],
-            key,
-        })
+        let config = WorkerConfig::from(&self.config);
+        start_pipeline(&config, self.store.clone(), self.shutdown.clone()).await
     }
 
     /// Serves HTTP on `listener` until shutdown.
@@ -196,13 +185,7 @@ pub async fn run_worker(config: WorkerConfig) -> Result<(), StartupError> {
     crate::telemetry::metrics();
     let store = connect_store(&config.database, config.start).await?;
     let shutdown = crate::shutdown::on_signal();
-    let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
-    let (sealer, _) = start_sealer(&config.ledger, &store, &shutdown).await?;
-    let backlog = config.search.backlog();
-    worker::run(&config.worker, &config.broker, backlog, store, shutdown).await;
-    for task in [indexer, Some(sealer)].into_iter().flatten() {
-        let _ = task.await;
-    }
+    start_pipeline(&config, store, shutdown).await?.join().await;
     Ok(())
 }
 
@@ -230,22 +213,32 @@ pub struct SigningKey {
     pub source: KeySource,
 }
 
-/// Loads (or creates) the signing key, lists it among the ledger's keys, logs which it is, and
-/// starts the sealer.
-async fn start_sealer(
-    settings: &LedgerSettings,
-    store: &Store,
-    shutdown: &CancellationToken,
-) -> Result<(JoinHandle<()>, SigningKey), StartupError> {
-    let (signer, source) = sealer::load_signer(settings)?;
+/// Starts the worker, the ledger's sealer beside it (after loading or creating its signing
+/// key, listing it among the ledger's keys and logging which it is) and the search indexer
+/// when Elasticsearch is configured.
+async fn start_pipeline(
+    config: &WorkerConfig,
+    store: Store,
+    shutdown: CancellationToken,
+) -> Result<Pipeline, StartupError> {
+    let (signer, source) = sealer::load_signer(&config.ledger)?;
     sealer::announce(&signer, &source);
     store.register_ledger_key(signer.verifier_key()).await?;
     let key = SigningKey {
         verifier_key: signer.verifier_key().to_owned(),
         source,
     };
-    let task = sealer::spawn(settings, signer, store.clone(), shutdown.clone());
-    Ok((task, key))
+    let indexer = indexer::spawn(&config.search, store.clone(), shutdown.clone())?;
+    let sealer = sealer::spawn(&config.ledger, signer, store.clone(), shutdown.clone());
+    let (settings, broker) = (config.worker.clone(), config.broker.clone());
+    let backlog = config.search.backlog();
+    let worker = tokio::spawn(async move {
+        worker::run(&settings, &broker, backlog, store, shutdown).await;
+    });
+    Ok(Pipeline {
+        tasks: [Some(worker), Some(sealer), indexer],
+        key,
+    })
 }
 
 /// A newcomer's first key: created for tenant `default` when the deployment has no key at all.

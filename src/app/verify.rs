@@ -109,9 +109,10 @@ pub async fn verify_online(
                 reason,
             };
             match open_checkpoint(&stored.note, &keys) {
-                Ok(opened) if !opened.origin.ends_with(&format!("/{tenant}")) => findings.push(
-                    bad(format!("signed for {}, not for this tenant", opened.origin)),
-                ),
+                Ok(opened) if !opened.is_of(tenant) => findings.push(bad(format!(
+                    "signed for {}, not for this tenant",
+                    opened.origin
+                ))),
                 Ok(opened) if opened.size != stored.size || opened.root != stored.root => {
                     findings.push(bad("the stored size or root differs from the signed".into()))
                 }

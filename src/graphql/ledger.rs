@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{Context, ErrorExtensions, Object, SimpleObject, ID};
-use base64::Engine as _;
 use uuid::Uuid;
 
 use super::error::ApiError;
@@ -18,13 +17,9 @@ use super::types::PageInfo;
 use super::Services;
 use crate::access::auth::Scope;
 use crate::app::Ledger;
-use crate::domain::ledger::{leaf_bytes, leaf_hash, Hash};
+use crate::domain::ledger::{encode_hash, leaf_bytes, leaf_hash};
 use crate::domain::{AuditEvent, Tenant};
 use crate::store::StoredCheckpoint;
-
-fn b64(hash: &Hash) -> String {
-    base64::engine::general_purpose::STANDARD.encode(hash)
-}
 
 /// An event's place in its tenant's ledger.
 #[derive(SimpleObject)]
@@ -51,7 +46,7 @@ impl From<StoredCheckpoint> for LedgerCheckpoint {
     fn from(c: StoredCheckpoint) -> Self {
         Self {
             size: c.size,
-            root_hash: b64(&c.root),
+            root_hash: encode_hash(&c.root),
             note: c.note,
             verifier_key: c.verifier_key,
             signed_at: DateTime(c.signed_at),
@@ -194,9 +189,9 @@ impl LedgerQuery {
                 event_id: ID(proof.event_id.to_string()),
                 ledger_index: proof.index,
                 tree_size: proof.tree_size,
-                leaf_hash: b64(&proof.leaf_hash),
-                root_hash: b64(&proof.root),
-                hashes: proof.hashes.iter().map(b64).collect(),
+                leaf_hash: encode_hash(&proof.leaf_hash),
+                root_hash: encode_hash(&proof.root),
+                hashes: proof.hashes.iter().map(encode_hash).collect(),
                 checkpoint: proof.checkpoint.map(LedgerCheckpoint::from),
             })
         };
@@ -219,9 +214,9 @@ impl LedgerQuery {
             Ok::<_, ApiError>(ConsistencyProof {
                 from_size: proof.from_size,
                 to_size: proof.to_size,
-                from_root_hash: b64(&proof.from_root),
-                to_root_hash: b64(&proof.to_root),
-                hashes: proof.hashes.iter().map(b64).collect(),
+                from_root_hash: encode_hash(&proof.from_root),
+                to_root_hash: encode_hash(&proof.to_root),
+                hashes: proof.hashes.iter().map(encode_hash).collect(),
             })
         };
         run.await.map_err(|e| e.extend())
@@ -286,6 +281,6 @@ pub(super) async fn entry_of(
     })?;
     Ok(Some(LedgerEntry {
         index,
-        leaf_hash: b64(&leaf_hash(&leaf)),
+        leaf_hash: encode_hash(&leaf_hash(&leaf)),
     }))
 }

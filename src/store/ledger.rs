@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::events::{EventRow, COLUMNS};
 use super::filter::push_filter;
 use super::{Store, StoreError};
-use crate::domain::ledger::{Hash, TileKey, TileSet, EMPTY_ROOT};
+use crate::domain::ledger::{Hash, TileKey, TileSet};
 use crate::domain::{AuditEvent, EventFilter, SYSTEM_TENANT};
 
 /// A signed checkpoint as stored.
@@ -91,6 +91,31 @@ async fn load_tiles<'e>(
     Ok(tiles)
 }
 
+/// The checkpoint columns, of a tenant's checkpoints.
+const CHECKPOINTS: &str = "SELECT size, root, note, verifier_key, signed_at \
+                           FROM ledger_checkpoints WHERE tenant = $1";
+
+/// The tenant's events with indices in `[from, below)` that match `filter`, in index order
+/// (a tampered table may hold doubles: the id orders them).
+fn ledger_rows(
+    tenant: String,
+    from: u64,
+    below: u64,
+    filter: &EventFilter,
+) -> QueryBuilder<'static, Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(format!(
+        "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = "
+    ));
+    q.push_bind(tenant);
+    q.push(" AND ledger_index >= ");
+    q.push_bind(from as i64);
+    q.push(" AND ledger_index < ");
+    q.push_bind(below as i64);
+    push_filter(&mut q, filter);
+    q.push(" ORDER BY ledger_index, id");
+    q
+}
+
 #[derive(FromRow)]
 struct IndexedRow {
     ledger_index: i64,
@@ -132,11 +157,9 @@ impl Store {
     /// Takes the tenant's tree for sealing; `None` when another sealer holds it right now.
     pub async fn begin_sealing(&self, tenant: &str) -> Result<Option<Sealing>, StoreError> {
         sqlx::query(
-            "INSERT INTO ledger_trees (tenant, size, root) VALUES ($1, 0, $2) \
-             ON CONFLICT (tenant) DO NOTHING",
+            "INSERT INTO ledger_trees (tenant, size) VALUES ($1, 0) ON CONFLICT (tenant) DO NOTHING",
         )
         .bind(tenant)
-        .bind(EMPTY_ROOT.as_slice())
         .execute(self.pool())
         .await?;
         let mut tx = self.pool().begin().await?;
@@ -172,14 +195,7 @@ impl Store {
     ) -> impl Stream<Item = Result<(u64, AuditEvent), StoreError>> + Send + 'static {
         let pool = self.streams.clone();
         async_stream::try_stream! {
-            let mut q = QueryBuilder::<Postgres>::new(format!(
-                "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = "
-            ));
-            q.push_bind(tenant);
-            q.push(" AND ledger_index < ");
-            q.push_bind(below as i64);
-            push_filter(&mut q, &filter);
-            q.push(" ORDER BY ledger_index, id");
+            let mut q = ledger_rows(tenant, 0, below, &filter);
             let mut rows = q.build_query_as::<IndexedRow>().fetch(&pool);
             while let Some(row) = rows.try_next().await? {
                 yield (row.ledger_index as u64, AuditEvent::try_from(row.event)?);
@@ -203,17 +219,14 @@ impl Store {
         Ok(rows.into_iter().map(|(id, i)| (id, i as u64)).collect())
     }
 
-    /// How far the tenant's tree is sealed: (size, root).
-    pub async fn sealed_tree(&self, tenant: &str) -> Result<(u64, Hash), StoreError> {
-        let row: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT size, root FROM ledger_trees WHERE tenant = $1")
+    /// How many of the tenant's leaves are sealed (hashed into the tiles).
+    pub async fn sealed_size(&self, tenant: &str) -> Result<u64, StoreError> {
+        let size: Option<i64> =
+            sqlx::query_scalar("SELECT size FROM ledger_trees WHERE tenant = $1")
                 .bind(tenant)
                 .fetch_optional(self.pool())
                 .await?;
-        match row {
-            Some((size, root)) => Ok((size as u64, to_hash(&root)?)),
-            None => Ok((0, EMPTY_ROOT)),
-        }
+        Ok(size.unwrap_or(0) as u64)
     }
 
     /// These tiles of the tenant's tree, those that exist.
@@ -230,15 +243,12 @@ impl Store {
         &self,
         tenant: &str,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        sqlx::query_as::<_, CheckpointRow>(
-            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
-             WHERE tenant = $1 ORDER BY size DESC LIMIT 1",
-        )
-        .bind(tenant)
-        .fetch_optional(self.pool())
-        .await?
-        .map(StoredCheckpoint::try_from)
-        .transpose()
+        sqlx::query_as::<_, CheckpointRow>(&format!("{CHECKPOINTS} ORDER BY size DESC LIMIT 1"))
+            .bind(tenant)
+            .fetch_optional(self.pool())
+            .await?
+            .map(StoredCheckpoint::try_from)
+            .transpose()
     }
 
     /// The tenant's checkpoint of exactly this size, if one was signed.
@@ -247,16 +257,13 @@ impl Store {
         tenant: &str,
         size: u64,
     ) -> Result<Option<StoredCheckpoint>, StoreError> {
-        sqlx::query_as::<_, CheckpointRow>(
-            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
-             WHERE tenant = $1 AND size = $2",
-        )
-        .bind(tenant)
-        .bind(size as i64)
-        .fetch_optional(self.pool())
-        .await?
-        .map(StoredCheckpoint::try_from)
-        .transpose()
+        sqlx::query_as::<_, CheckpointRow>(&format!("{CHECKPOINTS} AND size = $2"))
+            .bind(tenant)
+            .bind(size as i64)
+            .fetch_optional(self.pool())
+            .await?
+            .map(StoredCheckpoint::try_from)
+            .transpose()
     }
 
     /// A page of the tenant's checkpoints in size order, after the size `after`.
@@ -266,10 +273,9 @@ impl Store {
         after: Option<u64>,
         limit: i64,
     ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-        sqlx::query_as::<_, CheckpointRow>(
-            "SELECT size, root, note, verifier_key, signed_at FROM ledger_checkpoints \
-             WHERE tenant = $1 AND size > $2 ORDER BY size LIMIT $3",
-        )
+        sqlx::query_as::<_, CheckpointRow>(&format!(
+            "{CHECKPOINTS} AND size > $2 ORDER BY size LIMIT $3"
+        ))
         .bind(tenant)
         .bind(after.map_or(0, |a| a as i64))
         .bind(limit)
@@ -355,16 +361,15 @@ impl Sealing {
     /// The tenant's events with indices in `[self.sealed, to)`, in index order, as (index,
     /// event); a tampered table may hold gaps or doubles, which the caller must refuse.
     pub async fn events(&mut self, to: u64) -> Result<Vec<(u64, AuditEvent)>, StoreError> {
-        let sql = format!(
-            "SELECT ledger_index, {COLUMNS} FROM audit_events WHERE tenant = $1 \
-             AND ledger_index >= $2 AND ledger_index < $3 ORDER BY ledger_index, id"
-        );
-        let rows: Vec<IndexedRow> = sqlx::query_as(&sql)
-            .bind(&self.tenant)
-            .bind(self.sealed as i64)
-            .bind(to as i64)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rows = ledger_rows(
+            self.tenant.clone(),
+            self.sealed,
+            to,
+            &EventFilter::default(),
+        )
+        .build_query_as::<IndexedRow>()
+        .fetch_all(&mut *self.tx)
+        .await?;
         rows.into_iter()
             .map(|r| Ok((r.ledger_index as u64, AuditEvent::try_from(r.event)?)))
             .collect()
@@ -375,13 +380,12 @@ impl Sealing {
         load_tiles(&mut *self.tx, &self.tenant, keys.iter().copied()).await
     }
 
-    /// Stores the grown tiles, the tree's new size and root and, when given, the checkpoint
-    /// over them; then commits.
+    /// Stores the grown tiles, the tree's new size and, when given, the checkpoint over them;
+    /// then commits.
     pub async fn commit(
         mut self,
         tiles: &[(TileKey, &[Hash])],
         size: u64,
-        root: &Hash,
         checkpoint: Option<&StoredCheckpoint>,
     ) -> Result<(), StoreError> {
         let mut levels = Vec::with_capacity(tiles.len());
@@ -425,10 +429,9 @@ impl Sealing {
             .execute(&mut *self.tx)
             .await?;
         }
-        sqlx::query("UPDATE ledger_trees SET size = $2, root = $3 WHERE tenant = $1")
+        sqlx::query("UPDATE ledger_trees SET size = $2 WHERE tenant = $1")
             .bind(&self.tenant)
             .bind(size as i64)
-            .bind(root.as_slice())
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;

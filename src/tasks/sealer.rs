@@ -245,36 +245,36 @@ async fn seal_chunk(
     }
     let mut tiles = sealing.tiles(&edge_tiles(from)).await?;
     // Canonical JSON and SHA-256 of thousands of events: off the async threads.
-    let (tiles, root) = tokio::task::spawn_blocking(move || {
+    let mut tiles = tokio::task::spawn_blocking(move || {
         let leaves = events
             .iter()
             .map(|(_, event)| leaf_bytes(event).map(|bytes| leaf_hash(&bytes)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SealError::Hashing(e.to_string()))?;
-        let size = tiles.append(from, &leaves).ok_or_else(|| {
+        tiles.append(from, &leaves).ok_or_else(|| {
             SealError::Hashing("the tree's edge tiles are missing or cut short".into())
         })?;
-        let root = tree_hash(&tiles, size)
-            .ok_or_else(|| SealError::Hashing("the tree's edge tiles are incomplete".into()))?;
-        Ok::<_, SealError>((tiles, root))
+        Ok::<_, SealError>(tiles)
     })
     .await
     .map_err(|e| SealError::Hashing(e.to_string()))??;
-    let origin = checkpoint_origin(name, sealing.tenant());
-    let checkpoint = signer
-        .map(|signer| {
-            Ok::<_, SealError>(StoredCheckpoint {
+    let checkpoint = match signer {
+        Some(signer) => {
+            let root = tree_hash(&tiles, to)
+                .ok_or_else(|| SealError::Hashing("the tree's edge tiles are incomplete".into()))?;
+            let origin = checkpoint_origin(name, sealing.tenant());
+            Some(StoredCheckpoint {
                 size: to,
                 root,
                 note: signer.sign(&origin, to, &root)?,
                 verifier_key: signer.verifier_key().to_owned(),
                 signed_at: Utc::now(),
             })
-        })
-        .transpose()?;
-    let mut tiles = tiles;
+        }
+        None => None,
+    };
     sealing
-        .commit(&tiles.take_changed(), to, &root, checkpoint.as_ref())
+        .commit(&tiles.take_changed(), to, checkpoint.as_ref())
         .await?;
     metrics::counter!("traceledger_ledger_leaves_sealed_total").increment(to - from);
     Ok(())

@@ -294,7 +294,7 @@ impl TestApp {
             )
             .await
             .expect("sealing");
-            let (sealed, _) = self.store.sealed_tree(tenant).await.expect("the tree");
+            let sealed = self.store.sealed_size(tenant).await.expect("the tree");
             let head = self.store.ledger_head(tenant).await.expect("the head");
             if sealed == head {
                 return;

@@ -10,15 +10,11 @@ use serde_json::{json, Value};
 use super::{ExportError, CHUNK_EVENTS};
 use crate::app::ledger::TileCursor;
 use crate::domain::ledger::{
-    CompactRange, EXPORT_CHECKPOINT_FIELD, EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD, EXPORT_LEAF_FIELD,
+    encode_hash, CompactRange, EXPORT_CHECKPOINT_FIELD, EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD,
+    EXPORT_LEAF_FIELD,
 };
 use crate::domain::{AuditEvent, EventFilter};
 use crate::store::{Store, StoreError, StoredCheckpoint};
-
-fn b64(hash: &[u8]) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(hash)
-}
 
 /// The export's lines up to `checkpoint` (events committed after it are left to the next
 /// export), in chunks.
@@ -70,7 +66,7 @@ async fn event_line(
     if let Value::Object(fields) = &mut line {
         fields.insert(EXPORT_INDEX_FIELD.into(), json!(index));
         let sealed = cursor.subtree(0, index).await?;
-        fields.insert(EXPORT_LEAF_FIELD.into(), json!(b64(&sealed)));
+        fields.insert(EXPORT_LEAF_FIELD.into(), json!(encode_hash(&sealed)));
     }
     serde_json::to_writer(&mut *out, &line)?;
     out.push(b'\n');
@@ -85,7 +81,7 @@ async fn gap_line(
 ) -> Result<(), StoreError> {
     let mut hashes = Vec::new();
     for (level, index) in CompactRange::gap(from, to) {
-        hashes.push(b64(&cursor.subtree(level, index).await?));
+        hashes.push(encode_hash(&cursor.subtree(level, index).await?));
     }
     let line = json!({ EXPORT_GAP_FIELD: { "from": from, "to": to, "hashes": hashes } });
     // A JSON value of strings and numbers always serializes.

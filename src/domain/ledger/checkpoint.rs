@@ -123,6 +123,13 @@ pub struct Checkpoint {
     pub signed_by: Vec<String>,
 }
 
+impl Checkpoint {
+    /// Whether it is the checkpoint of `tenant`'s log (see [`checkpoint_origin`]).
+    pub fn is_of(&self, tenant: &str) -> bool {
+        self.origin.rsplit_once('/').map(|(_, t)| t) == Some(tenant)
+    }
+}
+
 /// Verifies a signed checkpoint against `verifier_keys` (any one signature by one of them is
 /// enough) and reads it.
 pub fn open_checkpoint(

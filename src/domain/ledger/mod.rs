@@ -18,7 +18,7 @@ mod verify;
 pub use checkpoint::{
     checkpoint_origin, open_checkpoint, Checkpoint, CheckpointError, LedgerSigner, SignerKeyError,
 };
-pub use proof::{consistency, inclusion, range_hash, tree_hash, CompactRange, Subtrees};
+pub use proof::{consistency, inclusion, tree_hash, CompactRange, Subtrees};
 pub use tiles::{edge_tiles, Tile, TileKey, TilePathError, TileSet, TILE_WIDTH};
 pub use verify::{
     leaf_bytes_of_json, ExportCheck, ExportLine, Finding, LedgerWalk, Verdict,
@@ -38,6 +38,22 @@ pub const EMPTY_ROOT: Hash = [
 /// as null where the event has none), canonicalized by RFC 8785.
 pub fn leaf_bytes(event: &AuditEvent) -> Result<Vec<u8>, serde_json::Error> {
     Ok(leaf_bytes_of_json(serde_json::to_value(event)?))
+}
+
+/// A hash as the API, exports and C2SP notes write it: standard base64.
+pub fn encode_hash(hash: &Hash) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}
+
+/// A hash written by [`encode_hash`]; `None` for anything else.
+pub fn decode_hash(text: &str) -> Option<Hash> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?
+        .try_into()
+        .ok()
 }
 
 /// RFC 9162 §2.1.1: `SHA-256(0x00 || leaf)`.

@@ -32,7 +32,7 @@ pub(super) fn complete_root(hashes: &[Hash]) -> Hash {
 
 /// `MTH(D[lo:hi])` for a range the RFC recursion produces (`lo` a multiple of the range's split);
 /// `hi > lo`.
-pub fn range_hash(source: &(impl Subtrees + ?Sized), lo: u64, hi: u64) -> Option<Hash> {
+fn range_hash(source: &(impl Subtrees + ?Sized), lo: u64, hi: u64) -> Option<Hash> {
     let n = hi.checked_sub(lo).filter(|&n| n > 0)?;
     if n.is_power_of_two() && lo.is_multiple_of(n) {
         return source.subtree(n.trailing_zeros(), lo >> n.trailing_zeros());

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::canonical;
 use super::proof::CompactRange;
-use super::{leaf_hash, open_checkpoint, Hash};
+use super::{decode_hash, leaf_hash, open_checkpoint, Hash};
 
 /// The fields an export line adds to the event as the API returns it.
 pub const EXPORT_INDEX_FIELD: &str = "ledgerIndex";
@@ -83,15 +83,6 @@ pub fn leaf_bytes_of_json(mut event: Value) -> Vec<u8> {
     canonical::to_vec(&event)
 }
 
-fn b64(text: &str) -> Option<Hash> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .ok()?
-        .try_into()
-        .ok()
-}
-
 /// What a finished check found: the tree size it covered and every finding, first first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verdict {
@@ -148,7 +139,7 @@ impl ExportLine {
             index: value.get(EXPORT_INDEX_FIELD).and_then(Value::as_u64),
             id: text_of("id").and_then(|id| Uuid::try_parse(id).ok()),
             tenant: text_of("tenant").map(str::to_owned),
-            claimed: text_of(EXPORT_LEAF_FIELD).and_then(b64),
+            claimed: text_of(EXPORT_LEAF_FIELD).and_then(decode_hash),
             leaf: leaf_hash(&leaf_bytes_of_json(value)),
         })
     }
@@ -266,7 +257,7 @@ impl ExportCheck {
         let to = gap.get("to").and_then(Value::as_u64);
         let hashes: Option<Vec<Hash>> = gap.get("hashes").and_then(Value::as_array).and_then(|a| {
             a.iter()
-                .map(|h| h.as_str().and_then(b64))
+                .map(|h| h.as_str().and_then(decode_hash))
                 .collect::<Option<Vec<_>>>()
         });
         let (Some(from), Some(to), Some(hashes)) = (from, to, hashes) else {
@@ -298,7 +289,7 @@ impl ExportCheck {
         match open_checkpoint(note, &self.keys) {
             Ok(opened) => {
                 if let Some(tenant) = &self.tenant {
-                    if !opened.origin.ends_with(&format!("/{tenant}")) {
+                    if !opened.is_of(tenant) {
                         self.findings.push(Finding::BadCheckpoint {
                             size: Some(opened.size),
                             reason: format!(
