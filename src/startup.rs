@@ -20,6 +20,7 @@ use crate::graphql::build_schema;
 use crate::http::{self, AppState, BadCorsOrigin};
 use crate::search::{SearchError, Searcher};
 use crate::store::{DatabaseSettings, Store, StoreError};
+use crate::tasks::commits::CommitFeed;
 use crate::tasks::indexer;
 use crate::tasks::live::LiveFeed;
 use crate::tasks::relay;
@@ -104,6 +105,7 @@ impl App {
             trail,
             recorder,
             live,
+            commits: CommitFeed::start(store.clone(), shutdown.clone()),
             queue_depths: QueueDepths::new(&config.broker.url, topology.clone()),
             search: Searcher::new(&config.search, store.clone())?,
             subscriptions: ConcurrencyCap::new(config.limits.max_subscriptions_per_key),

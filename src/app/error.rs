@@ -30,6 +30,9 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    /// A durable subscription that fell too far behind, closed with where to resume.
+    #[error("{message}")]
+    SlowConsumer { message: String, cursor: String },
     #[error("internal error")]
     Internal,
 }
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
+            ApiError::SlowConsumer { .. } => "SLOW_CONSUMER",
             ApiError::Internal => "INTERNAL",
         }
     }

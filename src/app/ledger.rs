@@ -54,11 +54,20 @@ pub struct ConsistencyProof {
 /// a flood of it must not become a flood of queries.
 const KEYS_FRESH_FOR: Duration = Duration::from_secs(5);
 
+/// How many tiles (8 KiB each when full) the proofs keep in memory. A tile's hashes never
+/// change once sealed (a partial tile only grows), so a kept copy serves every later proof that
+/// reads no more of it than it holds: proofs of a growing tree share its upper tiles.
+const KEPT_TILES: usize = 2048;
+
 #[derive(Clone)]
 pub struct Ledger {
     store: Store,
     keys: Arc<Mutex<Option<KeysRead>>>,
+    tiles: Arc<KeptTiles>,
 }
+
+/// Tiles by tenant and key, with the hashes read of each.
+type KeptTiles = quick_cache::sync::Cache<(String, TileKey), Arc<[Hash]>>;
 
 /// The list of keys, and when it was read.
 type KeysRead = (Instant, Vec<LedgerKey>);
@@ -68,6 +77,7 @@ impl Ledger {
         Self {
             store,
             keys: Arc::default(),
+            tiles: Arc::new(KeptTiles::new(KEPT_TILES)),
         }
     }
 
@@ -138,14 +148,31 @@ impl Ledger {
         event_id: Uuid,
         tree_size: Option<u64>,
     ) -> Result<InclusionProof, ApiError> {
-        let index = self
+        // The event's index, the sealed size and the checkpoint come in one query.
+        let start = self
             .store
-            .ledger_indices(tenant, &[event_id])
+            .proof_start(tenant, event_id, tree_size)
             .await?
-            .first()
-            .map(|(_, index)| *index)
             .ok_or_else(|| ApiError::NotFound(format!("no stored event {event_id}")))?;
-        let (size, checkpoint) = self.tree_at(tenant, tree_size, "treeSize").await?;
+        let index = start.index;
+        let (size, checkpoint) = match tree_size {
+            None => {
+                let latest = start
+                    .checkpoint
+                    .ok_or_else(|| ApiError::NotFound("the ledger has no checkpoint yet".into()))?;
+                (latest.size, Some(latest))
+            }
+            Some(size) if size == 0 || size > start.sealed => {
+                return Err(ApiError::bad_input(
+                    "treeSize",
+                    format!(
+                        "must be between 1 and the sealed tree size {}",
+                        start.sealed
+                    ),
+                ))
+            }
+            Some(size) => (size, start.checkpoint.filter(|c| c.size == size)),
+        };
         if index >= size {
             return Err(ApiError::bad_input(
                 "treeSize",
@@ -262,14 +289,37 @@ impl Ledger {
         Ok((size, self.store.checkpoint_of_size(tenant, size).await?))
     }
 
-    /// The tiles `compute` reads, loaded in one query.
+    /// The tiles `compute` reads: those kept from earlier proofs, the rest loaded in one query
+    /// (and kept).
     async fn tiles_for(
         &self,
         tenant: &str,
         compute: impl FnOnce(&dyn Subtrees),
     ) -> Result<TileSet, ApiError> {
-        let needed = TileSet::needed(compute);
-        Ok(self.store.ledger_tiles(tenant, needed).await?)
+        let mut tiles = TileSet::new();
+        let mut absent = Vec::new();
+        for tile in TileSet::needed(compute) {
+            match self.tiles.get(&(tenant.to_owned(), tile.key)) {
+                Some(kept) if kept.len() >= tile.width => {
+                    tiles.insert(tile.key, kept[..tile.width].to_vec())
+                }
+                _ => absent.push(tile.key),
+            }
+        }
+        if !absent.is_empty() {
+            let mut loaded = self
+                .store
+                .ledger_tiles(tenant, absent.iter().copied())
+                .await?;
+            for key in absent {
+                if let Some(hashes) = loaded.take(&key) {
+                    self.tiles
+                        .insert((tenant.to_owned(), key), Arc::from(hashes.as_slice()));
+                    tiles.insert(key, hashes);
+                }
+            }
+        }
+        Ok(tiles)
     }
 }
 
@@ -297,9 +347,12 @@ impl<'a> TileCursor<'a> {
         if let Some(hash) = self.tiles.subtree(level, index) {
             return Ok(hash);
         }
-        let keys = TileSet::needed(|s| {
+        let keys: Vec<TileKey> = TileSet::needed(|s| {
             let _ = s.subtree(level, index);
-        });
+        })
+        .into_iter()
+        .map(|tile| tile.key)
+        .collect();
         let mut loaded = self
             .store
             .ledger_tiles(self.tenant, keys.iter().copied())

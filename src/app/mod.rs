@@ -7,6 +7,7 @@
 pub mod dead_letters;
 pub mod error;
 pub mod export;
+pub mod follow;
 pub mod keys;
 pub mod ledger;
 pub mod own_trail;

@@ -10,6 +10,7 @@ use crate::bus::{Publisher, QueueDepths};
 use crate::cache::Cache;
 use crate::search::Searcher;
 use crate::store::Store;
+use crate::tasks::commits::CommitFeed;
 use crate::tasks::live::LiveFeed;
 
 pub struct Services {
@@ -22,6 +23,8 @@ pub struct Services {
     /// Checkpoints, proofs and tiles of the tenants' ledgers.
     pub ledger: Ledger,
     pub live: Arc<LiveFeed>,
+    /// Committed events in ledger order, for durable subscriptions.
+    pub commits: Arc<CommitFeed>,
     /// The broker's queue depths, for the metrics.
     pub queue_depths: QueueDepths,
     pub search: Searcher,

@@ -13,7 +13,7 @@ mod tenant;
 mod validate;
 
 pub use columns::{column_names, Column, ColumnKind, ColumnValue, Indexed, EVENT_COLUMNS};
-pub use cursor::{Cursor, CursorError};
+pub use cursor::{Cursor, CursorError, StreamCursor, StreamStart};
 pub use event::{Actor, AuditEvent, Outcome, RecordedBy, Severity, Target, SERVICE_NAME};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
 pub use search_query::{

@@ -22,6 +22,7 @@ impl ErrorExtensions for ApiError {
                     retry_after_seconds,
                     ..
                 } => ext.set("retryAfterSeconds", *retry_after_seconds),
+                ApiError::SlowConsumer { cursor, .. } => ext.set("cursor", cursor.as_str()),
                 _ => {}
             }
         })

@@ -261,19 +261,32 @@ impl Loader<EventKey> for LedgerIndexLoader {
     }
 }
 
-/// An event's ledger entry: null while it is not stored yet (the live feed runs ahead of the
+/// An event's ledger index: null while it is not stored yet (the live feed runs ahead of the
 /// commit).
-pub(super) async fn entry_of(
+pub(super) async fn index_of(
     ctx: &Context<'_>,
     event: &AuditEvent,
-) -> Result<Option<LedgerEntry>, ApiError> {
+) -> Result<Option<u64>, ApiError> {
     let loader = ctx.data_unchecked::<DataLoader<LedgerIndexLoader>>();
     let key = EventKey {
         tenant: Tenant::stored(&event.tenant),
         id: event.id,
     };
-    let Some(index) = loader.load_one(key).await.map_err(ApiError::from)? else {
-        return Ok(None);
+    Ok(loader.load_one(key).await?)
+}
+
+/// An event's ledger entry, its index looked up unless `known`: null while it is not stored.
+pub(super) async fn entry_of(
+    ctx: &Context<'_>,
+    event: &AuditEvent,
+    known: Option<u64>,
+) -> Result<Option<LedgerEntry>, ApiError> {
+    let index = match known {
+        Some(index) => index,
+        None => match index_of(ctx, event).await? {
+            Some(index) => index,
+            None => return Ok(None),
+        },
     };
     let leaf = leaf_bytes(event).map_err(|e| {
         tracing::error!(error = %e, id = %event.id, "an event cannot be canonicalized");

@@ -50,7 +50,7 @@ impl EventQuery {
             };
             let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
             let event = loader.load_one(key).await.map_err(ApiError::from)?;
-            Ok::<_, ApiError>(event.map(AuditEvent))
+            Ok::<_, ApiError>(event.map(AuditEvent::from))
         };
         load.await.map_err(|e| e.extend())
     }
@@ -90,7 +90,7 @@ async fn list_events(
             .into_iter()
             .map(|(cursor, event)| AuditEventEdge {
                 cursor,
-                node: AuditEvent(event),
+                node: AuditEvent::from(event),
             })
             .collect(),
     })

@@ -75,7 +75,7 @@ async fn search(
             .map(|hit| SearchHit {
                 cursor: hit.cursor,
                 score: hit.score,
-                event: AuditEvent(hit.event),
+                event: AuditEvent::from(hit.event),
                 highlights: hit.highlights,
             })
             .collect(),

@@ -1,9 +1,12 @@
-//! `eventRecorded`: the caller's events as they are accepted, from this instance's live feed.
+//! `eventRecorded`: the caller's events as they are accepted, from this instance's live feed;
+//! or, given `after`, durably: stored events in ledger order from a cursor on, then as they are
+//! committed.
 
 use std::sync::Arc;
 
 use async_graphql::{Context, ErrorExtensions, Subscription};
-use futures::Stream;
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
@@ -13,7 +16,9 @@ use super::query::parse_filter;
 use super::types::AuditEvent;
 use super::Services;
 use crate::access::auth::Scope;
+use crate::app::follow::follow;
 use crate::app::reads;
+use crate::domain::StreamStart;
 
 /// The hint given when a caller holds too many subscriptions: one must end first.
 const SUBSCRIPTION_RETRY_AFTER_SECS: u64 = 1;
@@ -22,15 +27,35 @@ pub struct Subscription;
 
 #[Subscription]
 impl Subscription {
-    /// Every event the caller's tenant records from now on that matches `filter`.
+    /// Every event the caller's tenant records from now on that matches `filter`, as soon as it
+    /// is accepted.
+    ///
+    /// With `after` the feed is durable: a `streamCursor` of an event delivered earlier (the feed
+    /// continues after it), `"beginning"` or `"now"`. It delivers the stored matching events
+    /// after that point in ledger order, then each new one once it is committed, with no gap and
+    /// no duplicate; every event carries `ledger { index }` and `streamCursor`. Subscribing
+    /// again with the last cursor continues exactly after it, on any instance. A subscriber
+    /// that falls too far behind is closed with `SLOW_CONSUMER` and `extensions.cursor`.
     async fn event_recorded(
         &self,
         ctx: &Context<'_>,
         filter: Option<AuditEventFilter>,
-    ) -> async_graphql::Result<impl Stream<Item = AuditEvent>> {
+        after: Option<String>,
+    ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<AuditEvent>>> {
         let principal = principal(ctx, Scope::EventsRead).map_err(|e| e.extend())?;
         let tenant = principal.tenant.clone();
         let filter = reads::checked_filter(parse_filter(filter)).map_err(|e| e.extend())?;
+        let start = after
+            .map(|after| {
+                StreamStart::parse(&after).map_err(|_| {
+                    ApiError::bad_input(
+                        "after",
+                        "not a stream cursor: give an event's streamCursor, \"beginning\" or \"now\"",
+                    )
+                    .extend()
+                })
+            })
+            .transpose()?;
         let services = ctx.data_unchecked::<Arc<Services>>();
         // Held as long as the stream lives.
         let slot = services.subscriptions.acquire(principal).ok_or_else(|| {
@@ -43,6 +68,21 @@ impl Subscription {
             }
             .extend()
         })?;
+        if let Some(start) = start {
+            let events = follow(
+                services.store.clone(),
+                Arc::clone(&services.commits),
+                tenant.to_string(),
+                filter,
+                start,
+            );
+            return Ok(events
+                .map(move |item| {
+                    let _held = &slot;
+                    item.map(AuditEvent::from).map_err(|e| e.extend())
+                })
+                .boxed());
+        }
         let events = services.live.subscribe();
         Ok(futures::stream::unfold(
             (events, tenant, filter, slot),
@@ -50,8 +90,8 @@ impl Subscription {
                 loop {
                     match events.recv().await {
                         Ok(event) if *event.tenant == *tenant && filter.matches(&event) => {
-                            let event = AuditEvent((*event).clone());
-                            return Some((event, (events, tenant, filter, slot)));
+                            let event = AuditEvent::from((*event).clone());
+                            return Some((Ok(event), (events, tenant, filter, slot)));
                         }
                         Ok(_) => {}
                         Err(RecvError::Lagged(missed)) => {
@@ -61,6 +101,7 @@ impl Subscription {
                     }
                 }
             },
-        ))
+        )
+        .boxed())
     }
 }

@@ -2,10 +2,12 @@
 
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 
-use super::ledger::{entry_of, LedgerEntry};
+use super::ledger::{entry_of, index_of, LedgerEntry};
 use super::scalars::DateTime;
 use crate::app::record;
 use crate::domain;
+use crate::domain::ledger::Committed;
+use crate::domain::StreamCursor;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "domain::Outcome")]
@@ -58,49 +60,68 @@ pub struct Target {
 }
 
 /// An immutable record of who did what to which resource, when, and with what outcome.
-pub struct AuditEvent(pub domain::AuditEvent);
+pub struct AuditEvent {
+    pub event: domain::AuditEvent,
+    /// Its ledger index when the reader already has it (a durable feed); looked up otherwise.
+    pub index: Option<u64>,
+}
+
+impl From<domain::AuditEvent> for AuditEvent {
+    fn from(event: domain::AuditEvent) -> Self {
+        Self { event, index: None }
+    }
+}
+
+impl From<Committed> for AuditEvent {
+    fn from(committed: Committed) -> Self {
+        Self {
+            event: committed.event,
+            index: Some(committed.index),
+        }
+    }
+}
 
 /// An immutable record of who did what to which resource, when, and with what outcome.
 #[Object(name = "AuditEvent")]
 impl AuditEvent {
     /// UUIDv7, assigned when the API accepted the event.
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.event.id.to_string())
     }
 
     /// The tenant of the credentials that recorded it.
     async fn tenant(&self) -> &str {
-        &self.0.tenant
+        &self.event.tenant
     }
 
     /// When it happened, by the producer's clock (defaults to `receivedAt`).
     async fn occurred_at(&self) -> DateTime {
-        DateTime(self.0.occurred_at)
+        DateTime(self.event.occurred_at)
     }
 
     /// When the API accepted it.
     async fn received_at(&self) -> DateTime {
-        DateTime(self.0.received_at)
+        DateTime(self.event.received_at)
     }
 
     async fn action(&self) -> &str {
-        &self.0.action
+        &self.event.action
     }
 
     async fn outcome(&self) -> Outcome {
-        self.0.outcome.into()
+        self.event.outcome.into()
     }
 
     async fn severity(&self) -> Severity {
-        self.0.severity.into()
+        self.event.severity.into()
     }
 
     async fn service(&self) -> &str {
-        &self.0.service
+        &self.event.service
     }
 
     async fn actor(&self) -> Actor {
-        let a = &self.0.actor;
+        let a = &self.event.actor;
         Actor {
             id: a.id.clone(),
             kind: a.kind.clone(),
@@ -110,7 +131,7 @@ impl AuditEvent {
     }
 
     async fn target(&self) -> Option<Target> {
-        self.0.target.as_ref().map(|t| Target {
+        self.event.target.as_ref().map(|t| Target {
             id: t.id.clone(),
             kind: t.kind.clone(),
             name: t.name.clone(),
@@ -118,30 +139,30 @@ impl AuditEvent {
     }
 
     async fn message(&self) -> Option<&str> {
-        self.0.message.as_deref()
+        self.event.message.as_deref()
     }
 
     async fn metadata(&self) -> Option<&serde_json::Value> {
-        self.0.metadata.as_ref()
+        self.event.metadata.as_ref()
     }
 
     async fn idempotency_key(&self) -> Option<&str> {
-        self.0.idempotency_key.as_deref()
+        self.event.idempotency_key.as_deref()
     }
 
     async fn request_id(&self) -> Option<&str> {
-        self.0.request_id.as_deref()
+        self.event.request_id.as_deref()
     }
 
     async fn trace_id(&self) -> Option<&str> {
-        self.0.trace_id.as_deref()
+        self.event.trace_id.as_deref()
     }
 
     /// Who recorded it, from the credentials the server verified (never from the input): an
     /// API key's id, a JWT's subject, or the service itself. Null for events stored before
     /// this was kept.
     async fn recorded_by(&self) -> Option<RecordedBy> {
-        self.0.recorded_by.as_ref().map(|by| RecordedBy {
+        self.event.recorded_by.as_ref().map(|by| RecordedBy {
             id: by.id.clone(),
             kind: by.kind.clone(),
         })
@@ -149,7 +170,19 @@ impl AuditEvent {
 
     /// Its place in the tenant's verifiable ledger: null until it is stored.
     async fn ledger(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LedgerEntry>> {
-        entry_of(ctx, &self.0).await.map_err(|e| e.extend())
+        entry_of(ctx, &self.event, self.index)
+            .await
+            .map_err(|e| e.extend())
+    }
+
+    /// Where a durable `eventRecorded(after:)` subscription continues after this event: null
+    /// until it is stored.
+    async fn stream_cursor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let index = match self.index {
+            Some(index) => Some(index),
+            None => index_of(ctx, &self.event).await.map_err(|e| e.extend())?,
+        };
+        Ok(index.map(|index| StreamCursor(index).encode()))
     }
 }
 

@@ -240,6 +240,8 @@ pub(crate) fn status_of(error: &ApiError) -> StatusCode {
         ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        // Only subscriptions end this way; an HTTP answer would not keep up either.
+        ApiError::SlowConsumer { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -24,6 +24,15 @@ pub struct StoredCheckpoint {
     pub signed_at: DateTime<Utc>,
 }
 
+/// What an inclusion proof starts from (see [`Store::proof_start`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofStart {
+    pub index: u64,
+    pub sealed: u64,
+    /// The newest checkpoint at or below the size asked for.
+    pub checkpoint: Option<StoredCheckpoint>,
+}
+
 #[derive(FromRow)]
 struct CheckpointRow {
     size: i64,
@@ -110,7 +119,7 @@ fn ledger_rows(
     q.push(" AND ledger_index >= ");
     q.push_bind(from as i64);
     q.push(" AND ledger_index < ");
-    q.push_bind(below as i64);
+    q.push_bind(below.min(i64::MAX as u64) as i64);
     push_filter(&mut q, filter);
     q.push(" ORDER BY ledger_index, id");
     q
@@ -203,6 +212,27 @@ impl Store {
         }
     }
 
+    /// Up to `limit` of the tenant's events with indices in `[from, below)` that match
+    /// `filter`, in index order, as (index, event).
+    pub async fn ledger_page(
+        &self,
+        tenant: &str,
+        from: u64,
+        below: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<(u64, AuditEvent)>, StoreError> {
+        let mut q = ledger_rows(tenant.to_owned(), from, below, filter);
+        q.push(" LIMIT ");
+        q.push_bind(limit as i64);
+        q.build_query_as::<IndexedRow>()
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(|row| Ok((row.ledger_index as u64, AuditEvent::try_from(row.event)?)))
+            .collect()
+    }
+
     /// The ledger indices of the tenant's events with these ids (unknown ids left out).
     pub async fn ledger_indices(
         &self,
@@ -217,6 +247,62 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         Ok(rows.into_iter().map(|(id, i)| (id, i as u64)).collect())
+    }
+
+    /// What an inclusion proof starts from, in one query: the event's ledger index, how many of
+    /// the tenant's leaves are sealed, and its newest checkpoint of at most `size` leaves (of
+    /// any size when `None`). `None` when the tenant has no such stored event.
+    pub async fn proof_start(
+        &self,
+        tenant: &str,
+        id: Uuid,
+        size: Option<u64>,
+    ) -> Result<Option<ProofStart>, StoreError> {
+        type Row = (
+            i64,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+        );
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT e.ledger_index, coalesce(t.size, 0), \
+                    c.size, c.root, c.note, c.verifier_key, c.signed_at \
+             FROM audit_events e \
+             LEFT JOIN ledger_trees t ON t.tenant = $1 \
+             LEFT JOIN LATERAL (SELECT size, root, note, verifier_key, signed_at \
+                                FROM ledger_checkpoints \
+                                WHERE tenant = $1 AND size <= $3 \
+                                ORDER BY size DESC LIMIT 1) c ON true \
+             WHERE e.tenant = $1 AND e.id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .bind(size.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((index, sealed, size, root, note, verifier_key, signed_at)) = row else {
+            return Ok(None);
+        };
+        let checkpoint = match (size, root, note, verifier_key, signed_at) {
+            (Some(size), Some(root), Some(note), Some(verifier_key), Some(signed_at)) => {
+                Some(StoredCheckpoint::try_from(CheckpointRow {
+                    size,
+                    root,
+                    note,
+                    verifier_key,
+                    signed_at,
+                })?)
+            }
+            _ => None,
+        };
+        Ok(Some(ProofStart {
+            index: index as u64,
+            sealed: sealed as u64,
+            checkpoint,
+        }))
     }
 
     /// How many of the tenant's leaves are sealed (hashed into the tiles).

@@ -7,6 +7,7 @@ mod events;
 mod filter;
 mod full_text;
 mod ledger;
+mod notices;
 mod outbox;
 mod retention;
 mod stats;
@@ -19,7 +20,8 @@ use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
 pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
-pub use ledger::{Sealing, StoredCheckpoint};
+pub use ledger::{ProofStart, Sealing, StoredCheckpoint};
+pub use notices::{CommitListener, CommitNotice, Heard};
 pub use outbox::OutboxEntry;
 pub use retention::DroppedPartition;
 

@@ -1,6 +1,8 @@
 //! What runs in the background of a serving process: the worker that commits batches, the
-//! outbox relay, the search indexer, and this instance's live feed.
+//! outbox relay, the search indexer, the sealer, this instance's live feed and its readers of
+//! committed events.
 
+pub mod commits;
 pub mod indexer;
 pub mod live;
 pub mod relay;

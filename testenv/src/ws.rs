@@ -17,7 +17,14 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub fn upgrade_request(
     app: &TestApp,
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let mut request = format!("ws://{}/graphql", app.addr)
+    upgrade_request_to(app.addr)
+}
+
+/// The same for an instance at `addr` (a `serve` process of the test's own).
+pub fn upgrade_request_to(
+    addr: std::net::SocketAddr,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{addr}/graphql")
         .into_client_request()
         .unwrap();
     request.headers_mut().insert(
@@ -28,7 +35,11 @@ pub fn upgrade_request(
 }
 
 pub async fn connect(app: &TestApp, init: Value) -> Socket {
-    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade_request(app))
+    connect_to(app.addr, init).await
+}
+
+pub async fn connect_to(addr: std::net::SocketAddr, init: Value) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(upgrade_request_to(addr))
         .await
         .expect("websocket");
     send(

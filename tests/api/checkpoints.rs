@@ -298,6 +298,70 @@ async fn checkpoints_are_signed_and_every_proof_verifies_independently() {
     assert_eq!(sizes.last(), Some(&(EVENTS as u64)));
 }
 
+/// Records events until the tenant has `size`, waits for their checkpoint, and returns them
+/// all in ledger order.
+async fn grow_to(app: &TestApp, size: usize) -> Vec<Value> {
+    let from = app.stored_count(crate::helpers::TENANT).await as usize;
+    let inputs: Vec<Value> = (from..size)
+        .map(|i| json!({ "action": "doc.view", "service": "docs", "actor": { "id": format!("u{i}"), "type": "user" } }))
+        .collect();
+    for chunk in inputs.chunks(100) {
+        app.record_all(chunk).await;
+    }
+    app.wait_stored(crate::helpers::TENANT, size as i64).await;
+    checkpoint_of(app, &app.key, size as u64).await;
+    events_in_ledger_order(app, &app.key).await
+}
+
+/// Proofs keep the tiles they read; a tile kept while it was partial must not answer for the
+/// grown tree, and an older tree's proof reads only its own prefix of a tile kept later.
+#[tokio::test]
+async fn proofs_of_a_grown_tree_read_past_the_tiles_earlier_proofs_kept() {
+    let app = TestApp::spawn().await;
+    let prove = |id: Value, size: Option<usize>| {
+        let app = &app;
+        async move {
+            let data = app
+                .data_as(
+                    &app.key,
+                    "query($id: ID!, $size: Int) { inclusionProof(eventId: $id, treeSize: $size) { ledgerIndex treeSize rootHash hashes } }",
+                    json!({ "id": id, "size": size }),
+                )
+                .await;
+            data["inclusionProof"].clone()
+        }
+    };
+    let check = |nodes: &[Value], proof: &Value, size: usize| {
+        let leaves: Vec<Vec<u8>> = nodes[..size].iter().map(leaf_of).collect();
+        let tree = tree_of(&leaves);
+        let index = proof["ledgerIndex"].as_u64().unwrap() as usize;
+        assert_eq!(proof["treeSize"], size);
+        assert_eq!(proof["rootHash"], b64(tree.root().as_bytes()));
+        tree.root()
+            .verify_inclusion(
+                &leaves[index],
+                index as u64,
+                &InclusionProof::<Sha256>::from_bytes(proof_bytes(proof)),
+            )
+            .unwrap_or_else(|e| panic!("inclusion of {index} in {size}: {e:?}"));
+    };
+
+    // 260 events: leaf tile 1 holds 4 hashes, and a proof of event 257 keeps it.
+    let nodes = grow_to(&app, 260).await;
+    let proof = prove(nodes[257]["id"].clone(), None).await;
+    check(&nodes, &proof, 260);
+
+    // The tree grows to 400: the same event's proof needs 144 hashes of that tile.
+    let nodes = grow_to(&app, 400).await;
+    let proof = prove(nodes[257]["id"].clone(), None).await;
+    check(&nodes, &proof, 400);
+    // … and the older tree is still proven from the tile's first hashes only.
+    let proof = prove(nodes[257]["id"].clone(), Some(300)).await;
+    check(&nodes, &proof, 300);
+    let proof = prove(nodes[3]["id"].clone(), Some(259)).await;
+    check(&nodes, &proof, 259);
+}
+
 #[tokio::test]
 async fn tiles_are_served_as_c2sp_paths_to_their_tenant_only() {
     let app = TestApp::spawn().await;

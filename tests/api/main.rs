@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod dead_letters;
 mod degraded;
+mod durable_feed;
 mod export;
 mod group_commit;
 mod hostile;

@@ -25,6 +25,13 @@ pub use verify::{
     EXPORT_CHECKPOINT_FIELD, EXPORT_GAP_FIELD, EXPORT_INDEX_FIELD, EXPORT_LEAF_FIELD,
 };
 
+/// A stored event with its place in its tenant's ledger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Committed {
+    pub index: u64,
+    pub event: AuditEvent,
+}
+
 /// A SHA-256 hash: of a leaf, of a node, or a tree's root.
 pub type Hash = [u8; 32];
 

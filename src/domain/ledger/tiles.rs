@@ -3,7 +3,7 @@
 //! recomputed from at most 128 hashes of one tile, so tiles are all that is stored and proofs
 //! never touch the events. A partial tile (the right edge) only ever grows.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::proof::{complete_root, Subtrees};
 use super::Hash;
@@ -153,19 +153,27 @@ impl TileSet {
         self.tiles.get(key).map(Vec::as_slice)
     }
 
-    /// The tiles a computation needs: runs it against a source that only notes what is asked.
-    pub fn needed<T>(compute: impl FnOnce(&dyn Subtrees) -> T) -> BTreeSet<TileKey> {
-        struct Noting(std::cell::RefCell<BTreeSet<TileKey>>);
+    /// The tiles a computation needs, each with how many of its first hashes it reads: runs it
+    /// against a source that only notes what is asked.
+    pub fn needed<T>(compute: impl FnOnce(&dyn Subtrees) -> T) -> Vec<Tile> {
+        struct Noting(std::cell::RefCell<BTreeMap<TileKey, usize>>);
         impl Subtrees for Noting {
             fn subtree(&self, level: u32, index: u64) -> Option<Hash> {
-                let (key, _) = locate(level, index)?;
-                self.0.borrow_mut().insert(key);
+                let (key, range) = locate(level, index)?;
+                let mut widths = self.0.borrow_mut();
+                let width = widths.entry(key).or_default();
+                *width = (*width).max(range.end);
                 Some([0; 32])
             }
         }
         let noting = Noting(Default::default());
         compute(&noting);
-        noting.0.into_inner()
+        noting
+            .0
+            .into_inner()
+            .into_iter()
+            .map(|(key, width)| Tile { key, width })
+            .collect()
     }
 
     /// Appends leaf hashes to the tree of `size` leaves whose edge tiles this set holds, carrying
@@ -258,9 +266,10 @@ mod tests {
             let needed = TileSet::needed(|s| {
                 let _ = (inclusion(s, index, n), consistency(s, old, n), tree_hash(s, n));
             });
+            // Only the hashes each tile is said to be read up to.
             let mut loaded = TileSet::new();
-            for key in needed {
-                loaded.insert(key, all.get(&key).unwrap().to_vec());
+            for tile in needed {
+                loaded.insert(tile.key, all.get(&tile.key).unwrap()[..tile.width].to_vec());
             }
             prop_assert_eq!(inclusion(&loaded, index, n), inclusion_proof(&leaves, index as usize));
             prop_assert_eq!(consistency(&loaded, old, n), consistency_proof(&leaves, old as usize));

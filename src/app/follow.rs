@@ -1,0 +1,157 @@
+//! Durable feeds: a tenant's stored events that match a filter, in ledger order, from a cursor
+//! on, then live as they are committed — with no gap and no duplicate at the seam, because every
+//! step goes by ledger index. History is read from the store in pages at the pace the caller
+//! reads; live events come from the tenant's shared reader ([`CommitFeed`]), and a jump in its
+//! indices is filled from the store.
+
+use std::sync::Arc;
+
+use async_stream::try_stream;
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::ApiError;
+use crate::domain::ledger::Committed;
+use crate::domain::{EventFilter, StreamCursor, StreamStart};
+use crate::store::{Store, StoreError};
+use crate::tasks::commits::CommitFeed;
+
+/// Events read per query of history.
+const PAGE: usize = 500;
+
+/// Follows the tenant's events matching `filter` from `start` on; ends with an error when the
+/// caller reads too slowly to keep up (its cursor says where to resume).
+pub fn follow(
+    store: Store,
+    feed: Arc<CommitFeed>,
+    tenant: String,
+    filter: EventFilter,
+    start: StreamStart,
+) -> impl Stream<Item = Result<Committed, ApiError>> + Send + 'static {
+    try_stream! {
+        let mut next = match start {
+            StreamStart::At(index) => index,
+            StreamStart::Now => store.ledger_head(&tenant).await?,
+        };
+        // History first, until what is left is within a page of the head: only then is the
+        // shared reader joined, so a long replay never holds its buffer.
+        loop {
+            let head = store.ledger_head(&tenant).await?;
+            let close = head.saturating_sub(next) <= PAGE as u64;
+            let mut pages = History::new(&store, &tenant, &filter, next, head);
+            while let Some(page) = pages.next_page().await? {
+                for committed in page {
+                    yield committed;
+                }
+            }
+            next = next.max(head);
+            if close {
+                break;
+            }
+        }
+        let mut live = feed.follow(&tenant, next);
+        // Whatever was committed before the reader had us: from the store, then the reader is
+        // told the head so that it does not wait for the next commit to read it.
+        let head = store.ledger_head(&tenant).await?;
+        feed.heard(&tenant, head);
+        let mut pages = History::new(&store, &tenant, &filter, next, head);
+        while let Some(page) = pages.next_page().await? {
+            for committed in page {
+                yield committed;
+            }
+        }
+        next = next.max(head);
+        loop {
+            let committed = match live.recv().await {
+                Ok(committed) => committed,
+                Err(RecvError::Lagged(_)) => Err(too_slow(next))?,
+                // The instance is shutting down.
+                Err(RecvError::Closed) => Err(ApiError::Unavailable(format!(
+                    "the server is shutting down: resume after {}",
+                    resume_cursor(next)
+                )))?,
+            };
+            if committed.index < next {
+                continue;
+            }
+            if committed.index > next {
+                let mut pages = History::new(&store, &tenant, &filter, next, committed.index);
+                while let Some(page) = pages.next_page().await? {
+                    for committed in page {
+                        yield committed;
+                    }
+                }
+            }
+            next = committed.index + 1;
+            if filter.matches(&committed.event) {
+                yield Committed::clone(&committed);
+            }
+        }
+    }
+}
+
+/// The cursor to resume after everything below `next`.
+fn resume_cursor(next: u64) -> String {
+    match next.checked_sub(1) {
+        Some(last) => StreamCursor(last).encode(),
+        None => "beginning".into(),
+    }
+}
+
+fn too_slow(next: u64) -> ApiError {
+    ApiError::SlowConsumer {
+        message: format!(
+            "this subscription fell more than {} events behind and was closed; subscribe again \
+             with `after` set to the cursor given here",
+            crate::tasks::commits::FOLLOWER_BUFFER
+        ),
+        cursor: resume_cursor(next),
+    }
+}
+
+/// The matching events with indices in `[from, below)`, a page per query.
+struct History<'a> {
+    store: &'a Store,
+    tenant: &'a str,
+    filter: &'a EventFilter,
+    next: u64,
+    below: u64,
+}
+
+impl<'a> History<'a> {
+    fn new(
+        store: &'a Store,
+        tenant: &'a str,
+        filter: &'a EventFilter,
+        from: u64,
+        below: u64,
+    ) -> Self {
+        Self {
+            store,
+            tenant,
+            filter,
+            next: from,
+            below,
+        }
+    }
+
+    async fn next_page(&mut self) -> Result<Option<Vec<Committed>>, StoreError> {
+        if self.next >= self.below {
+            return Ok(None);
+        }
+        let page = self
+            .store
+            .ledger_page(self.tenant, self.next, self.below, self.filter, PAGE)
+            .await?;
+        self.next = match page.last() {
+            Some((index, _)) if page.len() == PAGE => index + 1,
+            // The rest of the range holds nothing that matches.
+            _ => self.below,
+        };
+        Ok(Some(
+            page.into_iter()
+                .map(|(index, event)| Committed { index, event })
+                .collect(),
+        ))
+    }
+}

@@ -1,0 +1,203 @@
+//! Committed events in ledger order, for durable subscriptions: one reader per tenant with
+//! subscribers on this instance, woken by PostgreSQL's commit notices, reads what each commit
+//! added (one query per tenant and notice, whatever the number of subscribers) and fans it out
+//! in memory. A tenant nobody here follows costs nothing but the ignored notice.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{sleep_unless_shutdown, Backoff};
+use crate::domain::ledger::Committed;
+use crate::domain::EventFilter;
+use crate::store::{Heard, Store};
+
+/// Events a follower may fall behind its tenant's reader by before it is told it is too slow:
+/// what a tenant's readers hold in memory at most.
+pub const FOLLOWER_BUFFER: usize = 8192;
+/// Events read per query.
+const PAGE: usize = 1000;
+const RETRY_FIRST: Duration = Duration::from_millis(250);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+pub struct CommitFeed {
+    store: Store,
+    readers: Mutex<HashMap<String, Arc<Reader>>>,
+    shutdown: CancellationToken,
+}
+
+/// One tenant's reader, shared by its followers on this instance.
+struct Reader {
+    events: broadcast::Sender<Arc<Committed>>,
+    /// The highest head heard of.
+    head: AtomicU64,
+    wake: Notify,
+}
+
+impl Reader {
+    fn heard(&self, head: u64) {
+        if self.head.fetch_max(head, Ordering::AcqRel) < head {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl CommitFeed {
+    /// Listens for commit notices until `shutdown`.
+    pub fn start(store: Store, shutdown: CancellationToken) -> Arc<Self> {
+        let feed = Arc::new(Self {
+            store,
+            readers: Mutex::default(),
+            shutdown,
+        });
+        tokio::spawn(Arc::clone(&feed).listen());
+        feed
+    }
+
+    /// The tenant's committed events from the index `from` on, as its reader reads them (it
+    /// starts at `from` when this is its first follower). Then tell [`Self::heard`] the head
+    /// read after subscribing, so that nothing committed before the reader existed is waited
+    /// for.
+    pub fn follow(
+        self: &Arc<Self>,
+        tenant: &str,
+        from: u64,
+    ) -> broadcast::Receiver<Arc<Committed>> {
+        let mut readers = self.lock();
+        if let Some(reader) = readers.get(tenant) {
+            return reader.events.subscribe();
+        }
+        let (events, receiver) = broadcast::channel(FOLLOWER_BUFFER);
+        let reader = Arc::new(Reader {
+            events,
+            head: AtomicU64::new(from),
+            wake: Notify::new(),
+        });
+        readers.insert(tenant.to_owned(), Arc::clone(&reader));
+        tokio::spawn(Arc::clone(self).read(tenant.to_owned(), reader, from));
+        receiver
+    }
+
+    /// The tenant's head is at least `head`.
+    pub fn heard(&self, tenant: &str, head: u64) {
+        if let Some(reader) = self.lock().get(tenant) {
+            reader.heard(head);
+        }
+    }
+
+    /// Tenants with a reader on this instance.
+    pub fn tenants_followed(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Reader>>> {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn listen(self: Arc<Self>) {
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+        let mut listener = None;
+        while !self.shutdown.is_cancelled() {
+            let current = match listener.as_mut() {
+                Some(current) => current,
+                None => match self.store.listen_for_commits().await {
+                    Ok(opened) => {
+                        // Whatever was committed while nobody listened.
+                        self.catch_up().await;
+                        listener.insert(opened)
+                    }
+                    Err(e) => {
+                        let delay = backoff.next_delay();
+                        tracing::warn!(error = %e, retry_in = ?delay, "cannot listen for commits");
+                        if !sleep_unless_shutdown(delay, &self.shutdown).await {
+                            return;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let heard = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                heard = current.next() => heard,
+            };
+            match heard {
+                Ok(Heard::Commit(notice)) => {
+                    backoff.reset();
+                    self.heard(&notice.tenant, notice.head);
+                }
+                Ok(Heard::Lost) => {
+                    tracing::warn!("lost the commit notices' connection; reading heads again");
+                    self.catch_up().await;
+                }
+                Err(e) => {
+                    listener = None;
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in = ?delay, "commit notices interrupted");
+                    if !sleep_unless_shutdown(delay, &self.shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the head of every tenant followed here: notices may have been missed.
+    async fn catch_up(&self) {
+        let tenants: Vec<String> = self.lock().keys().cloned().collect();
+        for tenant in tenants {
+            match self.store.ledger_head(&tenant).await {
+                Ok(head) => self.heard(&tenant, head),
+                Err(e) => tracing::warn!(error = %e, tenant, "cannot read a ledger head"),
+            }
+        }
+    }
+
+    /// Reads the tenant's events as its head advances, from `next` on, until nobody follows.
+    async fn read(self: Arc<Self>, tenant: String, reader: Arc<Reader>, mut next: u64) {
+        let everything = EventFilter::default();
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
+        loop {
+            let head = reader.head.load(Ordering::Acquire);
+            if next >= head {
+                {
+                    let mut readers = self.lock();
+                    if reader.events.receiver_count() == 0 {
+                        // Under the lock: no follower can be joining it now.
+                        readers.remove(&tenant);
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    _ = reader.wake.notified() => continue,
+                }
+            }
+            let page = match self
+                .store
+                .ledger_page(&tenant, next, head, &everything, PAGE)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, tenant, retry_in = ?delay, "cannot read committed events");
+                    if !sleep_unless_shutdown(delay, &self.shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
+            // Rows below the head that are not there were dropped by retention: skip them.
+            next = page.last().map_or(head, |(index, _)| index + 1);
+            for (index, event) in page {
+                // An error only means nobody follows right now.
+                let _ = reader.events.send(Arc::new(Committed { index, event }));
+            }
+        }
+    }
+}
