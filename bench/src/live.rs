@@ -23,7 +23,7 @@ use crate::harness::{progress, BenchEnv, Client};
 use crate::latency::Latency;
 use crate::sizes::Sizes;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const TENANT: &str = "live";
 const CONNECT_CONCURRENCY: usize = 50;
@@ -67,7 +67,7 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
 
     let bar = progress("websocket subscribers", sizes.subscribers);
     let sockets: Vec<Socket> = stream::iter(0..sizes.subscribers)
-        .map(|_| subscribe(api.addr, &key))
+        .map(|_| open_subscription(api.addr, &key, SUBSCRIPTION))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .inspect(|_| bar.inc(1))
         .try_collect()
@@ -165,8 +165,12 @@ fn input(action: &str) -> Value {
     json!({ "action": action, "service": "bench", "actor": { "id": "bench" } })
 }
 
-/// Opens a websocket, authenticates, and subscribes to every event of the tenant.
-async fn subscribe(addr: SocketAddr, key: &str) -> anyhow::Result<Socket> {
+/// Opens a websocket, authenticates, and starts `subscription`.
+pub async fn open_subscription(
+    addr: SocketAddr,
+    key: &str,
+    subscription: &str,
+) -> anyhow::Result<Socket> {
     let mut request = format!("ws://{addr}/graphql").into_client_request()?;
     request
         .headers_mut()
@@ -186,7 +190,7 @@ async fn subscribe(addr: SocketAddr, key: &str) -> anyhow::Result<Socket> {
     );
     send(
         &mut socket,
-        json!({ "id": "1", "type": "subscribe", "payload": { "query": SUBSCRIPTION } }),
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": subscription } }),
     )
     .await?;
     Ok(socket)
@@ -235,7 +239,7 @@ async fn send(socket: &mut Socket, message: Value) -> anyhow::Result<()> {
 }
 
 /// The next protocol message, answering pings on the way.
-async fn next_message(socket: &mut Socket) -> anyhow::Result<Value> {
+pub async fn next_message(socket: &mut Socket) -> anyhow::Result<Value> {
     loop {
         match socket.next().await.context("the websocket closed")?? {
             Message::Text(text) => {

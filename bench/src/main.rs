@@ -4,6 +4,7 @@
 
 mod api;
 mod cpu;
+mod durable;
 mod elastic;
 mod export;
 mod harness;
@@ -54,7 +55,8 @@ enum Command {
     /// auditEvents and auditEvent at many stored events; the ledger's proofs, export with
     /// proofs and verification over them.
     Reads,
-    /// Websocket subscribers: delivery latency and the API's memory.
+    /// Websocket subscribers, live and durable: delivery latency and the API's memory; a
+    /// durable feed's replay of history.
     Live,
     /// Every scenario, with the ratios between them.
     All,
@@ -134,6 +136,13 @@ async fn run(command: Command, sizes: &Sizes, env: &BenchEnv) -> anyhow::Result<
         let result = live::run(env, &api, sizes).await.context("live");
         api.stop().await;
         report.live = Some(result?);
+        // Another fresh API for the durable subscribers, for the same reason.
+        let api = api::ApiProcess::spawn(env)
+            .await
+            .context("starting the API")?;
+        let result = durable::run(env, &api, sizes).await.context("durable");
+        api.stop().await;
+        report.durable = Some(result?);
     }
     Ok(report)
 }

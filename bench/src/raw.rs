@@ -53,7 +53,13 @@ pub async fn run(env: &BenchEnv, sizes: &Sizes) -> anyhow::Result<RawLimits> {
         + sizes.raw_messages_confirm_100
         + sizes.raw_messages_confirm_each;
     let consume_ack_per_s = consume_and_ack(env, &connection, published).await?;
-    connection.close(200, "done".into()).await?;
+    // Everything is measured: a close that races a channel still closing is no failure of the run.
+    let _ = channel
+        .close(traceledger::bus::CLOSE_NORMAL, "done".into())
+        .await;
+    let _ = connection
+        .close(traceledger::bus::CLOSE_NORMAL, "done".into())
+        .await;
     Ok(RawLimits {
         insert_rows_per_s,
         publish_confirm_1000_per_s,
@@ -184,5 +190,9 @@ async fn consume_and_ack(
     }
     let rate = expected as f64 / started.elapsed().as_secs_f64();
     bar.finish_and_clear();
+    // Closed here, not by its drop: the connection's close must not find it half closed.
+    let _ = channel
+        .close(traceledger::bus::CLOSE_NORMAL, "done".into())
+        .await;
     Ok(rate)
 }

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use traceledger::config::Config;
 
+use crate::durable::DurableResult;
 use crate::export::ExportResult;
 use crate::ingest::{IngestResult, Shape};
 use crate::ledger::LedgerResult;
@@ -23,6 +24,9 @@ const LIST_P99_MS: f64 = 15.0;
 const WARM_GET_P99_MS: f64 = 2.0;
 const LIVE_P99_MS: f64 = 50.0;
 const LIVE_RSS_MIB: f64 = 150.0;
+const DURABLE_P99_MS: f64 = 100.0;
+const DURABLE_RSS_MIB: f64 = 300.0;
+const REPLAY_PER_S: f64 = 50_000.0;
 
 #[derive(Default)]
 pub struct Report {
@@ -32,6 +36,7 @@ pub struct Report {
     pub export: Option<ExportResult>,
     pub ledger: Option<LedgerResult>,
     pub live: Option<LiveResult>,
+    pub durable: Option<DurableResult>,
     /// The API's resident memory after the ingest and reads scenarios, in MiB.
     pub heavy_rss_mib: Option<f64>,
 }
@@ -231,6 +236,31 @@ impl Report {
                 live.cpu,
             ));
         }
+        if let Some(durable) = &self.durable {
+            rows.push(format!(
+                "| durable: {} subscribers ({} tenants × {}) × {} events at {} events/s, on a freshly started API | {} deliveries | | {:.1} | {:.1} | from the commit (its notice, as the benchmark heard it) to receipt; from the mutation's answer p50 {:.1} ms, p99 {:.1} ms (the worker's commit lag included); the readers ran {:.0} queries for {} commit notices of these tenants; API RSS {:.0} MiB; {} |",
+                durable.subscribers,
+                durable.tenants,
+                durable.subscribers / durable.tenants.max(1),
+                durable.events,
+                thousands(durable.rate),
+                durable.beyond_commit.count(),
+                durable.beyond_commit.p50_ms(),
+                durable.beyond_commit.p99_ms(),
+                durable.from_answer.p50_ms(),
+                durable.from_answer.p99_ms(),
+                durable.reader_queries,
+                durable.commit_notices,
+                durable.rss_mib,
+                durable.cpu,
+            ));
+            rows.push(format!(
+                "| durable: replay from the beginning, one client | {} events | {} events/s | | | {:.1} s, 500 per query |",
+                durable.replay_events,
+                thousands(durable.replay_events as f64 / durable.replay_seconds),
+                durable.replay_seconds,
+            ));
+        }
         rows
     }
 
@@ -337,6 +367,39 @@ impl Report {
                 format!("API resident memory < {LIVE_RSS_MIB} MB with the subscribers"),
                 format!("{:.0} MiB", live.connected_rss_mib),
                 live.connected_rss_mib < LIVE_RSS_MIB,
+            ));
+        }
+        if let Some(durable) = &self.durable {
+            let p99 = durable.beyond_commit.p99_ms();
+            targets.push((
+                format!(
+                    "durable: commit → delivery p99 < {DURABLE_P99_MS} ms with {} subscribers",
+                    durable.subscribers
+                ),
+                format!("{p99:.1} ms"),
+                p99 < DURABLE_P99_MS,
+            ));
+            targets.push((
+                format!("durable: API resident memory < {DURABLE_RSS_MIB} MB with the subscribers"),
+                format!("{:.0} MiB", durable.rss_mib),
+                durable.rss_mib < DURABLE_RSS_MIB,
+            ));
+            targets.push((
+                "durable: reader queries bounded by commits, not subscribers".to_owned(),
+                format!(
+                    "{:.0} queries for {} commit notices, {} subscribers",
+                    durable.reader_queries, durable.commit_notices, durable.subscribers
+                ),
+                durable.reader_queries <= durable.commit_notices as f64,
+            ));
+            let rate = durable.replay_events as f64 / durable.replay_seconds;
+            targets.push((
+                format!(
+                    "durable: replay ≥ {} events/s to one client",
+                    thousands(REPLAY_PER_S)
+                ),
+                format!("{} events/s", thousands(rate)),
+                rate >= REPLAY_PER_S,
             ));
         }
         targets

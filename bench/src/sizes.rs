@@ -28,6 +28,13 @@ pub struct Sizes {
     /// Events recorded while the subscribers listen, one every `live_interval`.
     pub live_events: usize,
     pub live_interval: Duration,
+    /// Durable subscribers: tenants, subscribers of each, events recorded across the tenants
+    /// at `durable_rate` a second; then stored events one client replays from the beginning.
+    pub durable_tenants: usize,
+    pub durable_per_tenant: usize,
+    pub durable_events: usize,
+    pub durable_rate: f64,
+    pub replay_events: usize,
     /// How long the worker may take to commit what was accepted before the run fails.
     pub commit_deadline: Duration,
 }
@@ -52,6 +59,11 @@ impl Sizes {
             subscribers: 1_000,
             live_events: 100,
             live_interval: Duration::from_millis(20),
+            durable_tenants: 100,
+            durable_per_tenant: 100,
+            durable_events: 10_000,
+            durable_rate: 1_000.0,
+            replay_events: 200_000,
             commit_deadline: Duration::from_secs(180),
         }
     }
@@ -75,6 +87,11 @@ impl Sizes {
             subscribers: 20,
             live_events: 5,
             live_interval: Duration::from_millis(20),
+            durable_tenants: 3,
+            durable_per_tenant: 4,
+            durable_events: 300,
+            durable_rate: 300.0,
+            replay_events: 2_000,
             commit_deadline: Duration::from_secs(30),
         }
     }

@@ -62,6 +62,7 @@ fn every_scenario_completes_with_matching_counts_in_quick_mode() {
         ("export: ", 1),
         ("memory: ", 1),
         ("live: ", 1),
+        ("durable: ", 2),
     ] {
         let found = rows.iter().filter(|r| r.name.starts_with(group)).count();
         assert!(
@@ -86,8 +87,9 @@ fn every_scenario_completes_with_matching_counts_in_quick_mode() {
             row.name,
             row.cells
         );
-        // Live delivery is measured by its latency, everything else by its rate.
-        let measured = if row.name.starts_with("live: ") { 2 } else { 1 };
+        // Delivery to subscribers is measured by its latency, everything else by its rate.
+        let by_latency = row.name.starts_with("live: ") || row.name.contains(" subscribers (");
+        let measured = if by_latency { 2 } else { 1 };
         let value = row.cells.get(measured).and_then(|c| count(c));
         assert!(
             value.is_some_and(|v| v >= 0.0) && !row.cells[measured].is_empty(),

@@ -13,11 +13,15 @@ use tokio::sync::broadcast::error::RecvError;
 use super::ApiError;
 use crate::domain::ledger::Committed;
 use crate::domain::{EventFilter, StreamCursor, StreamStart};
-use crate::store::{Store, StoreError};
-use crate::tasks::commits::CommitFeed;
+use crate::store::Store;
+use crate::tasks::commits::{CommitFeed, FOLLOWER_BUFFER};
 
 /// Events read per query of history.
 const PAGE: usize = 500;
+/// Ledger indices one query of history looks through at most: a filter that matches little
+/// (or nothing) costs a bounded query each time, never a scan of a tenant's whole history
+/// holding a pooled connection.
+const WINDOW: u64 = 20_000;
 
 /// Follows the tenant's events matching `filter` from `start` on; ends with an error when the
 /// caller reads too slowly to keep up (its cursor says where to resume).
@@ -29,8 +33,20 @@ pub fn follow(
     start: StreamStart,
 ) -> impl Stream<Item = Result<Committed, ApiError>> + Send + 'static {
     try_stream! {
+        let _following = feed.following();
         let mut next = match start {
-            StreamStart::At(index) => index,
+            StreamStart::At(index) => {
+                // A cursor this tenant's feed never gave (forged, or another tenant's further
+                // ledger) would wait silently for events that may never come: say so instead.
+                if index > store.ledger_head(&tenant).await? {
+                    Err(ApiError::bad_input(
+                        "after",
+                        "this cursor is beyond the newest committed event: give a streamCursor \
+                         this feed delivered, \"beginning\" or \"now\"",
+                    ))?;
+                }
+                index
+            }
             StreamStart::Now => store.ledger_head(&tenant).await?,
         };
         // History first, until what is left is within a page of the head: only then is the
@@ -38,7 +54,7 @@ pub fn follow(
         loop {
             let head = store.ledger_head(&tenant).await?;
             let close = head.saturating_sub(next) <= PAGE as u64;
-            let mut pages = History::new(&store, &tenant, &filter, next, head);
+            let mut pages = History::new(&store, &feed, &tenant, &filter, next, head);
             while let Some(page) = pages.next_page().await? {
                 for committed in page {
                     yield committed;
@@ -54,7 +70,7 @@ pub fn follow(
         // told the head so that it does not wait for the next commit to read it.
         let head = store.ledger_head(&tenant).await?;
         feed.heard(&tenant, head);
-        let mut pages = History::new(&store, &tenant, &filter, next, head);
+        let mut pages = History::new(&store, &feed, &tenant, &filter, next, head);
         while let Some(page) = pages.next_page().await? {
             for committed in page {
                 yield committed;
@@ -64,7 +80,16 @@ pub fn follow(
         loop {
             let committed = match live.recv().await {
                 Ok(committed) => committed,
-                Err(RecvError::Lagged(_)) => Err(too_slow(next))?,
+                // Its buffer also filled with events it has no use for (below its cursor, or
+                // while it read history): only a follower really behind the head is too slow.
+                // Whatever else it lost is a jump, filled from the store below.
+                Err(RecvError::Lagged(_)) => {
+                    let head = store.ledger_head(&tenant).await?;
+                    if head.saturating_sub(next) > FOLLOWER_BUFFER as u64 {
+                        Err(too_slow(next))?;
+                    }
+                    continue;
+                }
                 // The instance is shutting down.
                 Err(RecvError::Closed) => Err(ApiError::Unavailable(format!(
                     "the server is shutting down: resume after {}",
@@ -75,7 +100,7 @@ pub fn follow(
                 continue;
             }
             if committed.index > next {
-                let mut pages = History::new(&store, &tenant, &filter, next, committed.index);
+                let mut pages = History::new(&store, &feed, &tenant, &filter, next, committed.index);
                 while let Some(page) = pages.next_page().await? {
                     for committed in page {
                         yield committed;
@@ -103,15 +128,16 @@ fn too_slow(next: u64) -> ApiError {
         message: format!(
             "this subscription fell more than {} events behind and was closed; subscribe again \
              with `after` set to the cursor given here",
-            crate::tasks::commits::FOLLOWER_BUFFER
+            FOLLOWER_BUFFER
         ),
         cursor: resume_cursor(next),
     }
 }
 
-/// The matching events with indices in `[from, below)`, a page per query.
+/// The matching events with indices in `[from, below)`, a page per query, each in its turn.
 struct History<'a> {
     store: &'a Store,
+    feed: &'a CommitFeed,
     tenant: &'a str,
     filter: &'a EventFilter,
     next: u64,
@@ -121,6 +147,7 @@ struct History<'a> {
 impl<'a> History<'a> {
     fn new(
         store: &'a Store,
+        feed: &'a CommitFeed,
         tenant: &'a str,
         filter: &'a EventFilter,
         from: u64,
@@ -128,6 +155,7 @@ impl<'a> History<'a> {
     ) -> Self {
         Self {
             store,
+            feed,
             tenant,
             filter,
             next: from,
@@ -135,18 +163,23 @@ impl<'a> History<'a> {
         }
     }
 
-    async fn next_page(&mut self) -> Result<Option<Vec<Committed>>, StoreError> {
+    async fn next_page(&mut self) -> Result<Option<Vec<Committed>>, ApiError> {
         if self.next >= self.below {
             return Ok(None);
         }
+        let Some(_turn) = self.feed.history_turn(self.tenant).await else {
+            return Err(ApiError::Unavailable("the server is shutting down".into()));
+        };
+        metrics::counter!("traceledger_feed_history_queries_total").increment(1);
+        let below = self.below.min(self.next.saturating_add(WINDOW));
         let page = self
             .store
-            .ledger_page(self.tenant, self.next, self.below, self.filter, PAGE)
+            .ledger_page(self.tenant, self.next, below, self.filter, PAGE)
             .await?;
         self.next = match page.last() {
             Some((index, _)) if page.len() == PAGE => index + 1,
-            // The rest of the range holds nothing that matches.
-            _ => self.below,
+            // The rest of the window holds nothing that matches.
+            _ => below,
         };
         Ok(Some(
             page.into_iter()

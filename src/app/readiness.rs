@@ -44,7 +44,10 @@ pub struct Readiness {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elasticsearch: Option<Dependency>,
     pub outbox_depth: Option<i64>,
+    /// Live subscriptions (`eventRecorded` without `after`) on this instance.
     pub subscribers: usize,
+    /// Durable subscriptions (`eventRecorded(after:)`) on this instance.
+    pub durable_subscribers: usize,
 }
 
 pub async fn readiness(services: &Services) -> Readiness {
@@ -88,6 +91,7 @@ pub async fn readiness(services: &Services) -> Readiness {
         elasticsearch,
         outbox_depth,
         subscribers: services.live.subscriber_count(),
+        durable_subscribers: services.commits.followers(),
     }
 }
 
@@ -133,6 +137,7 @@ fn classify(answered: bool, took: Duration, breaker: Option<BreakerState>) -> St
 pub async fn refresh_gauges(services: &Services) {
     let ready = readiness(services).await;
     metrics::gauge!("traceledger_subscribers").set(ready.subscribers as f64);
+    metrics::gauge!("traceledger_durable_subscribers").set(ready.durable_subscribers as f64);
     if let Some(depth) = ready.outbox_depth {
         metrics::gauge!("traceledger_outbox_depth").set(depth as f64);
     }

@@ -23,7 +23,7 @@ pub use failure::{Failure, ATTEMPTS_HEADER, DEAD_LETTER_ID_HEADER, HISTORY_HEADE
 pub use publisher::{GroupCommit, PublishSettings, Publisher};
 
 /// AMQP reply code for closing a channel or connection normally.
-pub(crate) const CLOSE_NORMAL: u16 = 200;
+pub const CLOSE_NORMAL: u16 = 200;
 /// How long opening a connection to the broker may take before it counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

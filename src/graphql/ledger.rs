@@ -22,12 +22,27 @@ use crate::domain::{AuditEvent, Tenant};
 use crate::store::StoredCheckpoint;
 
 /// An event's place in its tenant's ledger.
-#[derive(SimpleObject)]
 pub struct LedgerEntry {
+    index: u64,
+    event: AuditEvent,
+}
+
+#[Object]
+impl LedgerEntry {
     /// Its ledger index: 0, 1, 2, … per tenant, gap-free, in commit order.
-    pub index: u64,
+    async fn index(&self) -> u64 {
+        self.index
+    }
+
     /// SHA-256(0x00 ‖ the RFC 8785 canonical JSON of the event as served here), base64.
-    pub leaf_hash: String,
+    /// Computed only when asked for: a feed that wants the index alone does not hash.
+    async fn leaf_hash(&self) -> async_graphql::Result<String> {
+        let leaf = leaf_bytes(&self.event).map_err(|e| {
+            tracing::error!(error = %e, id = %self.event.id, "an event cannot be canonicalized");
+            ApiError::Internal.extend()
+        })?;
+        Ok(encode_hash(&leaf_hash(&leaf)))
+    }
 }
 
 /// A signed tree head: the tenant's ledger of `size` events has root `rootHash`.
@@ -288,12 +303,8 @@ pub(super) async fn entry_of(
             None => return Ok(None),
         },
     };
-    let leaf = leaf_bytes(event).map_err(|e| {
-        tracing::error!(error = %e, id = %event.id, "an event cannot be canonicalized");
-        ApiError::Internal
-    })?;
     Ok(Some(LedgerEntry {
         index,
-        leaf_hash: encode_hash(&leaf_hash(&leaf)),
+        event: event.clone(),
     }))
 }

@@ -4,11 +4,11 @@
 //! in memory. A tenant nobody here follows costs nothing but the ignored notice.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::{sleep_unless_shutdown, Backoff};
@@ -27,7 +27,19 @@ const RETRY_MAX: Duration = Duration::from_secs(5);
 pub struct CommitFeed {
     store: Store,
     readers: Mutex<HashMap<String, Arc<Reader>>>,
+    history: HistoryGate,
+    /// Durable subscriptions open on this instance, replaying or live.
+    followers: Arc<AtomicUsize>,
     shutdown: CancellationToken,
+}
+
+/// Counts one durable subscription while it lives.
+pub struct Following(Arc<AtomicUsize>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One tenant's reader, shared by its followers on this instance.
@@ -49,9 +61,15 @@ impl Reader {
 impl CommitFeed {
     /// Listens for commit notices until `shutdown`.
     pub fn start(store: Store, shutdown: CancellationToken) -> Arc<Self> {
+        // Half the pool at most for feeds reading history, and half of that for one tenant's:
+        // the rest of the pool stays for every other request.
+        let pooled = store.pool().options().get_max_connections() as usize;
+        let history = HistoryGate::new((pooled / 2).max(1));
         let feed = Arc::new(Self {
             store,
             readers: Mutex::default(),
+            history,
+            followers: Arc::default(),
             shutdown,
         });
         tokio::spawn(Arc::clone(&feed).listen());
@@ -89,9 +107,21 @@ impl CommitFeed {
         }
     }
 
-    /// Tenants with a reader on this instance.
-    pub fn tenants_followed(&self) -> usize {
-        self.lock().len()
+    /// Counted as a durable subscription until dropped.
+    pub fn following(&self) -> Following {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+        Following(Arc::clone(&self.followers))
+    }
+
+    /// Durable subscriptions open on this instance.
+    pub fn followers(&self) -> usize {
+        self.followers.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a turn to query the tenant's history (see [`HistoryGate`]); `None` never
+    /// happens while the feed lives.
+    pub async fn history_turn(&self, tenant: &str) -> Option<HistoryTurn> {
+        self.history.turn(tenant).await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Reader>>> {
@@ -161,21 +191,24 @@ impl CommitFeed {
         let everything = EventFilter::default();
         let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
         loop {
+            {
+                let mut readers = self.lock();
+                // Under the lock: no follower can be joining it now. Checked before every read,
+                // so that a busy tenant nobody follows any more is not read for nobody.
+                if reader.events.receiver_count() == 0 || self.shutdown.is_cancelled() {
+                    // Its sender goes with it: followers still here learn that it ended.
+                    readers.remove(&tenant);
+                    return;
+                }
+            }
             let head = reader.head.load(Ordering::Acquire);
             if next >= head {
-                {
-                    let mut readers = self.lock();
-                    if reader.events.receiver_count() == 0 {
-                        // Under the lock: no follower can be joining it now.
-                        readers.remove(&tenant);
-                        return;
-                    }
-                }
                 tokio::select! {
-                    _ = self.shutdown.cancelled() => return,
+                    _ = self.shutdown.cancelled() => continue,
                     _ = reader.wake.notified() => continue,
                 }
             }
+            metrics::counter!("traceledger_feed_reader_queries_total").increment(1);
             let page = match self
                 .store
                 .ledger_page(&tenant, next, head, &everything, PAGE)
@@ -185,9 +218,8 @@ impl CommitFeed {
                 Err(e) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(error = %e, tenant, retry_in = ?delay, "cannot read committed events");
-                    if !sleep_unless_shutdown(delay, &self.shutdown).await {
-                        return;
-                    }
+                    // On shutdown the loop's top ends the reader.
+                    sleep_unless_shutdown(delay, &self.shutdown).await;
                     continue;
                 }
             };
@@ -199,5 +231,81 @@ impl CommitFeed {
                 let _ = reader.events.send(Arc::new(Committed { index, event }));
             }
         }
+    }
+}
+
+/// Bounds the history queries in flight on this instance, in all and per tenant: feeds that
+/// replay history (or look through it for a filter that matches little) wait for a turn instead
+/// of taking the pool every other request needs, and one tenant's feeds never take every turn.
+struct HistoryGate {
+    all: Arc<Semaphore>,
+    per_tenant: usize,
+    tenants: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// A turn to query history; the next waiting feed goes when it is dropped.
+pub struct HistoryTurn {
+    _all: OwnedSemaphorePermit,
+    _tenant: OwnedSemaphorePermit,
+}
+
+impl HistoryGate {
+    fn new(in_all: usize) -> Self {
+        Self {
+            all: Arc::new(Semaphore::new(in_all)),
+            per_tenant: (in_all / 2).max(1),
+            tenants: Mutex::default(),
+        }
+    }
+
+    /// `None` only if a semaphore were closed, which none is.
+    async fn turn(&self, tenant: &str) -> Option<HistoryTurn> {
+        let mine = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+            // Tenants nobody waits for or queries for any more are forgotten.
+            tenants.retain(|_, gate| Arc::strong_count(gate) > 1);
+            Arc::clone(
+                tenants
+                    .entry(tenant.to_owned())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_tenant))),
+            )
+        };
+        // The tenant's own turn first: a tenant waiting for its own takes none of the others'.
+        let tenant_turn = mine.acquire_owned().await.ok()?;
+        let all_turn = Arc::clone(&self.all).acquire_owned().await.ok()?;
+        Some(HistoryTurn {
+            _all: all_turn,
+            _tenant: tenant_turn,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_tenant_never_takes_every_turn_and_turns_come_back() {
+        let gate = HistoryGate::new(4);
+        let a1 = gate.turn("a").await;
+        let _a2 = gate.turn("a").await;
+        // A third turn of tenant a waits for one of its own two…
+        let waiting = tokio::time::timeout(Duration::from_millis(50), gate.turn("a")).await;
+        assert!(waiting.is_err());
+        // …while tenant b still gets the turns a left.
+        let _b1 = gate.turn("b").await;
+        let _b2 = gate.turn("b").await;
+        // Every turn is taken now: c waits until one comes back.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), gate.turn("c"))
+                .await
+                .is_err()
+        );
+        drop(a1);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), gate.turn("c"))
+                .await
+                .is_ok_and(|turn| turn.is_some())
+        );
     }
 }

@@ -85,7 +85,9 @@ impl Isolated {
                         .await;
                 }
             }
-            let _ = connection.close(200, "done".into()).await;
+            let _ = connection
+                .close(traceledger::bus::CLOSE_NORMAL, "done".into())
+                .await;
         }
         let _ = remove_cache_keys(config).await;
         let database = config

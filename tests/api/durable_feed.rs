@@ -194,8 +194,9 @@ async fn filters_and_tenants_hold_in_history_and_live() {
     let mut theirs = follow(app.addr, &app.other_key, invoices.clone(), "beginning").await;
     // From "now": only what is committed after subscribing.
     let mut from_now = follow(app.addr, &app.key, json!({}), "now").await;
-    // Let the subscriptions take hold before the live events.
+    // Let the subscriptions take hold before the live events; operators see them.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.ready().await["durable_subscribers"], 3);
     for action in ["user.logout", "invoice.pay"] {
         app.record(event(action)).await;
         app.record_as(&app.other_key, event(action)).await;
@@ -218,16 +219,28 @@ async fn filters_and_tenants_hold_in_history_and_live() {
     read_until(&mut from_now, &mut seen, 2).await;
     assert_eq!(seen.iter().map(|d| d.index).collect::<Vec<_>>(), [3, 4]);
 
-    // A cursor this API did not issue is the caller's error, named.
-    let mut socket = follow(app.addr, &app.key, json!({}), "yesterday").await;
-    match receive(&mut socket, Duration::from_secs(5)).await {
-        Received::Message(message) => {
-            let error = &message["payload"]["errors"][0];
-            assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{message}");
-            assert_eq!(error["extensions"]["field"], "after", "{message}");
+    // A cursor this API did not issue is the caller's error, named; so is a well-formed one
+    // beyond the tenant's newest event (forged, or from a longer ledger of another tenant),
+    // which would otherwise wait in silence.
+    let beyond = traceledger::domain::StreamCursor(5).encode();
+    for after in ["yesterday", beyond.as_str()] {
+        let mut socket = follow(app.addr, &app.key, json!({}), after).await;
+        match receive(&mut socket, Duration::from_secs(5)).await {
+            Received::Message(message) => {
+                let error = &message["payload"]["errors"][0];
+                assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{message}");
+                assert_eq!(error["extensions"]["field"], "after", "{message}");
+            }
+            other => panic!("{after}: {other:?}"),
         }
-        other => panic!("{other:?}"),
     }
+    // The cursor of the newest event is not beyond: it waits for what comes next.
+    let newest = traceledger::domain::StreamCursor(4).encode();
+    let mut socket = follow(app.addr, &app.key, json!({}), &newest).await;
+    assert!(matches!(
+        next_event(&mut socket, Duration::from_millis(500)).await,
+        Err(Received::Quiet)
+    ));
 }
 
 #[tokio::test]
@@ -324,11 +337,30 @@ async fn a_feed_from_the_beginning_over_a_hundred_thousand_events_meets_live_one
     let writer = record_in_background(&app, &app.key, 10_000, 100, Duration::from_millis(100));
     let mut seen = Vec::new();
     let mut socket = follow(app.addr, &app.key, json!({}), "beginning").await;
+    // A filter nothing in the first 100,000 matches: it looks through them in bounded windows.
+    let edits = json!({ "actions": ["doc.edit.1"] });
+    let mut filtered = follow(app.addr, &app.key, edits, "beginning").await;
     read_until(&mut socket, &mut seen, 100_000).await;
     writer.await.unwrap();
     read_to_the_end(&app, &mut socket, &mut seen, 110_000).await;
     let unique: HashSet<&str> = seen.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(unique.len(), seen.len());
+
+    let expected: Vec<String> = seen
+        .iter()
+        .filter(|d| d.action == "doc.edit.1")
+        .map(|d| d.id.clone())
+        .collect();
+    let mut matched = Vec::new();
+    read_until(&mut filtered, &mut matched, expected.len()).await;
+    assert_eq!(
+        matched.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        expected
+    );
+    assert!(matches!(
+        next_event(&mut filtered, Duration::from_millis(300)).await,
+        Err(Received::Quiet)
+    ));
 }
 
 /// Another instance: `serve` (API and worker) on the test's services, listening on `port`.

@@ -1,5 +1,11 @@
-// The live dashboard: `eventRecorded` over graphql-ws with the filter from the form, shown as a
-// list, an events-per-second chart and counts by outcome and by service.
+// The live dashboard: the newest page of matching events, then `eventRecorded` over graphql-ws
+// with the filter from the form, shown as a list, an events-per-second chart and counts by
+// outcome and by service.
+//
+// The feed is durable (`after:` a cursor): it continues after the last event shown, so a
+// dashboard that loses its connection (a server restart, the network) keeps retrying with
+// backoff and, once back, loads what it missed before going on live. Events are taken by ledger
+// index, so none is shown twice.
 //
 // Pause freezes the whole view while events keep arriving; they are held (up to MAX_HELD) and
 // shown on resume, so nothing received is lost. Applying a filter starts a fresh view.
@@ -7,7 +13,7 @@ import { createClient } from "graphql-ws";
 
 import "./shell.css";
 import "./dashboard.css";
-import { bindApiKeyField, connectionParams, websocketUrl } from "./connection.js";
+import { bindApiKeyField, connectionParams, graphqlUrl, websocketUrl } from "./connection.js";
 import { drawRateChart, RateSeries } from "./rate-chart.js";
 
 /** Rows kept in the list; the counts and the chart still take every event. */
@@ -20,13 +26,22 @@ const OUTCOMES = ["SUCCESS", "FAILURE", "UNKNOWN"];
 /** The longest wait between two reconnection attempts; the first waits about a second. */
 const MAX_RETRY_WAIT_MS = 15_000;
 
-const SUBSCRIPTION = `subscription Live($filter: AuditEventFilter) {
-  eventRecorded(filter: $filter) {
+/** Events shown from history when the view opens. */
+const HISTORY = 50;
+
+const EVENT_FIELDS = `
     id tenant occurredAt receivedAt action outcome severity service
     actor { id type name ip }
     target { id type name }
     message metadata idempotencyKey requestId traceId
-  }
+    ledger { index } streamCursor`;
+
+const HISTORY_QUERY = `query History($filter: AuditEventFilter, $first: Int!) {
+  auditEvents(filter: $filter, first: $first) { edges { node { ${EVENT_FIELDS} } } }
+}`;
+
+const SUBSCRIPTION = `subscription Live($filter: AuditEventFilter, $after: String) {
+  eventRecorded(filter: $filter, after: $after) { ${EVENT_FIELDS} }
 }`;
 
 const $ = (id) => document.getElementById(id);
@@ -41,6 +56,25 @@ let held = [];
 let dropped = 0;
 let selected = null;
 let renderQueued = false;
+/** The highest ledger index taken into the view: the feed continues after it. */
+let lastIndex = -1;
+/** While catching up after a loss: the server's time when the socket came back, and how many
+ * events recorded before that moment arrived since — what the dashboard missed while away. */
+let reconnectedAt = null;
+let missed = 0;
+/** The last catch-up's count, shown once live again (null until a loss). */
+let caughtUp = null;
+/** Goes live when no missed event came for this long. */
+let quietTimer = null;
+const QUIET_MS = 750;
+/** Whether the socket dropped since it was last live. */
+let connectionLost = false;
+/** The server's clock minus this browser's, from the Date header of the history answer: the
+ * missed events are told by the server's receivedAt, so a browser's wrong clock cannot count
+ * them wrong. */
+let serverOffsetMs = 0;
+/** Bumped by every fresh view: the work of an older one (its history, its retries) stops. */
+let generation = 0;
 
 function freshView() {
   return {
@@ -91,7 +125,11 @@ function describe(error) {
   return "connection failed";
 }
 
+/** The key in use, for the history query. */
+let currentKey = "";
+
 function connect(key) {
+  currentKey = key;
   stopSubscription?.();
   stopSubscription = null;
   client?.dispose();
@@ -115,12 +153,23 @@ function connect(key) {
       connected: () => {
         if (client !== current) return;
         connected = true;
-        setStatus("live", "live");
+        if (connectionLost) {
+          connectionLost = false;
+          reconnectedAt = Date.now() + serverOffsetMs;
+          missed = 0;
+          setStatus("connecting", "reconnected · catching up…");
+          settleSoon();
+        } else {
+          showLive();
+        }
       },
       closed: () => {
         if (client !== current) return;
+        if (connected) {
+          connectionLost = true;
+          setStatus("connecting", "reconnecting…");
+        }
         connected = false;
-        if ($("status").dataset.state === "live") setStatus("connecting", "reconnecting…");
       },
     },
   });
@@ -135,35 +184,135 @@ function retryWait(retries) {
   return new Promise((resolve) => setTimeout(resolve, wait));
 }
 
-/** (Re)subscribes with the form's filter and starts a fresh view. */
+function showLive() {
+  const note = caughtUp === null ? "" : ` · caught up (${caughtUp} missed event${caughtUp === 1 ? "" : "s"} loaded)`;
+  setStatus("live", `live${note}`);
+}
+
+/** Live again once the missed events stop coming. */
+function settleSoon() {
+  clearTimeout(quietTimer);
+  quietTimer = setTimeout(settle, QUIET_MS);
+}
+
+function settle() {
+  clearTimeout(quietTimer);
+  if (reconnectedAt === null) return;
+  reconnectedAt = null;
+  caughtUp = missed;
+  if (connected) showLive();
+}
+
+/** (Re)subscribes with the form's filter and starts a fresh view: the newest page of history
+ * first, then the durable feed from the newest event of it on. */
 function subscribe() {
+  generation += 1;
   stopSubscription?.();
   stopSubscription = null;
   view = freshView();
   held = [];
   dropped = 0;
+  lastIndex = -1;
+  reconnectedAt = null;
+  caughtUp = null;
+  clearTimeout(quietTimer);
   scheduleRender();
   if (!client) return;
   // A new subscription starts clean: an error from the previous filter no longer applies.
   if ($("status").dataset.state === "error") {
-    if (connected) setStatus("live", "live");
+    if (connected) showLive();
     else setStatus("connecting", "connecting…");
   }
-  const current = client;
-  stopSubscription = current.subscribe(
-    { query: SUBSCRIPTION, variables: { filter: readFilter() } },
-    {
-      next: ({ data, errors }) => {
-        if (errors?.length) setStatus("error", describe(errors));
-        else if (data?.eventRecorded) receive(data.eventRecorded);
-      },
-      error: (error) => client === current && setStatus("error", describe(error)),
-      complete: () => {},
+  start(client, generation, readFilter(), 0);
+}
+
+/** Loads the newest history, then follows; a server out of reach is tried again with backoff. */
+async function start(current, mine, filter, retries) {
+  let history;
+  try {
+    history = await loadHistory(filter);
+  } catch (error) {
+    if (mine !== generation) return;
+    if (Array.isArray(error)) {
+      // The server answered with a refusal (a bad key, a bad filter): trying again won't help.
+      setStatus("error", describe(error));
+      return;
+    }
+    setStatus("connecting", "server out of reach · retrying…");
+    await retryWait(retries);
+    if (mine === generation) start(current, mine, filter, retries + 1);
+    return;
+  }
+  if (mine !== generation) return;
+  // Oldest first, so that the newest ends on top.
+  history.sort((a, b) => a.ledger.index - b.ledger.index).forEach((event) => take({ event, at: Date.parse(event.receivedAt) }));
+  scheduleRender();
+  if (connected) showLive();
+  const newest = history.at(-1);
+  // With nothing stored that matches, from the beginning: anything committed since the history
+  // was read still comes, and the server looks through the rest in bounded steps.
+  follow(current, mine, filter, newest ? newest.streamCursor : "beginning", 0);
+}
+
+/** The durable feed after `after`. The payload object is what graphql-ws sends again after
+ * reconnecting: `after` follows the last event taken, so a resubscription continues exactly
+ * there. A feed the server ended (too slow to keep up, or unavailable for a moment) starts
+ * again from there too, with backoff. */
+function follow(current, mine, filter, after, retries) {
+  const payload = { query: SUBSCRIPTION, variables: { filter, after } };
+  stopSubscription = current.subscribe(payload, {
+    next: ({ data, errors }) => {
+      if (mine !== generation) return;
+      if (errors?.length) {
+        const again = errors.every((e) => ["SLOW_CONSUMER", "UNAVAILABLE"].includes(e.extensions?.code));
+        if (!again || client !== current) {
+          setStatus("error", describe(errors));
+          return;
+        }
+        setStatus("connecting", "catching up…");
+        retryWait(retries).then(() => {
+          if (mine === generation && client === current) follow(current, mine, filter, payload.variables.after, retries + 1);
+        });
+      } else if (data?.eventRecorded) {
+        const event = data.eventRecorded;
+        if (event.ledger.index <= lastIndex) return;
+        payload.variables.after = event.streamCursor;
+        retries = 0;
+        if (reconnectedAt !== null) {
+          if (Date.parse(event.receivedAt) <= reconnectedAt) {
+            missed += 1;
+            settleSoon();
+          } else {
+            settle();
+          }
+        } else if ($("status").dataset.state === "connecting" && connected) {
+          showLive();
+        }
+        receive(event);
+      }
     },
-  );
+    error: (error) => client === current && mine === generation && setStatus("error", describe(error)),
+    complete: () => {},
+  });
+}
+
+/** The newest page of events matching `filter`, over HTTP. */
+async function loadHistory(filter) {
+  const response = await fetch(graphqlUrl, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${currentKey}` },
+    body: JSON.stringify({ query: HISTORY_QUERY, variables: { filter, first: HISTORY } }),
+  });
+  const date = Date.parse(response.headers.get("date") ?? "");
+  // The header counts whole seconds: only a clock off by more than that is corrected.
+  if (Number.isFinite(date) && Math.abs(date - Date.now()) > 2000) serverOffsetMs = date - Date.now();
+  const body = await response.json();
+  if (body.errors?.length) throw body.errors;
+  return body.data.auditEvents.edges.map((edge) => edge.node);
 }
 
 function receive(event) {
+  lastIndex = Math.max(lastIndex, event.ledger.index);
   const item = { event, at: Date.now() };
   if (paused) {
     held.push(item);
@@ -179,6 +328,7 @@ function receive(event) {
 }
 
 function take({ event, at }) {
+  lastIndex = Math.max(lastIndex, event.ledger?.index ?? -1);
   view.total += 1;
   view.byOutcome.set(event.outcome, (view.byOutcome.get(event.outcome) ?? 0) + 1);
   view.byService.set(event.service, (view.byService.get(event.service) ?? 0) + 1);

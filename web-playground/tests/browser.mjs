@@ -185,6 +185,21 @@ async function graphiqlScenario(context) {
   log(`GraphiQL's subscription showed an event recorded elsewhere (after ${ids.length} tries)`);
   await page.screenshot({ path: join(artifacts, "graphiql-subscription.png") });
   await page.click(".graphiql-execute-button"); // stop the subscription
+
+  step = "GraphiQL's durable feed tab";
+  // The example's second tab: a durable subscription from the beginning, which replays what
+  // is stored with each event's ledger index and stream cursor.
+  await page.click('.graphiql-tab >> text=DurableFeed');
+  await page.waitForFunction(() =>
+    document.querySelector(".graphiql-query-editor .CodeMirror")?.CodeMirror.getValue().includes('eventRecorded(after: $after)'),
+  );
+  await page.click(".graphiql-execute-button");
+  await page.waitForFunction(() => /"streamCursor": "[A-Za-z0-9_-]+"/.test(document.querySelector(".graphiql-response")?.innerText ?? ""));
+  const replayed = await responseText(page);
+  expect(/"index": \d+/.test(replayed), `the durable tab shows no ledger index: ${replayed}`);
+  log("GraphiQL's durable feed tab replayed stored events with their cursors");
+  await page.screenshot({ path: join(artifacts, "graphiql-durable.png") });
+  await page.click(".graphiql-execute-button"); // stop it
   await page.close();
 }
 
@@ -274,8 +289,10 @@ async function dashboardScenario(context) {
   await page.selectOption('#filter [name="outcome"]', "FAILURE");
   await page.selectOption('#filter [name="minSeverity"]', "WARNING");
   await page.click("#apply");
-  // Applying starts a fresh view: the list empties.
-  await page.waitForFunction(() => document.querySelectorAll("#events tbody tr").length === 0);
+  // Applying starts a fresh view from the newest matching history: the one denied delete.
+  await waitForRow(page, denied);
+  await page.waitForFunction(() => document.querySelectorAll("#events tbody tr").length === 1);
+  for (const id of [login, update, whilePaused]) expect(!(await rowShown(page, id)), `history outside the filter showed: ${id}`);
   const matching = {
     ...event("invoice.refund", { service: "billing", actor: { id: "mallory" } }),
     outcome: "FAILURE",
@@ -333,11 +350,15 @@ class RestartingProxy {
 }
 
 async function dashboardReconnectScenario(context) {
+  // Stored before the page opens: it shows as history.
+  const earlier = await record(event("browser.history", { service: "restart" }));
   const proxy = new RestartingProxy();
   const via = await proxy.start();
   const page = await open(context, "dashboard-restart", "/dashboard", via);
 
   step = "dashboard: a wrong key shows an error, a pasted right key clears it";
+  // The history request with it is refused, and the browser says so on its console.
+  expectedConsole = /status of 401 \(Unauthorized\)/;
   await page.fill("#api-key", "tlk_not-a-key");
   await page.press("#api-key", "Enter");
   await page.waitForSelector('#status[data-state="error"]', { timeout: WAIT_MS });
@@ -350,9 +371,12 @@ async function dashboardReconnectScenario(context) {
     input.dispatchEvent(new Event("paste", { bubbles: true }));
   }, apiKey);
   await waitLive(page);
+  expectedConsole = null;
   const status = await page.locator("#status").innerText();
   expect(status === "live", `the error "${refused}" is still shown: "${status}"`);
   log(`a wrong key said "${refused}"; the pasted key went live`);
+  await waitForRow(page, earlier);
+  log("the dashboard opened with the newest stored events");
 
   step = "dashboard: the server goes away and comes back";
   await recordUntil(event("browser.before_restart", { service: "restart" }), async (ids) => rowShown(page, ids.at(-1)));
@@ -360,13 +384,22 @@ async function dashboardReconnectScenario(context) {
   await proxy.stop();
   await page.waitForSelector('#status:not([data-state="live"])', { timeout: WAIT_MS });
   const away = await page.locator("#status").innerText();
+  // Recorded by others while the dashboard cannot reach the server.
+  const whileAway = [];
+  for (let i = 0; i < 3; i += 1) whileAway.push(await record(event("browser.while_away", { service: "restart" })));
   // Long enough for graphql-ws to be refused at least once (its first retry comes after ~1 s).
   await new Promise((resolve) => setTimeout(resolve, 4000));
   await proxy.start(proxy.port);
   await waitLive(page);
   expectedConsole = null;
+  for (const id of whileAway) await waitForRow(page, id);
+  await page.waitForFunction(() => document.querySelector("#status").textContent.includes("caught up (3 missed events loaded)"));
+  const back = await page.locator("#status").innerText();
   const ids = await recordUntil(event("browser.after_restart", { service: "restart" }), async (ids) => rowShown(page, ids.at(-1)));
-  log(`while the server was away the dashboard said "${away}"; it came back live by itself (${ids.length} recorded)`);
+  // Each event once: no row twice.
+  const rows = await page.locator("#events tbody tr").evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  expect(new Set(rows).size === rows.length, `a row shows twice: ${rows}`);
+  log(`while the server was away the dashboard said "${away}"; back, it said "${back}" and showed the 3 events recorded meanwhile, then went on live (${ids.length} recorded)`);
   await page.screenshot({ path: join(artifacts, "dashboard-reconnected.png") });
   await page.close();
   await proxy.stop();
