@@ -4,15 +4,16 @@
 //! then how fast one client replays stored history.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use chrono::Utc;
 use futures::{stream, StreamExt, TryStreamExt};
+use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use traceledger::store::{Heard, SearchBacklog};
 use traceledger_testenv::stored_event;
@@ -21,7 +22,7 @@ use crate::api::ApiProcess;
 use crate::cpu::{CpuSample, CpuUse};
 use crate::harness::{progress, BenchEnv, Client};
 use crate::latency::Latency;
-use crate::live::{next_message, open_subscription, Socket};
+use crate::live::{next_message, next_text, open_subscription, Socket};
 use crate::sizes::Sizes;
 
 const CONNECT_CONCURRENCY: usize = 50;
@@ -114,7 +115,8 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
     bar.finish_and_clear();
 
     let ready = Arc::new(AtomicUsize::new(0));
-    let done = Arc::new(AtomicBool::new(false));
+    // Tells the listeners that recording is over: each then stops once it has all of its tenant's.
+    let (done, finished) = watch::channel(false);
     let recorded: Arc<Vec<AtomicUsize>> = Arc::new(
         (0..sizes.durable_tenants)
             .map(|_| AtomicUsize::new(0))
@@ -123,10 +125,10 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
     let listeners: Vec<_> = sockets
         .into_iter()
         .map(|(tenant, socket)| {
-            let (ready, done, recorded) =
-                (Arc::clone(&ready), Arc::clone(&done), Arc::clone(&recorded));
+            let (ready, finished, recorded) =
+                (Arc::clone(&ready), finished.clone(), Arc::clone(&recorded));
             tokio::spawn(async move {
-                let receipts = listen(socket, &ready, &done, &recorded[tenant]).await?;
+                let receipts = listen(socket, &ready, finished, &recorded[tenant]).await?;
                 anyhow::Ok((tenant, receipts))
             })
         })
@@ -191,7 +193,7 @@ pub async fn run(env: &BenchEnv, api: &ApiProcess, sizes: &Sizes) -> anyhow::Res
     }
     let rate = (batches * BATCH) as f64 / started.elapsed().as_secs_f64();
     let rss_mib = api.resident_mib()?;
-    done.store(true, Ordering::Relaxed);
+    done.send_replace(true);
     bar.set_message("waiting for every delivery");
     let mut receipts = Vec::new();
     for listener in listeners {
@@ -273,47 +275,47 @@ fn input(action: &str) -> Value {
 async fn listen(
     mut socket: Socket,
     ready: &AtomicUsize,
-    done: &AtomicBool,
+    mut finished: watch::Receiver<bool>,
     recorded: &AtomicUsize,
 ) -> anyhow::Result<Vec<Receipt>> {
     let mut warmed_up = false;
     let mut receipts: Vec<Receipt> = Vec::new();
     let mut last: Option<u64> = None;
     loop {
-        if done.load(Ordering::Relaxed) && receipts.len() >= recorded.load(Ordering::Relaxed) {
+        let over = *finished.borrow();
+        if over && receipts.len() >= recorded.load(Ordering::Relaxed) {
             break;
         }
-        let message =
-            match tokio::time::timeout(Duration::from_millis(200), next_message(&mut socket)).await
-            {
-                Ok(message) => message?,
-                Err(_) => continue,
-            };
+        // No timer per message: 10,000 listeners would cost the machine more than the service.
+        let text = tokio::select! {
+            text = next_text(&mut socket) => text?,
+            _ = finished.changed(), if !over => continue,
+        };
         let at = Instant::now();
-        if message["type"] != "next" {
-            bail!("unexpected subscription message: {message}");
+        let message: Frame = serde_json::from_str(&text)
+            .with_context(|| format!("unexpected subscription message: {text}"))?;
+        if message.kind != "next" {
+            bail!("unexpected subscription message: {text}");
         }
-        let event = &message["payload"]["data"]["eventRecorded"];
-        let index = event["ledger"]["index"]
-            .as_u64()
-            .context("an event without its index")?;
+        let event = message.payload.data.event_recorded;
+        let index = event.ledger.index;
         ensure!(
             last.is_none_or(|l| index > l),
             "index {index} after {last:?}"
         );
         last = Some(index);
-        if event["action"] == WARM_UP_ACTION {
+        if event.action == WARM_UP_ACTION {
             if !warmed_up {
                 warmed_up = true;
                 ready.fetch_add(1, Ordering::Relaxed);
             }
             continue;
         }
-        let id = event["id"]
-            .as_str()
-            .context("an event without id")?
-            .to_owned();
-        receipts.push(Receipt { id, index, at });
+        receipts.push(Receipt {
+            id: event.id,
+            index,
+            at,
+        });
     }
     ensure!(
         receipts.len() == recorded.load(Ordering::Relaxed),
@@ -322,6 +324,37 @@ async fn listen(
         recorded.load(Ordering::Relaxed)
     );
     Ok(receipts)
+}
+
+/// A `next` message of the subscription, only the fields the listeners take.
+#[derive(Deserialize)]
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    payload: Payload,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    data: Data,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(rename = "eventRecorded")]
+    event_recorded: Delivered,
+}
+
+#[derive(Deserialize)]
+struct Delivered {
+    id: String,
+    action: String,
+    ledger: Ledger,
+}
+
+#[derive(Deserialize)]
+struct Ledger {
+    index: u64,
 }
 
 /// One client replays a tenant's stored history from the beginning: events per second.

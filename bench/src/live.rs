@@ -238,6 +238,29 @@ async fn send(socket: &mut Socket, message: Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The text of the next protocol message other than a ping (answered on the way), unparsed:
+/// for readers that take only a few fields of many messages.
+pub async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+    }
+    loop {
+        match socket.next().await.context("the websocket closed")?? {
+            Message::Text(text) => {
+                if serde_json::from_str::<Kind>(&text)?.kind == "ping" {
+                    send(socket, json!({ "type": "pong" })).await?;
+                    continue;
+                }
+                return Ok(text.as_str().to_owned());
+            }
+            Message::Close(frame) => bail!("the websocket closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
 /// The next protocol message, answering pings on the way.
 pub async fn next_message(socket: &mut Socket) -> anyhow::Result<Value> {
     loop {

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use async_stream::try_stream;
-use futures::Stream;
+use futures::future::RemoteHandle;
+use futures::{FutureExt, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::ApiError;
@@ -32,6 +33,7 @@ pub fn follow(
     filter: EventFilter,
     start: StreamStart,
 ) -> impl Stream<Item = Result<Committed, ApiError>> + Send + 'static {
+    let filter = Arc::new(filter);
     try_stream! {
         let _following = feed.following();
         let mut next = match start {
@@ -135,56 +137,94 @@ fn too_slow(next: u64) -> ApiError {
 }
 
 /// The matching events with indices in `[from, below)`, a page per query, each in its turn.
-struct History<'a> {
-    store: &'a Store,
-    feed: &'a CommitFeed,
-    tenant: &'a str,
-    filter: &'a EventFilter,
+/// The next page is read while the caller takes the current one, so a replay's queries and
+/// its deliveries overlap instead of taking turns.
+struct History {
+    reader: PageReader,
     next: u64,
     below: u64,
+    ahead: Option<RemoteHandle<Result<ReadPage, ApiError>>>,
 }
 
-impl<'a> History<'a> {
+impl History {
     fn new(
-        store: &'a Store,
-        feed: &'a CommitFeed,
-        tenant: &'a str,
-        filter: &'a EventFilter,
+        store: &Store,
+        feed: &Arc<CommitFeed>,
+        tenant: &str,
+        filter: &Arc<EventFilter>,
         from: u64,
         below: u64,
     ) -> Self {
         Self {
-            store,
-            feed,
-            tenant,
-            filter,
+            reader: PageReader {
+                store: store.clone(),
+                feed: Arc::clone(feed),
+                tenant: tenant.to_owned(),
+                filter: Arc::clone(filter),
+            },
             next: from,
             below,
+            ahead: None,
         }
     }
 
     async fn next_page(&mut self) -> Result<Option<Vec<Committed>>, ApiError> {
-        if self.next >= self.below {
-            return Ok(None);
+        let (page, next) = match self.ahead.take() {
+            Some(ahead) => ahead.await?,
+            None if self.next < self.below => {
+                self.reader.clone().read(self.next, self.below).await?
+            }
+            None => return Ok(None),
+        };
+        self.next = next;
+        if self.next < self.below {
+            // Dropped with the subscription, the read ahead is cancelled with it.
+            let (read, handle) = self
+                .reader
+                .clone()
+                .read(self.next, self.below)
+                .remote_handle();
+            tokio::spawn(read);
+            self.ahead = Some(handle);
         }
-        let Some(_turn) = self.feed.history_turn(self.tenant).await else {
+        Ok(Some(page))
+    }
+}
+
+/// One query's matching events, and the index the next query starts from.
+type ReadPage = (Vec<Committed>, u64);
+
+/// What one query of a feed's history needs, owned, so that it can run ahead.
+#[derive(Clone)]
+struct PageReader {
+    store: Store,
+    feed: Arc<CommitFeed>,
+    tenant: String,
+    filter: Arc<EventFilter>,
+}
+
+impl PageReader {
+    /// The matching events from `from` on, below `below` and within one window; and where the
+    /// next query starts.
+    async fn read(self, from: u64, below: u64) -> Result<ReadPage, ApiError> {
+        let Some(_turn) = self.feed.history_turn(&self.tenant).await else {
             return Err(ApiError::Unavailable("the server is shutting down".into()));
         };
         metrics::counter!("traceledger_feed_history_queries_total").increment(1);
-        let below = self.below.min(self.next.saturating_add(WINDOW));
+        let below = below.min(from.saturating_add(WINDOW));
         let page = self
             .store
-            .ledger_page(self.tenant, self.next, below, self.filter, PAGE)
+            .ledger_page(&self.tenant, from, below, &self.filter, PAGE)
             .await?;
-        self.next = match page.last() {
+        let next = match page.last() {
             Some((index, _)) if page.len() == PAGE => index + 1,
             // The rest of the window holds nothing that matches.
             _ => below,
         };
-        Ok(Some(
-            page.into_iter()
-                .map(|(index, event)| Committed { index, event })
-                .collect(),
-        ))
+        let page = page
+            .into_iter()
+            .map(|(index, event)| Committed { index, event })
+            .collect();
+        Ok((page, next))
     }
 }

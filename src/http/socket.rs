@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::{header, HeaderMap, StatusCode};
-use futures::{future, SinkExt, StreamExt};
+use futures::{future, FutureExt, SinkExt, StreamExt};
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::{status_of, AppState};
@@ -31,6 +31,9 @@ const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_FORBIDDEN: u16 = 4403;
 /// When a caller holding all its sockets may try again.
 const SOCKET_BUSY_RETRY_SECONDS: u64 = 5;
+/// Messages already waiting that go out in one write at most: a subscriber with many events
+/// ready (a replay, a busy tenant) costs one send per batch of them, not one per event.
+const MESSAGES_PER_WRITE: usize = 64;
 
 /// The sub-protocol the client asked for in `Sec-WebSocket-Protocol`, if we speak it.
 pub(super) fn requested_protocol(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -125,7 +128,23 @@ pub(super) async fn serve(socket: WebSocket, admission: Admission) {
         tokio::select! {
             message = messages.next() => match message {
                 Some(message) => {
-                    if sink.send(to_axum(message)).await.is_err() {
+                    let mut ended = false;
+                    let mut written = sink.feed(to_axum(message)).await;
+                    for _ in 1..MESSAGES_PER_WRITE {
+                        if written.is_err() {
+                            break;
+                        }
+                        // Only what is ready now; the loop waits for the rest as before.
+                        match messages.next().now_or_never() {
+                            Some(Some(message)) => written = sink.feed(to_axum(message)).await,
+                            Some(None) => {
+                                ended = true;
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    if written.is_err() || sink.flush().await.is_err() || ended {
                         break None;
                     }
                 }
