@@ -16,9 +16,12 @@ use crate::domain::{
     SearchQuery, StatsGroupBy, StatsInterval, StatsRequest, Tenant, TimeRange,
 };
 use crate::search::{BackendKind, SearchRequest};
+use crate::store::MatchCount;
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE: usize = 100;
+/// Totals are counted up to this many matching events; beyond, they are the planner's estimate.
+pub const EXACT_TOTAL_UP_TO: u64 = 10_000;
 
 /// Where a request's events come from, by id: the same events for every read of one request.
 pub trait EventSource {
@@ -30,11 +33,22 @@ pub trait EventSource {
     ) -> impl Future<Output = Result<HashMap<Uuid, AuditEvent>, ApiError>> + Send;
 }
 
-/// One page of a list: each event with the cursor that continues after it.
+/// One page of a list: each event with its cursor, in the list's order whichever way the page
+/// was taken.
 pub struct Page {
     pub events: Vec<(String, AuditEvent)>,
     pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
+}
+
+/// Which page of a list: Relay's `first`/`after` forwards, or `last`/`before` backwards.
+pub struct PageRequest<'a> {
+    pub first: i32,
+    pub after: Option<&'a str>,
+    pub last: Option<i32>,
+    pub before: Option<&'a str>,
 }
 
 /// One page of a search: each hit's event, cursor, score and highlights.
@@ -62,45 +76,101 @@ pub fn checked_filter(filter: EventFilter) -> Result<EventFilter, ApiError> {
     Ok(filter)
 }
 
-fn page_size(first: i32) -> Result<usize, ApiError> {
-    usize::try_from(first)
+fn page_size(size: i32, field: &str) -> Result<usize, ApiError> {
+    usize::try_from(size)
         .ok()
         .filter(|n| *n <= MAX_PAGE)
-        .ok_or_else(|| ApiError::bad_input("first", format!("must be between 0 and {MAX_PAGE}")))
+        .ok_or_else(|| ApiError::bad_input(field, format!("must be between 0 and {MAX_PAGE}")))
 }
 
-/// The tenant's events matching `filter`, `first` of them after the cursor `after`, in `order`.
+fn cursor(cursor: Option<&str>, field: &str) -> Result<Option<Cursor>, ApiError> {
+    cursor
+        .map(Cursor::decode)
+        .transpose()
+        .map_err(|e| ApiError::bad_input(field, e.to_string()))
+}
+
+/// The tenant's events matching `filter` in `order`: `first` after the cursor `after`, or the
+/// `last` before the cursor `before` (`first` is then not used). Both ways are one keyset query:
+/// backwards is forwards in the reversed order.
 pub async fn page(
     services: &Services,
     source: &impl EventSource,
     tenant: &Tenant,
     filter: EventFilter,
-    first: i32,
-    after: Option<&str>,
+    request: PageRequest<'_>,
     order: EventOrder,
 ) -> Result<Page, ApiError> {
-    let size = page_size(first)?;
     let filter = checked_filter(filter)?;
-    let after = after
-        .map(Cursor::decode)
-        .transpose()
-        .map_err(|e| ApiError::bad_input("after", e.to_string()))?;
+    let (size, from, query_order, backwards) = match request.last {
+        Some(last) => {
+            if request.after.is_some() {
+                return Err(ApiError::bad_input(
+                    "after",
+                    "goes with first; a page backwards takes last and before",
+                ));
+            }
+            let size = page_size(last, "last")?;
+            (
+                size,
+                cursor(request.before, "before")?,
+                order.reversed(),
+                true,
+            )
+        }
+        None => {
+            if request.before.is_some() {
+                return Err(ApiError::bad_input(
+                    "before",
+                    "goes with last; a page forwards takes first and after",
+                ));
+            }
+            let size = page_size(request.first, "first")?;
+            (size, cursor(request.after, "after")?, order, false)
+        }
+    };
     let mut positions = services
         .store
-        .page_event_positions(tenant, &filter, order, after, i64::from(first) + 1)
+        .page_event_positions(tenant, &filter, query_order, from, size as i64 + 1)
         .await?;
-    let has_next_page = positions.len() > size;
+    // One more than asked for tells whether the list goes on that way.
+    let more = positions.len() > size;
     positions.truncate(size);
+    if backwards {
+        positions.reverse();
+    }
     let ids: Vec<Uuid> = positions.iter().map(|p| p.id).collect();
     let mut events = source.events(tenant, &ids).await?;
+    // The cursor's own event lies on its other side.
+    let past_cursor = from.is_some();
+    let (has_next_page, has_previous_page) = if backwards {
+        (past_cursor, more)
+    } else {
+        (more, past_cursor)
+    };
     Ok(Page {
+        start_cursor: positions.first().map(Cursor::encode),
         end_cursor: positions.last().map(Cursor::encode),
         events: positions
             .iter()
             .filter_map(|p| events.remove(&p.id).map(|event| (p.encode(), event)))
             .collect(),
         has_next_page,
+        has_previous_page,
     })
+}
+
+/// How many of the tenant's events match `filter`: exact up to [`EXACT_TOTAL_UP_TO`], an
+/// estimate (flagged) beyond.
+pub async fn total(
+    services: &Services,
+    tenant: &Tenant,
+    filter: &EventFilter,
+) -> Result<MatchCount, ApiError> {
+    Ok(services
+        .store
+        .count_matching(tenant, filter, EXACT_TOTAL_UP_TO)
+        .await?)
 }
 
 /// The tenant's events that `query` finds among those matching `filter`, best first.
@@ -113,7 +183,7 @@ pub async fn search(
     first: i32,
     after: Option<&str>,
 ) -> Result<SearchResults, ApiError> {
-    let size = page_size(first)?;
+    let size = page_size(first, "first")?;
     let query =
         SearchQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
     let filter = checked_filter(filter)?;

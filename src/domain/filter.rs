@@ -122,6 +122,14 @@ impl EventOrder {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
+
+    /// The other way round: a page backwards is a page forwards in this order, reversed.
+    pub fn reversed(self) -> Self {
+        match self {
+            EventOrder::OccurredAtDesc => EventOrder::OccurredAtAsc,
+            EventOrder::OccurredAtAsc => EventOrder::OccurredAtDesc,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -148,6 +148,7 @@ impl LedgerQuery {
                 .transpose()
                 .map_err(|_| ApiError::bad_input("after", "not a checkpoint cursor"))?;
             let ledger = ledger_of(ctx);
+            let from_cursor = after.is_some();
             let (page, has_next_page) = ledger.checkpoints(&tenant, first, after).await?;
             let edges: Vec<LedgerCheckpointEdge> = page
                 .into_iter()
@@ -159,6 +160,9 @@ impl LedgerQuery {
             Ok::<_, ApiError>(LedgerCheckpointConnection {
                 page_info: PageInfo {
                     has_next_page,
+                    // Forwards only: the cursor's own checkpoint lies before this page.
+                    has_previous_page: from_cursor,
+                    start_cursor: edges.first().map(|e| e.cursor.clone()),
                     end_cursor: edges.last().map(|e| e.cursor.clone()),
                 },
                 edges,

@@ -10,10 +10,12 @@ use super::error::ApiError;
 use super::guard::tenant;
 use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
-use super::types::{AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, PageInfo};
+use super::types::{
+    AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, Matching, PageInfo,
+};
 use super::Services;
 use crate::access::auth::Scope;
-use crate::app::reads;
+use crate::app::reads::{self, PageRequest};
 use crate::domain;
 
 #[derive(Default)]
@@ -21,16 +23,27 @@ pub struct EventQuery;
 
 #[Object]
 impl EventQuery {
-    /// The caller's events matching `filter`, newest first by default.
+    /// The caller's events matching `filter`, newest first by default. Pages go forwards
+    /// (`first` after the cursor `after`) or backwards (`last` before the cursor `before`;
+    /// `first` is then not used), each one keyset query, and come in `orderBy` either way.
+    #[allow(clippy::too_many_arguments)]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
         filter: Option<AuditEventFilter>,
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         #[graphql(default_with = "EventOrder::OccurredAtDesc")] order_by: EventOrder,
     ) -> async_graphql::Result<AuditEventConnection> {
-        list_events(ctx, filter, first, after, order_by)
+        let request = PageRequest {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        };
+        list_events(ctx, filter, request, order_by)
             .await
             .map_err(|e| e.extend())
     }
@@ -63,26 +76,27 @@ pub(super) fn parse_filter(filter: Option<AuditEventFilter>) -> domain::EventFil
 async fn list_events(
     ctx: &Context<'_>,
     filter: Option<AuditEventFilter>,
-    first: i32,
-    after: Option<String>,
+    request: PageRequest<'_>,
     order: EventOrder,
 ) -> Result<AuditEventConnection, ApiError> {
     let tenant = tenant(ctx, Scope::EventsRead)?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+    let filter = parse_filter(filter);
     let page = reads::page(
         services,
         loader,
         &tenant,
-        parse_filter(filter),
-        first,
-        after.as_deref(),
+        filter.clone(),
+        request,
         order.into(),
     )
     .await?;
     Ok(AuditEventConnection {
         page_info: PageInfo {
             has_next_page: page.has_next_page,
+            has_previous_page: page.has_previous_page,
+            start_cursor: page.start_cursor,
             end_cursor: page.end_cursor,
         },
         edges: page
@@ -93,5 +107,10 @@ async fn list_events(
                 node: AuditEvent::from(event),
             })
             .collect(),
+        matching: Matching {
+            tenant,
+            filter,
+            total: Default::default(),
+        },
     })
 }

@@ -68,6 +68,8 @@ async fn search(
     if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
         answered.set(found.backend);
     }
+    let from_cursor = after.is_some();
+    let start_cursor = found.hits.first().map(|hit| hit.cursor.clone());
     Ok(SearchConnection {
         hits: found
             .hits
@@ -81,6 +83,9 @@ async fn search(
             .collect(),
         page_info: PageInfo {
             has_next_page: found.has_next_page,
+            // Forwards only (best first): the cursor's own hit lies before this page.
+            has_previous_page: from_cursor,
+            start_cursor,
             end_cursor: found.end_cursor,
         },
         total: i32::try_from(found.total).unwrap_or(i32::MAX),

@@ -4,10 +4,13 @@ use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 
 use super::ledger::{entry_of, index_of, LedgerEntry};
 use super::scalars::DateTime;
-use crate::app::record;
+use std::sync::Arc;
+
+use crate::app::{reads, record, Services};
 use crate::domain;
 use crate::domain::ledger::Committed;
 use crate::domain::StreamCursor;
+use crate::store::MatchCount;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 #[graphql(remote = "domain::Outcome")]
@@ -215,9 +218,14 @@ impl From<record::Receipt> for RecordEventPayload {
     }
 }
 
+/// Where a page stands in its list (Relay): whether there is more either way, and the cursors
+/// of its first and last edge (`after: endCursor` continues forwards, `before: startCursor`
+/// backwards).
 #[derive(SimpleObject)]
 pub struct PageInfo {
     pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
 }
 
@@ -227,10 +235,51 @@ pub struct AuditEventEdge {
     pub node: AuditEvent,
 }
 
-#[derive(SimpleObject)]
 pub struct AuditEventConnection {
     pub edges: Vec<AuditEventEdge>,
     pub page_info: PageInfo,
+    /// What the total counts: counted once, and only when asked for.
+    pub matching: Matching,
+}
+
+/// The events a list's filter matches, across all of its pages.
+pub struct Matching {
+    pub tenant: domain::Tenant,
+    pub filter: domain::EventFilter,
+    pub total: tokio::sync::OnceCell<MatchCount>,
+}
+
+impl Matching {
+    async fn total(&self, ctx: &Context<'_>) -> async_graphql::Result<MatchCount> {
+        let services = ctx.data_unchecked::<Arc<Services>>();
+        self.total
+            .get_or_try_init(|| reads::total(services, &self.tenant, &self.filter))
+            .await
+            .copied()
+            .map_err(|e| e.extend())
+    }
+}
+
+#[Object]
+impl AuditEventConnection {
+    async fn edges(&self) -> &[AuditEventEdge] {
+        &self.edges
+    }
+
+    async fn page_info(&self) -> &PageInfo {
+        &self.page_info
+    }
+
+    /// How many events match the filter, on every page: exact up to 10,000, beyond that the
+    /// database's estimate (then `totalCountIsEstimate` is true). Counted only when asked for.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<u64> {
+        Ok(self.matching.total(ctx).await?.count)
+    }
+
+    /// Whether `totalCount` is an estimate: more than 10,000 events match.
+    async fn total_count_is_estimate(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(self.matching.total(ctx).await?.estimate)
+    }
 }
 
 #[derive(SimpleObject)]

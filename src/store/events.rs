@@ -348,6 +348,45 @@ impl Store {
             .collect())
     }
 
+    /// How many of the tenant's events match `filter`: counted while there are at most
+    /// `exact_up_to` (the count stops reading there), the planner's estimate beyond, so that a
+    /// total never scans a million rows.
+    pub async fn count_matching(
+        &self,
+        tenant: &str,
+        filter: &EventFilter,
+        exact_up_to: u64,
+    ) -> Result<MatchCount, StoreError> {
+        let limit = i64::try_from(exact_up_to.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut q = QueryBuilder::<Postgres>::new(
+            "SELECT count(*) FROM (SELECT 1 FROM audit_events WHERE tenant = ",
+        );
+        q.push_bind(tenant);
+        push_filter(&mut q, filter);
+        q.push(" LIMIT ");
+        q.push_bind(limit);
+        q.push(") AS capped");
+        let counted: i64 = q.build_query_scalar().fetch_one(self.pool()).await?;
+        if counted < limit {
+            return Ok(MatchCount {
+                count: counted as u64,
+                estimate: false,
+            });
+        }
+        let mut q = QueryBuilder::<Postgres>::new(
+            "EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_events WHERE tenant = ",
+        );
+        q.push_bind(tenant);
+        push_filter(&mut q, filter);
+        let plan: serde_json::Value = q.build_query_scalar().fetch_one(self.pool()).await?;
+        let planned = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
+        Ok(MatchCount {
+            // More than were counted, whatever the planner thinks.
+            count: (planned as u64).max(exact_up_to + 1),
+            estimate: true,
+        })
+    }
+
     /// Every one of the tenant's events that matches `filter`, in `order`, read row by row from
     /// one query: memory stays constant however many rows there are. The query holds one
     /// connection of the streams' own pool until the stream ends or is dropped.
@@ -372,4 +411,11 @@ impl Store {
             }
         }
     }
+}
+
+/// How many events match: exact, or an estimate above what was counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatchCount {
+    pub count: u64,
+    pub estimate: bool,
 }

@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
+pub use events::MatchCount;
 pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 pub use ledger::{ProofStart, Sealing, StoredCheckpoint};
 pub use notices::{CommitListener, CommitNotice, Heard};

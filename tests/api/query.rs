@@ -232,14 +232,164 @@ async fn pages_cover_everything_once_while_events_keep_arriving() {
     }
 }
 
+const PAGE_BOTH_WAYS: &str =
+    "query($first: Int! = 50, $after: String, $last: Int, $before: String, $o: EventOrder!) { \
+    auditEvents(first: $first, after: $after, last: $last, before: $before, orderBy: $o) { \
+      edges { cursor node { message } } \
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+
+/// The messages of one page and its pageInfo.
+async fn page_both_ways(app: &TestApp, variables: Value) -> (Vec<String>, Value) {
+    let body = app.gql(PAGE_BOTH_WAYS, variables).await;
+    assert!(body["errors"].is_null(), "{body}");
+    let connection = &body["data"]["auditEvents"];
+    let edges = connection["edges"].as_array().unwrap();
+    if let (Some(first), Some(last)) = (edges.first(), edges.last()) {
+        assert_eq!(first["cursor"], connection["pageInfo"]["startCursor"]);
+        assert_eq!(last["cursor"], connection["pageInfo"]["endCursor"]);
+    }
+    let messages = edges
+        .iter()
+        .map(|e| e["node"]["message"].as_str().unwrap().to_owned())
+        .collect();
+    (messages, connection["pageInfo"].clone())
+}
+
+#[tokio::test]
+async fn pages_backwards_and_forwards_meet_in_the_middle_while_events_keep_arriving() {
+    let app = TestApp::spawn().await;
+    let inputs = seed(&app).await;
+    let mut stored = inputs.len() as i64;
+    for order in ["OCCURRED_AT_DESC", "OCCURRED_AT_ASC"] {
+        let mut want = expected(&inputs, |_| true);
+        if order == "OCCURRED_AT_ASC" {
+            want.reverse();
+        }
+        // From the front, three forwards; from the end, backwards in pages of three until the
+        // pages meet what the front saw.
+        let (front, info) = page_both_ways(&app, json!({ "first": 3, "o": order })).await;
+        // (The first pass's late arrivals may stand first in the second.)
+        let front: Vec<&String> = front.iter().filter(|m| !m.starts_with("late")).collect();
+        assert_eq!(
+            front,
+            want[..front.len()].iter().collect::<Vec<_>>(),
+            "{order}"
+        );
+        assert_eq!(info["hasPreviousPage"], false);
+        assert_eq!(info["hasNextPage"], true);
+        let mut back: Vec<String> = Vec::new();
+        let mut before = Value::Null;
+        loop {
+            let (page, info) =
+                page_both_ways(&app, json!({ "last": 3, "before": before, "o": order })).await;
+            // A page backwards still reads in the list's order: it goes in front of the rest.
+            back.splice(0..0, page);
+            // Events arrive between pages: in the middle and at both ends.
+            for (i, at) in [
+                "2026-10-31T23:00:00Z",
+                "2026-11-01T04:30:00Z",
+                "2026-11-02T00:00:00Z",
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                app.record(json!({ "action": "late.arrival", "service": "x", "actor": { "id": "y" }, "occurredAt": at, "message": format!("late {order} {} {i}", back.len()) })).await;
+            }
+            stored += 3;
+            app.wait_stored(TENANT, stored).await;
+            assert_eq!(info["hasNextPage"], !before.is_null(), "{order}: {info}");
+            if info["hasPreviousPage"] == false {
+                break;
+            }
+            before = info["startCursor"].clone();
+        }
+        // Backwards all the way: every seeded event once, in order; none twice.
+        let seeded: Vec<String> = back
+            .iter()
+            .filter(|m| !m.starts_with("late"))
+            .cloned()
+            .collect();
+        assert_eq!(seeded, want, "{order}");
+        let unique: HashSet<&String> = back.iter().collect();
+        assert_eq!(unique.len(), back.len(), "{order}: {back:?}");
+        // The page before the third event of the front is exactly the front's first two.
+        let third = app
+            .gql(PAGE_BOTH_WAYS, json!({ "first": 3, "o": order }))
+            .await["data"]["auditEvents"]["edges"][2]["cursor"]
+            .clone();
+        let (before_third, info) =
+            page_both_ways(&app, json!({ "last": 2, "before": third, "o": order })).await;
+        let (front_now, _) = page_both_ways(&app, json!({ "first": 2, "o": order })).await;
+        assert_eq!(before_third, front_now, "{order}");
+        assert_eq!(info["hasPreviousPage"], false, "{order}: {info}");
+    }
+}
+
+#[tokio::test]
+async fn totals_are_exact_up_to_ten_thousand_and_flagged_as_estimates_beyond() {
+    let app = TestApp::spawn().await;
+    let total = |filter: Value| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql(
+                    "query($f: AuditEventFilter) { auditEvents(filter: $f, first: 1) { totalCount totalCountIsEstimate edges { cursor } } }",
+                    json!({ "f": filter }),
+                )
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+            (
+                body["data"]["auditEvents"]["totalCount"].as_u64().unwrap(),
+                body["data"]["auditEvents"]["totalCountIsEstimate"]
+                    .as_bool()
+                    .unwrap(),
+            )
+        }
+    };
+    let inputs = seed(&app).await;
+    assert_eq!(total(json!({})).await, (inputs.len() as u64, false));
+    assert_eq!(total(json!({ "actions": ["invoice.*"] })).await, (4, false));
+    assert_eq!(
+        total(json!({ "actions": ["nothing.here"] })).await,
+        (0, false)
+    );
+
+    // Past the exact limit: an estimate, flagged, never less than what was counted.
+    let now = chrono::Utc::now();
+    for _ in 0..11 {
+        let batch: Vec<_> = (0..1000)
+            .map(|_| crate::helpers::stored_event(TENANT, now))
+            .collect();
+        app.store
+            .insert_events(&batch, traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap();
+    }
+    sqlx::query("ANALYZE audit_events")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let (count, estimate) = total(json!({})).await;
+    assert!(estimate, "{count}");
+    assert!(count > 10_000, "{count}");
+    // A filter that still matches few is counted exactly (the bulk are invoice.update).
+    assert_eq!(total(json!({ "actions": ["user.*"] })).await, (2, false));
+}
+
 #[tokio::test]
 async fn bad_paging_arguments_are_rejected() {
     let app = TestApp::spawn().await;
     for (args, field) in [
         ("first: 101", "first"),
         ("first: -1", "first"),
+        ("last: 101", "last"),
+        ("last: -1", "last"),
         ("after: \"not-a-cursor\"", "after"),
         ("after: \"MTIzOnh5eg\"", "after"),
+        ("last: 5, before: \"not-a-cursor\"", "before"),
+        // One direction a page: Relay's two pairs do not mix.
+        ("last: 5, after: \"MTIzOnh5eg\"", "after"),
+        ("before: \"MTIzOnh5eg\"", "before"),
     ] {
         let body = app
             .gql(
