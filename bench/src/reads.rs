@@ -51,6 +51,22 @@ const ID_SAMPLE_EVERY: usize = 7;
 const LIST: &str = "query($filter: AuditEventFilter) { auditEvents(first: 50, filter: $filter) { \
     edges { cursor node { id occurredAt action service severity actor { id } } } \
     pageInfo { hasNextPage endCursor } } }";
+/// The same page's fields, forwards after a cursor and backwards before one.
+const LIST_AFTER: &str = "query($c: String) { auditEvents(first: 50, after: $c) { \
+    edges { cursor node { id occurredAt action service severity actor { id } } } \
+    pageInfo { hasNextPage endCursor } } }";
+const LIST_BEFORE: &str = "query($c: String) { auditEvents(last: 50, before: $c) { \
+    edges { cursor node { id occurredAt action service severity actor { id } } } \
+    pageInfo { hasPreviousPage startCursor } } }";
+const LIST_TOTAL: &str = "query { auditEvents(first: 50) { totalCount totalCountIsEstimate \
+    edges { cursor node { id occurredAt action service severity actor { id } } } \
+    pageInfo { hasNextPage endCursor } } }";
+/// Cursors this many pages deep, taken in turn by the paging-by-cursor rows.
+const DEEP_PAGES: usize = 40;
+pub const FORWARD_FROM_CURSOR: &str = "auditEvents(first: 50, after: …)";
+pub const BACKWARD_FROM_CURSOR: &str = "auditEvents(last: 50, before: …)";
+pub const NEWEST_PAGE: &str = "auditEvents(first: 50)";
+pub const WITH_TOTAL: &str = "auditEvents(first: 50) with totalCount";
 const ONE: &str = "query($id: ID!) { auditEvent(id: $id) { id occurredAt action service \
     severity actor { id } target { id type } message } }";
 const SEARCH: &str = "query($q: String!) { search(query: $q, first: 20) { total \
@@ -102,13 +118,9 @@ pub async fn run(
     // Under load (queueing on 2 cores shows) and one client alone (the service time).
     for shape in [light, (sizes.read_requests, 1)] {
         results.push(
-            measure(
-                "auditEvents(first: 50)",
-                shape,
-                api,
-                &client,
-                |client, _| async move { page(&client, Value::Null).await },
-            )
+            measure(NEWEST_PAGE, shape, api, &client, |client, _| async move {
+                page(&client, Value::Null).await
+            })
             .await?,
         );
         results.push(
@@ -136,6 +148,34 @@ pub async fn run(
             .await?,
         );
     }
+    // Pages by cursor both ways, and the newest page with its total, one client (service time).
+    let cursors = Arc::new(deep_cursors(&client).await?);
+    for (name, query) in [
+        (FORWARD_FROM_CURSOR, LIST_AFTER),
+        (BACKWARD_FROM_CURSOR, LIST_BEFORE),
+    ] {
+        let cursors = Arc::clone(&cursors);
+        results.push(
+            measure(name, (n, 1), api, &client, move |client, i| {
+                let cursor = cursors[i % cursors.len()].clone();
+                async move { page_from(&client, query, cursor).await }
+            })
+            .await?,
+        );
+    }
+    results.push(
+        measure(WITH_TOTAL, (n, 1), api, &client, |client, _| async move {
+            let data = client.gql(LIST_TOTAL, json!({})).await?;
+            ensure!(
+                data["auditEvents"]["totalCount"]
+                    .as_u64()
+                    .is_some_and(|t| t > 0),
+                "no total: {data}"
+            );
+            Ok(())
+        })
+        .await?,
+    );
     let cold = Arc::new(cold);
     results.push(
         measure(
@@ -432,6 +472,30 @@ async fn page(client: &Client, filter: Value) -> anyhow::Result<()> {
         edges == 50 || (edges > 0 && !more),
         "a page of {edges} events: {data}"
     );
+    Ok(())
+}
+
+/// The end cursors of the first [`DEEP_PAGES`] pages, newest first.
+async fn deep_cursors(client: &Client) -> anyhow::Result<Vec<String>> {
+    let mut cursors = Vec::with_capacity(DEEP_PAGES);
+    let mut after = Value::Null;
+    for _ in 0..DEEP_PAGES {
+        let data = client.gql(LIST_AFTER, json!({ "c": after })).await?;
+        let Some(end) = data["auditEvents"]["pageInfo"]["endCursor"].as_str() else {
+            break;
+        };
+        cursors.push(end.to_owned());
+        after = json!(end);
+    }
+    ensure!(!cursors.is_empty(), "no page to take cursors from");
+    Ok(cursors)
+}
+
+/// A page forwards or backwards from `cursor`: never empty, since every cursor is inside.
+async fn page_from(client: &Client, query: &str, cursor: String) -> anyhow::Result<()> {
+    let data = client.gql(query, json!({ "c": cursor })).await?;
+    let edges = data["auditEvents"]["edges"].as_array().map_or(0, Vec::len);
+    ensure!(edges > 0, "an empty page: {data}");
     Ok(())
 }
 

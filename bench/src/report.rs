@@ -14,7 +14,7 @@ use crate::ingest::{IngestResult, Shape};
 use crate::ledger::LedgerResult;
 use crate::live::LiveResult;
 use crate::raw::RawLimits;
-use crate::reads::ReadResult;
+use crate::reads::{self, ReadResult};
 use crate::sizes::Sizes;
 
 /// The targets.
@@ -25,6 +25,8 @@ const WARM_GET_P99_MS: f64 = 2.0;
 const LIVE_P99_MS: f64 = 50.0;
 const LIVE_RSS_MIB: f64 = 150.0;
 const DURABLE_P99_MS: f64 = 100.0;
+const BACKWARD_SLOWER_AT_MOST: f64 = 0.2;
+const TOTAL_ADDS_P99_MS: f64 = 5.0;
 const DURABLE_RSS_MIB: f64 = 300.0;
 const REPLAY_PER_S: f64 = 50_000.0;
 
@@ -351,6 +353,26 @@ impl Report {
                 format!("{} p99 < {limit} ms, {}", read.name, clients(read.clients)),
                 format!("{p99:.1} ms"),
                 p99 < limit,
+            ));
+        }
+        let read = |name: &str| self.reads.iter().find(|r| r.name == name && r.clients == 1);
+        if let (Some(forward), Some(backward)) = (
+            read(reads::FORWARD_FROM_CURSOR),
+            read(reads::BACKWARD_FROM_CURSOR),
+        ) {
+            let (f, b) = (forward.latency.p99_ms(), backward.latency.p99_ms());
+            targets.push((
+                "a page backwards p99 within 20 % of the page forwards, 1 client".to_owned(),
+                format!("{b:.1} ms against {f:.1} ms"),
+                b <= f * (1.0 + BACKWARD_SLOWER_AT_MOST),
+            ));
+        }
+        if let (Some(plain), Some(total)) = (read(reads::NEWEST_PAGE), read(reads::WITH_TOTAL)) {
+            let added = total.latency.p99_ms() - plain.latency.p99_ms();
+            targets.push((
+                format!("totalCount adds < {TOTAL_ADDS_P99_MS} ms p99 to a page, 1 client"),
+                format!("{added:.1} ms"),
+                added < TOTAL_ADDS_P99_MS,
             ));
         }
         if let Some(live) = &self.live {

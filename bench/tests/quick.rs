@@ -58,7 +58,7 @@ fn every_scenario_completes_with_matching_counts_in_quick_mode() {
     for (group, at_least) in [
         ("raw: ", 5),
         ("ingest: ", 5),
-        ("reads: ", 12),
+        ("reads: ", 15),
         ("export: ", 1),
         ("memory: ", 1),
         ("live: ", 1),
