@@ -1,11 +1,11 @@
 //! The output types of the contract.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 
 use super::ledger::{entry_of, index_of, LedgerEntry};
 use super::scalars::DateTime;
-use std::sync::Arc;
-
 use crate::app::{reads, record, Services};
 use crate::domain;
 use crate::domain::ledger::Committed;

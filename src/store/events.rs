@@ -358,11 +358,7 @@ impl Store {
         filter: &EventFilter,
         exact_up_to: u64,
     ) -> Result<MatchCount, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "EXPLAIN (FORMAT JSON) SELECT 1 FROM audit_events WHERE tenant = ",
-        );
-        q.push_bind(tenant);
-        push_filter(&mut q, filter);
+        let mut q = matching_rows("EXPLAIN (FORMAT JSON) ", tenant, filter);
         let plan: serde_json::Value = q.build_query_scalar().fetch_one(self.pool()).await?;
         let planned = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64;
         if planned > exact_up_to.saturating_mul(ESTIMATE_TRUSTED_ABOVE) {
@@ -372,11 +368,7 @@ impl Store {
             });
         }
         let limit = i64::try_from(exact_up_to.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT count(*) FROM (SELECT 1 FROM audit_events WHERE tenant = ",
-        );
-        q.push_bind(tenant);
-        push_filter(&mut q, filter);
+        let mut q = matching_rows("SELECT count(*) FROM (", tenant, filter);
         q.push(" LIMIT ");
         q.push_bind(limit);
         q.push(") AS capped");
@@ -418,6 +410,21 @@ impl Store {
             }
         }
     }
+}
+
+/// `SELECT 1` of the tenant's events that match `filter`, after `prefix`: what a total counts
+/// or estimates.
+fn matching_rows<'a>(
+    prefix: &str,
+    tenant: &'a str,
+    filter: &'a EventFilter,
+) -> QueryBuilder<'a, Postgres> {
+    let mut q = QueryBuilder::new(format!(
+        "{prefix}SELECT 1 FROM audit_events WHERE tenant = "
+    ));
+    q.push_bind(tenant);
+    push_filter(&mut q, filter);
+    q
 }
 
 /// How far above the exact limit the planner's estimate must be for nothing to be counted:
