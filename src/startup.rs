@@ -115,6 +115,7 @@ impl App {
         let state = AppState {
             schema: build_schema(Arc::clone(&services), &config.schema),
             documents: Arc::default(),
+            persisted: Arc::default(),
             services,
             auth: Arc::new(Authenticator::new(store.clone(), &config.credentials)?),
             limiter: Arc::new(RateLimiter::new(cache, rates)),

@@ -33,6 +33,10 @@ pub enum ApiError {
     /// A durable subscription that fell too far behind, closed with where to resume.
     #[error("{message}")]
     SlowConsumer { message: String, cursor: String },
+    /// An automatic persisted query's hash this server does not know, sent without its text:
+    /// the client sends the text next (Apollo clients look for this message and code).
+    #[error("PersistedQueryNotFound")]
+    PersistedQueryNotFound,
     #[error("internal error")]
     Internal,
 }
@@ -69,6 +73,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::SlowConsumer { .. } => "SLOW_CONSUMER",
+            ApiError::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             ApiError::Internal => "INTERNAL",
         }
     }

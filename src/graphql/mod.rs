@@ -5,6 +5,7 @@ mod admin;
 mod arguments;
 mod documents;
 mod error;
+mod execution;
 mod guard;
 mod inputs;
 mod keys;
@@ -12,6 +13,7 @@ mod ledger;
 mod loader;
 mod mutation;
 mod operation;
+mod persisted;
 mod query;
 mod scalars;
 mod search;
@@ -27,8 +29,10 @@ use async_graphql::{MergedObject, Schema};
 
 pub use documents::DocumentCache;
 pub use error::{ApiError, ErrorCodes};
+pub use execution::{execute, Executed};
 pub use loader::EventLoader;
 pub use operation::{classify, Operation, SocketCharge};
+pub use persisted::PersistedQueries;
 
 use crate::access::auth::Principal;
 pub use crate::app::services::Services;
@@ -118,6 +122,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
     .extension(arguments::StorableArguments)
     .extension(search::SearchBackendReport)
     .extension(operation::SocketOperations)
+    .extension(execution::MarkExecution)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

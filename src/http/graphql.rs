@@ -1,21 +1,28 @@
-//! The `/graphql` handlers: credentials, scope-free checks (content type, rate limits) first,
-//! then the schema. Resolvers check scopes themselves.
+//! The `/graphql` handlers, GraphQL over HTTP: queries and mutations over POST, queries over GET,
+//! in the answer type the client accepts. Credentials and scope-free checks (content type, rate
+//! limits) come first, then the schema; resolvers check scopes themselves.
 
 use std::sync::Arc;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
-use axum::extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap, StatusCode};
+use async_graphql_axum::GraphQLRequest;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::audit::{client_ip, noted, AuditNote};
 use super::credentials::{presented_key, Caller};
+use super::negotiate::{self, Answer};
 use super::socket;
-use super::{error_response, graphql_error_response, AppState, GRAPHQL_PATH};
+use super::{error_response, AppState, GRAPHQL_PATH};
+use crate::access::ratelimit::RequestKind;
 use crate::app::ApiError;
-use crate::graphql::{classify, request_data};
+use crate::graphql::{classify, request_data, Executed};
 
 /// Each socket's read buffer, allocated up front (tungstenite's default, 128 KiB, would make
 /// 1000 subscribers cost 125 MiB). Clients send only small protocol messages; a larger one
@@ -32,6 +39,9 @@ pub(super) async fn execute(
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
     let unread = AuditNote::new(format!("POST {GRAPHQL_PATH}"), Some(&caller.0));
+    let Some(answer) = negotiate::answer_for(headers) else {
+        return noted(not_acceptable(), unread);
+    };
     if !is_json(headers) {
         let response = error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -41,14 +51,43 @@ pub(super) async fn execute(
         return noted(response, unread);
     }
     let request = Request::from_parts(parts, body);
-    let mut request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await
-    {
+    let request = match GraphQLRequest::<GraphQLRejection>::from_request(request, &state).await {
         Ok(request) => request.into_inner(),
         Err(rejection) => {
             let message = format!("unreadable GraphQL request: {}", rejection.0);
             return noted(ApiError::bad_input("body", message).into_response(), unread);
         }
     };
+    run(&state, caller, request, Via::Post, answer).await
+}
+
+/// How a request came: a GET may be answered "not modified" and never runs a mutation.
+enum Via {
+    Post,
+    Get { if_none_match: Option<HeaderValue> },
+}
+
+/// One GraphQL request, however it came: persisted query, classification, event cap, budget,
+/// then the schema; every answer carries the note for the audit trail.
+async fn run(
+    state: &AppState,
+    caller: Caller,
+    mut request: async_graphql::Request,
+    via: Via,
+    answer: Answer,
+) -> Response {
+    let method = match via {
+        Via::Post => "POST",
+        Via::Get { .. } => "GET",
+    };
+    let mut note = AuditNote::new(format!("{method} {GRAPHQL_PATH}"), Some(&caller.0));
+    if let Err(error) = state.persisted.resolve(&caller.0.tenant, &mut request) {
+        return noted(refusal(&error, answer), note);
+    }
+    if request.query.is_empty() {
+        let error = ApiError::bad_input("query", "the request has no query");
+        return noted(error.into_response(), note);
+    }
     let document = state.documents.parse(&request.query);
     let operation = classify(
         document.as_ref(),
@@ -58,25 +97,32 @@ pub(super) async fn execute(
     if let Some(document) = document {
         request.set_parsed_query(document);
     }
-    let mut note = AuditNote::new(operation.name.clone(), Some(&caller.0));
+    note.operation.clone_from(&operation.name);
+    if matches!(via, Via::Get { .. }) && operation.kind == RequestKind::Write {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BAD_USER_INPUT",
+            "mutations are sent with POST; GET runs queries only",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return noted(response, note);
+    }
     // Before anything runs: aliases and fields together may record no more than one batch.
     if let Err(error) = operation.check_event_cap() {
-        return noted(graphql_error_response(&error), note);
+        return noted(refusal(&error, answer), note);
     }
-    match caller
-        .charge(&state, operation.kind, operation.cost())
-        .await
-    {
+    match caller.charge(state, operation.kind, operation.cost()).await {
         Ok(()) => {}
         // A call larger than the caller may ever send is answered as the schema would.
-        Err(error @ ApiError::BadInput { .. }) => {
-            return noted(graphql_error_response(&error), note)
-        }
+        Err(error @ ApiError::BadInput { .. }) => return noted(refusal(&error, answer), note),
         Err(error) => return noted(error.into_response(), note),
     }
     request.data = request_data(&state.services, caller.0);
-    let response = state.schema.execute(request).await;
-    note.error_codes = response
+    let executed = crate::graphql::execute(&state.schema, request).await;
+    note.error_codes = executed
+        .response
         .errors
         .iter()
         .map(
@@ -86,7 +132,84 @@ pub(super) async fn execute(
             },
         )
         .collect();
-    noted(GraphQLResponse::from(response).into_response(), note)
+    noted(graphql_answer(executed, answer, via), note)
+}
+
+/// The schema's answer in the type the client accepts. An operation that never ran has no
+/// `data` entry.
+fn graphql_answer(executed: Executed, answer: Answer, via: Via) -> Response {
+    let Executed { response, ran } = executed;
+    let (status, body) = if ran {
+        (StatusCode::OK, serde_json::to_vec(&response))
+    } else {
+        (
+            answer.request_error_status(),
+            serde_json::to_vec(&json!({ "errors": response.errors })),
+        )
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "a GraphQL answer did not serialize");
+            return ApiError::Internal.into_response();
+        }
+    };
+    let mut headers = response.http_headers;
+    headers.insert(header::CONTENT_TYPE, answer.content_type());
+    let Via::Get { if_none_match } = via else {
+        return (status, headers, body).into_response();
+    };
+    // The answer depends on who asks and in which type: only the asker's own browser may keep
+    // it, and must ask again each time (a 304 saves sending the same answer twice).
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Authorization, X-API-Key"),
+    );
+    let tag = entity_tag(&body);
+    let unchanged = if_none_match
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        headers.insert(header::ETAG, value);
+    }
+    if unchanged && status == StatusCode::OK {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    (status, headers, body).into_response()
+}
+
+/// A strong validator of an answer's bytes.
+fn entity_tag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// A refusal of a request's content before the schema runs, shaped as the schema's own errors:
+/// its code and field, with the status of a request error in the type the client accepts.
+fn refusal(error: &ApiError, answer: Answer) -> Response {
+    let mut extensions = json!({ "code": error.code() });
+    if let ApiError::BadInput { field, .. } = error {
+        extensions["field"] = json!(field);
+    }
+    let body = json!({ "errors": [{ "message": error.to_string(), "extensions": extensions }] });
+    let mut response = (answer.request_error_status(), Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, answer.content_type());
+    response
+}
+
+fn not_acceptable() -> Response {
+    error_response(
+        StatusCode::NOT_ACCEPTABLE,
+        "BAD_USER_INPUT",
+        "this endpoint answers application/graphql-response+json or application/json",
+    )
 }
 
 /// `application/json`, with or without parameters such as a charset.
@@ -98,14 +221,77 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// GET: a websocket upgrade runs subscriptions (graphql-transport-ws); anything else gets
-/// GraphiQL.
-pub(super) async fn playground_or_websocket(
-    State(state): State<AppState>,
-    request: Request,
-) -> Response {
+/// A GET's parameters, each JSON one as a string (GraphQL over HTTP's URL form).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetParameters {
+    query: Option<String>,
+    operation_name: Option<String>,
+    variables: Option<String>,
+    extensions: Option<String>,
+}
+
+impl GetParameters {
+    fn into_request(self) -> Result<async_graphql::Request, ApiError> {
+        let mut request = async_graphql::Request::new(self.query.unwrap_or_default());
+        request.operation_name = self.operation_name;
+        if let Some(variables) = self.variables {
+            request.variables = serde_json::from_str(&variables).map_err(|e| {
+                ApiError::bad_input("variables", format!("variables must be a JSON object: {e}"))
+            })?;
+        }
+        if let Some(extensions) = self.extensions {
+            request.extensions = serde_json::from_str(&extensions).map_err(|e| {
+                ApiError::bad_input(
+                    "extensions",
+                    format!("extensions must be a JSON object: {e}"),
+                )
+            })?;
+        }
+        Ok(request)
+    }
+}
+
+/// GET with `query` or `extensions` in the URL: a query (never a mutation), unless a browser
+/// asks for a page.
+async fn execute_get(state: AppState, mut parts: Parts) -> Response {
+    let caller = match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(caller) => caller,
+        Err(refusal) => return refusal,
+    };
+    let unread = AuditNote::new(format!("GET {GRAPHQL_PATH}"), Some(&caller.0));
+    let Some(answer) = negotiate::answer_for(&parts.headers) else {
+        return noted(not_acceptable(), unread);
+    };
+    let request = Query::<GetParameters>::try_from_uri(&parts.uri)
+        .map_err(|e| ApiError::bad_input("query string", e.body_text()))
+        .and_then(|Query(parameters)| parameters.into_request());
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => return noted(error.into_response(), unread),
+    };
+    let if_none_match = parts.headers.get(header::IF_NONE_MATCH).cloned();
+    run(&state, caller, request, Via::Get { if_none_match }, answer).await
+}
+
+/// Whether a GET carries a GraphQL request rather than asking for GraphiQL.
+fn is_graphql_get(parts: &Parts) -> bool {
+    let carries_request = parts.uri.query().is_some_and(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split('=').next())
+            .any(|name| name == "query" || name == "extensions")
+    });
+    carries_request && !negotiate::wants_html(&parts.headers)
+}
+
+/// GET: a websocket upgrade runs subscriptions (graphql-transport-ws), a URL with a query runs
+/// it, and anything else gets GraphiQL.
+pub(super) async fn get(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     if !parts.headers.contains_key(header::UPGRADE) {
+        if is_graphql_get(&parts) {
+            return execute_get(state, parts).await;
+        }
         return super::playground::graphiql();
     }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {

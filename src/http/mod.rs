@@ -1,5 +1,5 @@
-//! The HTTP surface: `/graphql` (queries and mutations over POST; GraphiQL and the websocket
-//! subscriptions over GET), the live dashboard at `/dashboard`, `/export`, `/health`, `/ready`
+//! The HTTP surface: `/graphql` (queries and mutations over POST; queries, GraphiQL and the
+//! websocket subscriptions over GET), the live dashboard at `/dashboard`, `/export`, `/health`, `/ready`
 //! and `/metrics`.
 
 mod audit;
@@ -8,6 +8,7 @@ mod export;
 mod graphql;
 mod health;
 mod ledger;
+mod negotiate;
 mod playground;
 mod server;
 mod socket;
@@ -27,7 +28,7 @@ use tower_http::trace::TraceLayer;
 use crate::access::auth::Authenticator;
 use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::app::Services;
-use crate::graphql::{ApiError, AppSchema, DocumentCache};
+use crate::graphql::{ApiError, AppSchema, DocumentCache, PersistedQueries};
 
 pub use playground::DASHBOARD_PATH;
 pub use server::serve;
@@ -42,6 +43,7 @@ const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
 pub struct AppState {
     pub schema: AppSchema,
     pub documents: Arc<DocumentCache>,
+    pub persisted: Arc<PersistedQueries>,
     pub services: Arc<Services>,
     pub auth: Arc<Authenticator>,
     pub limiter: Arc<RateLimiter>,
@@ -153,10 +155,7 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Result<Router, BadCor
         .map(|o| HeaderValue::from_str(o).map_err(|_| BadCorsOrigin(o.clone())))
         .collect::<Result<Vec<_>, _>>()?;
     let api = Router::new()
-        .route(
-            GRAPHQL_PATH,
-            get(graphql::playground_or_websocket).post(graphql::execute),
-        )
+        .route(GRAPHQL_PATH, get(graphql::get).post(graphql::execute))
         .route("/export", get(export::export))
         .route("/ledger/checkpoint", get(ledger::checkpoint))
         .route("/ledger/tile/{*path}", get(ledger::tile))
@@ -242,6 +241,7 @@ pub(crate) fn status_of(error: &ApiError) -> StatusCode {
         ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         // Only subscriptions end this way; an HTTP answer would not keep up either.
         ApiError::SlowConsumer { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::PersistedQueryNotFound => StatusCode::BAD_REQUEST,
         ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -266,16 +266,6 @@ impl IntoResponse for ApiError {
         }
         response
     }
-}
-
-/// A refusal of a GraphQL request's content before the schema runs, answered as the schema would
-/// answer it: HTTP 200 with the error, its code and field.
-pub(crate) fn graphql_error_response(error: &ApiError) -> Response {
-    let mut extensions = json!({ "code": error.code() });
-    if let ApiError::BadInput { field, .. } = error {
-        extensions["field"] = json!(field);
-    }
-    error_body(StatusCode::OK, &error.to_string(), extensions)
 }
 
 fn error_body(status: StatusCode, message: &str, extensions: serde_json::Value) -> Response {

@@ -13,6 +13,7 @@ mod dead_letters;
 mod degraded;
 mod durable_feed;
 mod export;
+mod graphql_http;
 mod group_commit;
 mod hostile;
 mod http_policy;
