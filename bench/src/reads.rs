@@ -431,11 +431,13 @@ fn seeded_event(i: usize, occurred_at: chrono::DateTime<Utc>) -> AuditEvent {
             kind: "user".to_owned(),
             name: None,
             ip: Some("203.0.113.7".to_owned()),
+            href: None,
         },
         target: Some(Target {
             id: format!("object-{}", i % 50_000),
             kind: "invoice".to_owned(),
             name: None,
+            href: None,
         }),
         message: Some("Invoice total changed after a manual correction.".to_owned()),
         metadata: Some(json!({ "previousTotal": 1200, "newTotal": 1250 })),
@@ -443,6 +445,8 @@ fn seeded_event(i: usize, occurred_at: chrono::DateTime<Utc>) -> AuditEvent {
         request_id: Some(format!("req-{i}")),
         trace_id: None,
         recorded_by: None,
+        group: None,
+        crud: None,
     }
 }
 

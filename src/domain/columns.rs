@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{AuditEvent, Severity};
+use super::{AuditEvent, Crud, Severity};
 
 /// What kind of value a column holds, and so how each output stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,7 +60,7 @@ const fn column(
 }
 
 /// Every flat field of an event, in the order each output lists them.
-pub const EVENT_COLUMNS: [Column; 22] = {
+pub const EVENT_COLUMNS: [Column; 27] = {
     use ColumnKind as K;
     use Indexed as I;
     [
@@ -86,6 +86,11 @@ pub const EVENT_COLUMNS: [Column; 22] = {
         column("trace_id", "traceId", K::Text, I::No),
         column("recorded_by_id", "recordedBy.id", K::Text, I::No),
         column("recorded_by_type", "recordedBy.type", K::Text, I::No),
+        column("group_id", "group.id", K::Text, I::Keyword),
+        column("group_name", "group.name", K::Text, I::Keyword),
+        column("actor_href", "actor.href", K::Text, I::No),
+        column("target_href", "target.href", K::Text, I::No),
+        column("crud", "crud", K::Text, I::Keyword),
     ]
 };
 
@@ -105,6 +110,7 @@ impl AuditEvent {
         use ColumnValue as V;
         let target = self.target.as_ref();
         let recorded_by = self.recorded_by.as_ref();
+        let group = self.group.as_ref();
         [
             V::Uuid(self.id),
             V::Text(Some(&self.tenant)),
@@ -128,6 +134,11 @@ impl AuditEvent {
             V::Text(self.trace_id.as_deref()),
             V::Text(recorded_by.map(|by| by.id.as_str())),
             V::Text(recorded_by.map(|by| by.kind.as_str())),
+            V::Text(group.map(|g| g.id.as_str())),
+            V::Text(group.and_then(|g| g.name.as_deref())),
+            V::Text(self.actor.href.as_deref()),
+            V::Text(target.and_then(|t| t.href.as_deref())),
+            V::Text(self.crud.map(Crud::as_str)),
         ]
     }
 }
@@ -145,7 +156,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::domain::{Actor, Outcome, RecordedBy, Target};
+    use crate::domain::{Actor, EventGroup, Outcome, RecordedBy, Target};
 
     /// An event with every optional field present.
     fn full_event() -> AuditEvent {
@@ -163,11 +174,13 @@ mod tests {
                 kind: "user".into(),
                 name: Some("Ann".into()),
                 ip: Some("10.0.0.1".into()),
+                href: Some("https://app.example.com/users/u1".into()),
             },
             target: Some(Target {
                 id: "inv-1".into(),
                 kind: "invoice".into(),
                 name: Some("January".into()),
+                href: Some("/invoices/inv-1".into()),
             }),
             message: Some("paid".into()),
             metadata: Some(json!({ "amount": 10 })),
@@ -178,6 +191,11 @@ mod tests {
                 id: "key-1".into(),
                 kind: "api_key".into(),
             }),
+            group: Some(EventGroup {
+                id: "org_1".into(),
+                name: Some("Initech".into()),
+            }),
+            crud: Some(Crud::U),
         }
     }
 

@@ -91,6 +91,11 @@ pub struct Actor {
     pub kind: String,
     pub name: Option<String>,
     pub ip: Option<String>,
+    /// A link to the actor in the tenant's product. Fields added after the ledger began are
+    /// left out of the serialized event when absent, so the leaves of earlier events stay as
+    /// they were hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
 }
 
 /// What it was done to.
@@ -100,6 +105,44 @@ pub struct Target {
     #[serde(rename = "type")]
     pub kind: String,
     pub name: Option<String>,
+    /// A link to the target in the tenant's product (absent: left out, as [`Actor::href`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+}
+
+/// The tenant's own customer the event belongs to (an organization in the tenant's product):
+/// what viewer tokens are scoped to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventGroup {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// Which of create, read, update or delete the action was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Crud {
+    C,
+    R,
+    U,
+    D,
+}
+
+impl Crud {
+    pub const ALL: [Crud; 4] = [Crud::C, Crud::R, Crud::U, Crud::D];
+
+    /// The stored and wire name: `C`, `R`, `U` or `D`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Crud::C => "C",
+            Crud::R => "R",
+            Crud::U => "U",
+            Crud::D => "D",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 /// An accepted event: validated, with its id, tenant and time of acceptance. Immutable from here
@@ -126,6 +169,12 @@ pub struct AuditEvent {
     /// for events stored before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_by: Option<RecordedBy>,
+    /// Left out when absent, as [`Actor::href`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<EventGroup>,
+    /// Left out when absent, as [`Actor::href`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crud: Option<Crud>,
 }
 
 /// The provenance of an event: the credentials it was recorded with, or the service itself.
@@ -145,6 +194,34 @@ impl RecordedBy {
             id: SERVICE_NAME.to_owned(),
             kind: "service".to_owned(),
         }
+    }
+}
+
+/// The fields added after the ledger began, left out of the serialized event when absent (so
+/// that the leaves of earlier events stay as they were hashed); the API shows them as null.
+pub(crate) const LATER_FIELDS: [&str; 2] = ["group", "crud"];
+/// The same, inside `actor` and `target`.
+pub(crate) const LATER_PARTY_FIELDS: [&str; 1] = ["href"];
+
+impl AuditEvent {
+    /// The event as the API returns it: every field, null where it has no value.
+    pub fn api_json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        use serde_json::Value;
+        let mut value = serde_json::to_value(self)?;
+        if let Value::Object(fields) = &mut value {
+            fields.entry("recordedBy").or_insert(Value::Null);
+            for name in LATER_FIELDS {
+                fields.entry(name).or_insert(Value::Null);
+            }
+            for party in ["actor", "target"] {
+                if let Some(Value::Object(party)) = fields.get_mut(party) {
+                    for name in LATER_PARTY_FIELDS {
+                        party.entry(name).or_insert(Value::Null);
+                    }
+                }
+            }
+        }
+        Ok(value)
     }
 }
 

@@ -41,6 +41,7 @@ pub struct EventFilter {
     pub actor_types: Vec<String>,
     pub target_ids: Vec<String>,
     pub target_types: Vec<String>,
+    pub group_ids: Vec<String>,
     pub outcomes: Vec<Outcome>,
     pub min_severity: Option<Severity>,
     /// Inclusive.
@@ -60,6 +61,7 @@ impl EventFilter {
             ("actorTypes", self.actor_types.len()),
             ("targetIds", self.target_ids.len()),
             ("targetTypes", self.target_types.len()),
+            ("groupIds", self.group_ids.len()),
         ];
         match lists.iter().find(|(_, n)| *n > MAX_FILTER_VALUES) {
             Some((field, _)) => Err(FieldError::new(
@@ -72,13 +74,14 @@ impl EventFilter {
 
     /// The exact-match lists, each with the event field it selects on, named as stored (the
     /// PostgreSQL column and the Elasticsearch field alike).
-    pub fn exact_lists(&self) -> [(&'static str, &[String]); 5] {
+    pub fn exact_lists(&self) -> [(&'static str, &[String]); 6] {
         [
             ("service", &self.services),
             ("actor_id", &self.actor_ids),
             ("actor_type", &self.actor_types),
             ("target_id", &self.target_ids),
             ("target_type", &self.target_types),
+            ("group_id", &self.group_ids),
         ]
     }
 
@@ -94,6 +97,7 @@ impl EventFilter {
             && any_of(&self.actor_types, Some(&event.actor.kind))
             && any_of(&self.target_ids, target.map(|t| t.id.as_str()))
             && any_of(&self.target_types, target.map(|t| t.kind.as_str()))
+            && any_of(&self.group_ids, event.group.as_ref().map(|g| g.id.as_str()))
             && (self.outcomes.is_empty() || self.outcomes.contains(&event.outcome))
             && self.min_severity.is_none_or(|min| event.severity >= min)
             && self.occurred_after.is_none_or(|t| event.occurred_at >= t)
@@ -135,6 +139,34 @@ impl EventOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_filter_matches_only_events_of_those_groups() {
+        let event = |group: Option<&str>| {
+            let mut event: AuditEvent = serde_json::from_value(serde_json::json!({
+                "id": "0190b2b4-8d4e-7c3a-9b1e-1c2d3e4f5a6b", "tenant": "acme",
+                "occurredAt": "2026-01-02T03:04:05Z", "receivedAt": "2026-01-02T03:04:05Z",
+                "action": "a", "outcome": "SUCCESS", "severity": "INFO", "service": "s",
+                "actor": { "id": "u", "type": "user", "name": null, "ip": null },
+                "target": null, "message": null, "metadata": null, "idempotencyKey": null,
+                "requestId": null, "traceId": null
+            }))
+            .expect("an event");
+            event.group = group.map(|id| crate::domain::EventGroup {
+                id: id.to_owned(),
+                name: None,
+            });
+            event
+        };
+        let filter = EventFilter {
+            group_ids: vec!["org-1".into()],
+            ..Default::default()
+        };
+        assert!(filter.matches(&event(Some("org-1"))));
+        assert!(!filter.matches(&event(Some("org-2"))));
+        assert!(!filter.matches(&event(None)));
+        assert!(EventFilter::default().matches(&event(None)));
+    }
 
     #[test]
     fn action_patterns() {

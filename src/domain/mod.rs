@@ -14,7 +14,9 @@ mod validate;
 
 pub use columns::{column_names, Column, ColumnKind, ColumnValue, Indexed, EVENT_COLUMNS};
 pub use cursor::{Cursor, CursorError, StreamCursor, StreamStart};
-pub use event::{Actor, AuditEvent, Outcome, RecordedBy, Severity, Target, SERVICE_NAME};
+pub use event::{
+    Actor, AuditEvent, Crud, EventGroup, Outcome, RecordedBy, Severity, Target, SERVICE_NAME,
+};
 pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
 pub use search_query::{
     FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
@@ -25,6 +27,7 @@ pub use stats::{
 };
 pub use tenant::{check_tenant, Tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
-    check_not_reserved, ActorDraft, EventDraft, FieldError, NewEvent, TargetDraft, MAX_ACTION_LEN,
-    MAX_BATCH, MAX_FUTURE_SKEW, MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
+    check_not_reserved, ActorDraft, EventDraft, FieldError, GroupDraft, NewEvent, TargetDraft,
+    MAX_ACTION_LEN, MAX_BATCH, MAX_FUTURE_SKEW, MAX_HREF_LEN, MAX_ID_LEN, MAX_MESSAGE_BYTES,
+    MAX_METADATA_BYTES,
 };

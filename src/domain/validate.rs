@@ -5,13 +5,15 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
-use super::event::{Actor, AuditEvent, Outcome, Severity, Target, SERVICE_NAME};
+use super::event::{Actor, AuditEvent, Crud, EventGroup, Outcome, Severity, Target, SERVICE_NAME};
 
 pub const MAX_ACTION_LEN: usize = 128;
 /// Service names, ids, types, names and keys.
 pub const MAX_ID_LEN: usize = 256;
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+/// Links (`actor.href`, `target.href`).
+pub const MAX_HREF_LEN: usize = 2048;
 /// How far ahead of the server's clock a producer's `occurredAt` may be.
 pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
 /// Inputs per `recordEvents` call.
@@ -49,6 +51,8 @@ pub struct EventDraft {
     pub idempotency_key: Option<String>,
     pub request_id: Option<String>,
     pub trace_id: Option<String>,
+    pub group: Option<GroupDraft>,
+    pub crud: Option<Crud>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -57,12 +61,20 @@ pub struct ActorDraft {
     pub kind: String,
     pub name: Option<String>,
     pub ip: Option<String>,
+    pub href: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct TargetDraft {
     pub id: String,
     pub kind: String,
+    pub name: Option<String>,
+    pub href: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct GroupDraft {
+    pub id: String,
     pub name: Option<String>,
 }
 
@@ -81,6 +93,8 @@ pub struct NewEvent {
     idempotency_key: Option<String>,
     request_id: Option<String>,
     trace_id: Option<String>,
+    group: Option<EventGroup>,
+    crud: Option<Crud>,
 }
 
 impl NewEvent {
@@ -97,23 +111,31 @@ impl NewEvent {
                 kind: draft.actor.kind,
                 name: draft.actor.name,
                 ip: draft.actor.ip,
+                href: draft.actor.href,
             },
             target: draft.target.map(|t| Target {
                 id: t.id,
                 kind: t.kind,
                 name: t.name,
+                href: t.href,
             }),
             message: draft.message,
             metadata: draft.metadata,
             idempotency_key: draft.idempotency_key,
             request_id: draft.request_id,
             trace_id: draft.trace_id,
+            group: draft.group.map(|g| EventGroup {
+                id: g.id,
+                name: g.name,
+            }),
+            crud: draft.crud,
         };
         check_fields(Fields {
             action: &event.action,
             service: &event.service,
             actor: &event.actor,
             target: event.target.as_ref(),
+            group: event.group.as_ref(),
             message: event.message.as_deref(),
             metadata: event.metadata.as_ref(),
             keys: [
@@ -161,6 +183,8 @@ impl NewEvent {
             request_id: self.request_id,
             trace_id: self.trace_id,
             recorded_by: None,
+            group: self.group,
+            crud: self.crud,
         }
     }
 }
@@ -203,6 +227,7 @@ impl AuditEvent {
             service: &self.service,
             actor: &self.actor,
             target: self.target.as_ref(),
+            group: self.group.as_ref(),
             message: self.message.as_deref(),
             metadata: self.metadata.as_ref(),
             keys: [
@@ -220,6 +245,7 @@ struct Fields<'a> {
     service: &'a str,
     actor: &'a Actor,
     target: Option<&'a Target>,
+    group: Option<&'a EventGroup>,
     message: Option<&'a str>,
     metadata: Option<&'a serde_json::Value>,
     keys: [(&'static str, Option<&'a str>); 3],
@@ -234,10 +260,16 @@ fn check_fields(f: Fields<'_>) -> Result<(), FieldError> {
     if let Some(ip) = &f.actor.ip {
         check_ip(ip)?;
     }
+    check_href("actor.href", f.actor.href.as_deref())?;
     if let Some(target) = f.target {
         check_text("target.id", &target.id, MAX_ID_LEN)?;
         check_text("target.type", &target.kind, MAX_ID_LEN)?;
         check_optional("target.name", target.name.as_deref(), MAX_ID_LEN)?;
+        check_href("target.href", target.href.as_deref())?;
+    }
+    if let Some(group) = f.group {
+        check_text("group.id", &group.id, MAX_ID_LEN)?;
+        check_optional("group.name", group.name.as_deref(), MAX_ID_LEN)?;
     }
     if let Some(message) = f.message {
         check_message(message)?;
@@ -296,6 +328,28 @@ fn check_optional(field: &str, value: Option<&str>, max: usize) -> Result<(), Fi
         return Err(FieldError::new(
             field,
             "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A link a viewer may put in a page as it is: an absolute `https:`/`http:` URL or a path on the
+/// host page (`/…`, not `//…`, which would be another host). Anything else (`javascript:`,
+/// `data:`) could run in the viewer's page, and whitespace or quotes could break out of it.
+fn check_href(field: &str, href: Option<&str>) -> Result<(), FieldError> {
+    let Some(href) = href else { return Ok(()) };
+    check_text(field, href, MAX_HREF_LEN)?;
+    let lower = href.to_ascii_lowercase();
+    let allowed_start = lower.starts_with("https://")
+        || lower.starts_with("http://")
+        || (href.starts_with('/') && !href.starts_with("//") && !href.starts_with("/\\"));
+    let plain = href
+        .chars()
+        .all(|c| !c.is_whitespace() && !matches!(c, '"' | '\'' | '<' | '>' | '`' | '\\'));
+    if !allowed_start || !plain {
+        return Err(FieldError::new(
+            field,
+            "must be an http(s) URL or a path starting with \"/\", without spaces or quotes",
         ));
     }
     Ok(())
@@ -455,6 +509,56 @@ mod tests {
     }
 
     #[test]
+    fn links_are_http_urls_or_paths_and_groups_need_an_id() {
+        for ok in [
+            "https://app.example.com/users/42",
+            "HTTP://example.com",
+            "/orgs/7/invoices/9?tab=lines#top",
+        ] {
+            let mut d = draft();
+            d.actor.href = Some(ok.into());
+            d.target = Some(TargetDraft {
+                id: "t".into(),
+                kind: "doc".into(),
+                href: Some(ok.into()),
+                ..Default::default()
+            });
+            assert!(NewEvent::parse(d, Utc::now()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            "data:text/html,<script>",
+            "//evil.example.com/x",
+            "/\\evil.example.com",
+            "https://a.example/\" onmouseover=\"x",
+            "https://a.example/ x",
+            "relative/path",
+            "",
+        ] {
+            let mut d = draft();
+            d.actor.href = Some(bad.into());
+            assert_eq!(field_of(d), "actor.href", "{bad:?}");
+        }
+        let mut d = draft();
+        d.actor.href = Some(format!("https://a.example/{}", "x".repeat(MAX_HREF_LEN)));
+        assert_eq!(field_of(d), "actor.href");
+
+        let mut d = draft();
+        d.group = Some(GroupDraft {
+            id: " ".into(),
+            name: None,
+        });
+        assert_eq!(field_of(d), "group.id");
+        let mut d = draft();
+        d.group = Some(GroupDraft {
+            id: "org_1".into(),
+            name: Some("n".repeat(MAX_ID_LEN + 1)),
+        });
+        assert_eq!(field_of(d), "group.name");
+    }
+
+    #[test]
     fn lengths_and_shapes_name_their_field() {
         let mut d = draft();
         d.service = "s".repeat(257);
@@ -469,7 +573,7 @@ mod tests {
         d.target = Some(TargetDraft {
             id: "t".into(),
             kind: String::new(),
-            name: None,
+            ..Default::default()
         });
         assert_eq!(field_of(d), "target.type");
         let mut d = draft();
@@ -558,13 +662,13 @@ mod properties {
                     actor: ActorDraft {
                         id: actor_id,
                         kind: actor_kind,
-                        name: None,
                         ip,
+                        ..Default::default()
                     },
                     target: target.map(|id| TargetDraft {
                         id,
                         kind: "doc".into(),
-                        name: None,
+                        ..Default::default()
                     }),
                     message,
                     idempotency_key: key,

@@ -3,8 +3,8 @@
 use async_graphql::InputObject;
 
 use super::scalars::DateTime;
-use super::types::{Outcome, Severity};
-use crate::domain::{self, ActionPattern, ActorDraft, EventDraft, TargetDraft};
+use super::types::{Crud, Outcome, Severity};
+use crate::domain::{self, ActionPattern, ActorDraft, EventDraft, GroupDraft, TargetDraft};
 
 #[derive(InputObject)]
 pub struct ActorInput {
@@ -13,6 +13,8 @@ pub struct ActorInput {
     kind: String,
     name: Option<String>,
     ip: Option<String>,
+    /// An http(s) URL or a path starting with "/": a link to the actor in your product.
+    href: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -20,6 +22,16 @@ pub struct TargetInput {
     id: String,
     #[graphql(name = "type")]
     kind: String,
+    name: Option<String>,
+    /// An http(s) URL or a path starting with "/": a link to the target in your product.
+    href: Option<String>,
+}
+
+/// Your customer the event belongs to (an organization in your product): what viewer tokens are
+/// scoped to.
+#[derive(InputObject)]
+pub struct GroupInput {
+    id: String,
     name: Option<String>,
 }
 
@@ -40,6 +52,8 @@ pub struct RecordEventInput {
     idempotency_key: Option<String>,
     request_id: Option<String>,
     trace_id: Option<String>,
+    group: Option<GroupInput>,
+    crud: Option<Crud>,
 }
 
 impl From<RecordEventInput> for EventDraft {
@@ -52,11 +66,13 @@ impl From<RecordEventInput> for EventDraft {
                 kind: i.actor.kind,
                 name: i.actor.name,
                 ip: i.actor.ip,
+                href: i.actor.href,
             },
             target: i.target.map(|t| TargetDraft {
                 id: t.id,
                 kind: t.kind,
                 name: t.name,
+                href: t.href,
             }),
             outcome: Some(i.outcome.into()),
             severity: Some(i.severity.into()),
@@ -67,6 +83,11 @@ impl From<RecordEventInput> for EventDraft {
             idempotency_key: i.idempotency_key,
             request_id: i.request_id,
             trace_id: i.trace_id,
+            group: i.group.map(|g| GroupDraft {
+                id: g.id,
+                name: g.name,
+            }),
+            crud: i.crud.map(Into::into),
         }
     }
 }
@@ -80,6 +101,8 @@ pub struct AuditEventFilter {
     actor_types: Option<Vec<String>>,
     target_ids: Option<Vec<String>>,
     target_types: Option<Vec<String>>,
+    /// Events of these groups only (events without a group never match).
+    group_ids: Option<Vec<String>>,
     outcomes: Option<Vec<Outcome>>,
     min_severity: Option<Severity>,
     /// Inclusive.
@@ -102,6 +125,7 @@ impl From<AuditEventFilter> for domain::EventFilter {
             actor_types: f.actor_types.unwrap_or_default(),
             target_ids: f.target_ids.unwrap_or_default(),
             target_types: f.target_types.unwrap_or_default(),
+            group_ids: f.group_ids.unwrap_or_default(),
             outcomes: f
                 .outcomes
                 .unwrap_or_default()

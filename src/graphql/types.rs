@@ -45,6 +45,16 @@ pub enum RecordStatus {
     Duplicate,
 }
 
+/// Create, read, update or delete.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(remote = "domain::Crud")]
+pub enum Crud {
+    C,
+    R,
+    U,
+    D,
+}
+
 #[derive(SimpleObject)]
 pub struct Actor {
     id: String,
@@ -52,6 +62,8 @@ pub struct Actor {
     kind: String,
     name: Option<String>,
     ip: Option<String>,
+    /// A link to the actor in the tenant's product.
+    href: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -59,6 +71,15 @@ pub struct Target {
     id: String,
     #[graphql(name = "type")]
     kind: String,
+    name: Option<String>,
+    /// A link to the target in the tenant's product.
+    href: Option<String>,
+}
+
+/// The tenant's own customer an event belongs to (an organization in the tenant's product).
+#[derive(SimpleObject)]
+pub struct Group {
+    id: String,
     name: Option<String>,
 }
 
@@ -130,6 +151,7 @@ impl AuditEvent {
             kind: a.kind.clone(),
             name: a.name.clone(),
             ip: a.ip.clone(),
+            href: a.href.clone(),
         }
     }
 
@@ -138,7 +160,21 @@ impl AuditEvent {
             id: t.id.clone(),
             kind: t.kind.clone(),
             name: t.name.clone(),
+            href: t.href.clone(),
         })
+    }
+
+    /// The tenant's customer it belongs to, if the producer said.
+    async fn group(&self) -> Option<Group> {
+        self.event.group.as_ref().map(|g| Group {
+            id: g.id.clone(),
+            name: g.name.clone(),
+        })
+    }
+
+    /// Whether the action created, read, updated or deleted, if the producer said.
+    async fn crud(&self) -> Option<Crud> {
+        self.event.crud.map(Into::into)
     }
 
     async fn message(&self) -> Option<&str> {

@@ -195,6 +195,7 @@ impl ExportRequest {
                 "actorTypes" => f.actor_types.push(value),
                 "targetIds" => f.target_ids.push(value),
                 "targetTypes" => f.target_types.push(value),
+                "groupIds" => f.group_ids.push(value),
                 "outcomes" => f.outcomes.push(
                     Outcome::parse(&value)
                         .ok_or_else(|| invalid("must be SUCCESS, FAILURE or UNKNOWN"))?,

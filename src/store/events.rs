@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::filter::{order_sql, push_filter};
 use super::{SearchBacklog, Store, StoreError};
 use crate::domain::{
-    column_names, Actor, AuditEvent, ColumnKind, ColumnValue, Cursor, EventFilter, EventOrder,
-    Outcome, RecordedBy, Severity, Target, EVENT_COLUMNS,
+    column_names, Actor, AuditEvent, ColumnKind, ColumnValue, Crud, Cursor, EventFilter,
+    EventGroup, EventOrder, Outcome, RecordedBy, Severity, Target, EVENT_COLUMNS,
 };
 
 /// The event columns, comma-separated in `EVENT_COLUMNS` order, as every query selects them.
@@ -98,6 +98,11 @@ pub(super) struct EventRow {
     trace_id: Option<String>,
     recorded_by_id: Option<String>,
     recorded_by_type: Option<String>,
+    group_id: Option<String>,
+    group_name: Option<String>,
+    actor_href: Option<String>,
+    target_href: Option<String>,
+    crud: Option<String>,
 }
 
 impl TryFrom<EventRow> for AuditEvent {
@@ -116,9 +121,18 @@ impl TryFrom<EventRow> for AuditEvent {
                 id,
                 kind,
                 name: r.target_name,
+                href: r.target_href,
             }),
             _ => None,
         };
+        let crud = match r.crud.as_deref() {
+            Some(name) => Some(Crud::parse(name).ok_or_else(|| corrupt("unknown crud"))?),
+            None => None,
+        };
+        let group = r.group_id.map(|id| EventGroup {
+            id,
+            name: r.group_name,
+        });
         let recorded_by = match (r.recorded_by_id, r.recorded_by_type) {
             (Some(id), Some(kind)) => Some(RecordedBy { id, kind }),
             _ => None,
@@ -137,6 +151,7 @@ impl TryFrom<EventRow> for AuditEvent {
                 kind: r.actor_type,
                 name: r.actor_name,
                 ip: r.actor_ip,
+                href: r.actor_href,
             },
             target,
             message: r.message,
@@ -145,6 +160,8 @@ impl TryFrom<EventRow> for AuditEvent {
             request_id: r.request_id,
             trace_id: r.trace_id,
             recorded_by,
+            group,
+            crud,
         })
     }
 }

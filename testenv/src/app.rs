@@ -366,6 +366,7 @@ pub fn received_event(tenant: &str, received_at: DateTime<Utc>) -> AuditEvent {
             kind: "user".to_owned(),
             name: None,
             ip: None,
+            href: None,
         },
         target: None,
         message: None,
@@ -374,6 +375,8 @@ pub fn received_event(tenant: &str, received_at: DateTime<Utc>) -> AuditEvent {
         request_id: None,
         trace_id: None,
         recorded_by: None,
+        group: None,
+        crud: None,
     }
 }
 

@@ -10,7 +10,7 @@ use crate::helpers::{event, stored_event, TestApp, OTHER_TENANT, TENANT};
 const EVENTS: &str = "query($f: AuditEventFilter, $o: EventOrder!) { \
     auditEvents(filter: $f, first: 100, orderBy: $o) { edges { node { \
         id tenant occurredAt receivedAt action outcome severity service \
-        actor { id type name ip } target { id type name } \
+        actor { id type name ip href } target { id type name href } group { id name } crud \
         message metadata idempotencyKey requestId traceId recordedBy { id type } } } } }";
 
 async fn export(app: &TestApp, key: Option<&str>, query: &str) -> reqwest::Response {
@@ -52,8 +52,10 @@ async fn seed(app: &TestApp) -> usize {
         json!({
             "action": "invoice.update",
             "service": "billing",
-            "actor": { "id": "alice", "name": "O'Brien, \"Bob\"", "ip": "10.0.0.1" },
-            "target": { "id": "T-1", "type": "invoice", "name": "Q3, \"final\"" },
+            "actor": { "id": "alice", "name": "O'Brien, \"Bob\"", "ip": "10.0.0.1", "href": "/users/alice?a=1,2" },
+            "target": { "id": "T-1", "type": "invoice", "name": "Q3, \"final\"", "href": "https://x.example/i/T-1" },
+            "group": { "id": "org, \"1\"", "name": "Initech, Inc." },
+            "crud": "U",
             "message": "a, b",
             "occurredAt": "2026-11-01T10:00:00Z",
             "idempotencyKey": "k-1",
@@ -114,6 +116,11 @@ fn flattened(node: &Value) -> Vec<(&'static str, String)> {
         ("trace_id", &node["traceId"]),
         ("recorded_by_id", &node["recordedBy"]["id"]),
         ("recorded_by_type", &node["recordedBy"]["type"]),
+        ("group_id", &node["group"]["id"]),
+        ("group_name", &node["group"]["name"]),
+        ("actor_href", &node["actor"]["href"]),
+        ("target_href", &node["target"]["href"]),
+        ("crud", &node["crud"]),
     ];
     fields
         .into_iter()
@@ -329,7 +336,7 @@ async fn every_export_is_recorded_in_the_callers_tenant() {
     assert_eq!(export_event["service"], "traceledger");
     assert_eq!(
         export_event["actor"],
-        json!({ "id": key_id.to_string(), "type": "api_key", "name": null, "ip": null })
+        json!({ "id": key_id.to_string(), "type": "api_key", "name": null, "ip": null, "href": null })
     );
     assert_eq!(
         export_event["metadata"],
@@ -469,11 +476,18 @@ async fn every_field_of_an_event_reaches_the_store_and_both_exports() {
     let mut full = stored_event(TENANT, at);
     full.actor.name = Some("Ann Admin".into());
     full.actor.ip = Some("10.1.2.3".into());
+    full.actor.href = Some("https://app.example.com/users/ann".into());
     full.target = Some(traceledger::domain::Target {
         id: "inv-7".into(),
         kind: "invoice".into(),
         name: Some("January".into()),
+        href: Some("/invoices/inv-7".into()),
     });
+    full.group = Some(traceledger::domain::EventGroup {
+        id: "org-7".into(),
+        name: Some("Initech".into()),
+    });
+    full.crud = Some(traceledger::domain::Crud::U);
     full.message = Some("paid in full".into());
     full.metadata = Some(json!({ "amount": 12.5, "currency": "EUR" }));
     full.idempotency_key = Some("idem-7".into());
@@ -526,6 +540,11 @@ async fn every_field_of_an_event_reaches_the_store_and_both_exports() {
         ("trace_id", "trace-7".into()),
         ("recorded_by_id", "key-7".into()),
         ("recorded_by_type", "api_key".into()),
+        ("group_id", "org-7".into()),
+        ("group_name", "Initech".into()),
+        ("actor_href", "https://app.example.com/users/ann".into()),
+        ("target_href", "/invoices/inv-7".into()),
+        ("crud", "U".into()),
         ("severity", full.severity.as_str().into()),
     ] {
         assert_eq!(field(name), expected, "{name}");

@@ -31,6 +31,7 @@ async fn seed(app: &TestApp) -> Vec<Value> {
             "severity": SEVERITIES[i % 6],
             "occurredAt": format!("2026-11-01T{:02}:00:00Z", i),
             "message": format!("event {i}"),
+            "group": if i % 5 == 0 { Value::Null } else { json!({ "id": format!("org-{}", i % 2) }) },
         }));
     }
     app.record_all(&inputs).await;
@@ -127,6 +128,15 @@ async fn every_filter_selects_what_it_says() {
         (
             json!({ "targetTypes": ["account"] }),
             Box::new(|i| i["target"]["type"] == "account"),
+        ),
+        (
+            json!({ "groupIds": ["org-1"] }),
+            Box::new(|i| i["group"]["id"] == "org-1"),
+        ),
+        // Events without a group are in no group's list.
+        (
+            json!({ "groupIds": ["org-0", "org-1"] }),
+            Box::new(|i| !i["group"].is_null()),
         ),
         (
             json!({ "outcomes": ["FAILURE", "UNKNOWN"] }),

@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 use crate::helpers::{event, TestApp, TENANT};
 
 const EVENT_FIELDS: &str = "id tenant occurredAt receivedAt action outcome severity service \
-    actor { id type name ip } target { id type name } message metadata idempotencyKey requestId traceId";
+    actor { id type name ip href } target { id type name href } group { id name } crud message \
+    metadata idempotencyKey requestId traceId";
 
 #[tokio::test]
 async fn a_recorded_event_reads_back_whole() {
@@ -14,8 +15,10 @@ async fn a_recorded_event_reads_back_whole() {
     let input = json!({
         "action": "invoice.update",
         "service": "billing",
-        "actor": { "id": "alice@example.com", "name": "Alice", "ip": "203.0.113.7" },
-        "target": { "id": "INV-1", "type": "invoice", "name": "March invoice" },
+        "actor": { "id": "alice@example.com", "name": "Alice", "ip": "203.0.113.7", "href": "https://app.example.com/users/alice" },
+        "target": { "id": "INV-1", "type": "invoice", "name": "March invoice", "href": "/invoices/INV-1" },
+        "group": { "id": "org_42", "name": "Initech" },
+        "crud": "U",
         "outcome": "FAILURE",
         "severity": "WARNING",
         "occurredAt": "2026-11-22T14:03:00.123Z",
@@ -46,12 +49,14 @@ async fn a_recorded_event_reads_back_whole() {
     assert_eq!(e["severity"], "WARNING");
     assert_eq!(
         e["actor"],
-        json!({ "id": "alice@example.com", "type": "user", "name": "Alice", "ip": "203.0.113.7" })
+        json!({ "id": "alice@example.com", "type": "user", "name": "Alice", "ip": "203.0.113.7", "href": "https://app.example.com/users/alice" })
     );
     assert_eq!(
         e["target"],
-        json!({ "id": "INV-1", "type": "invoice", "name": "March invoice" })
+        json!({ "id": "INV-1", "type": "invoice", "name": "March invoice", "href": "/invoices/INV-1" })
     );
+    assert_eq!(e["group"], json!({ "id": "org_42", "name": "Initech" }));
+    assert_eq!(e["crud"], "U");
     assert_eq!(e["message"], "amount changed, ✓ unicode");
     assert_eq!(
         e["metadata"],
@@ -207,7 +212,10 @@ async fn every_input_rule_is_enforced_with_its_field() {
                 slot[*key] = value.clone();
             } else {
                 if slot.get(*key).is_none() {
-                    slot[*key] = json!({ "id": "t", "type": "doc" });
+                    slot[*key] = match *key {
+                        "group" => json!({ "id": "g" }),
+                        _ => json!({ "id": "t", "type": "doc" }),
+                    };
                 }
                 slot = &mut slot[*key];
             }
@@ -227,6 +235,20 @@ async fn every_input_rule_is_enforced_with_its_field() {
         (with(&["actor", "id"], json!(long(257))), "input.actor.id"),
         (with(&["actor", "type"], json!("")), "input.actor.type"),
         (with(&["actor", "ip"], json!("999.1.1.1")), "input.actor.ip"),
+        // A link a viewer shows must not be able to run script in its page.
+        (
+            with(&["actor", "href"], json!("javascript:alert(1)")),
+            "input.actor.href",
+        ),
+        (
+            with(&["target", "href"], json!("//evil.example.com/x")),
+            "input.target.href",
+        ),
+        (with(&["group", "id"], json!(" ")), "input.group.id"),
+        (
+            with(&["group", "name"], json!(long(257))),
+            "input.group.name",
+        ),
         (with(&["target", "id"], json!(long(257))), "input.target.id"),
         (
             with(&["message"], json!(long(8 * 1024 + 1))),

@@ -199,7 +199,7 @@ fn seed_events() -> Vec<Value> {
             3,
             "invoice.pay",
             "invoice paid by alice",
-            json!({ "actor": { "id": "alice", "name": "Alice Smith" }, "target": { "id": "ORD-98765", "type": "order" } }),
+            json!({ "actor": { "id": "alice", "name": "Alice Smith" }, "target": { "id": "ORD-98765", "type": "order" }, "group": { "id": "org-a" } }),
         ),
         event(
             4,
@@ -396,6 +396,11 @@ async fn behaviour_suite(app: &TestApp, backend: &str) {
             &[HEARTBEAT],
         ),
         ("refund", json!({ "outcomes": ["FAILURE"] }), &[]),
+        (
+            "invoice",
+            json!({ "groupIds": ["org-a"] }),
+            &["invoice paid by alice"],
+        ),
     ];
     for (query, filter, want) in cases {
         assert_eq!(

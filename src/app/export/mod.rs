@@ -111,7 +111,7 @@ fn encode_chunk(
         ExportFormat::Ndjson => {
             let mut out = Vec::new();
             for event in &events {
-                serde_json::to_writer(&mut out, event)?;
+                serde_json::to_writer(&mut out, &event.api_json()?)?;
                 out.push(b'\n');
             }
             Ok(out)
@@ -266,6 +266,7 @@ pub fn export_event(
             kind: caller.kind().to_owned(),
             name: None,
             ip: None,
+            href: None,
         },
         message: Some(format!("export of audit events as {}", format.as_str())),
         metadata: Some(metadata),
@@ -285,7 +286,7 @@ fn filter_json(f: &EventFilter) -> Value {
         })
         .collect();
     let outcomes: Vec<&str> = f.outcomes.iter().map(|o| o.as_str()).collect();
-    let lists: [(&str, Vec<&str>); 7] = [
+    let lists: [(&str, Vec<&str>); 8] = [
         ("actions", actions.iter().map(|a| a.as_ref()).collect()),
         ("services", f.services.iter().map(String::as_str).collect()),
         ("actorIds", f.actor_ids.iter().map(String::as_str).collect()),
@@ -301,6 +302,7 @@ fn filter_json(f: &EventFilter) -> Value {
             "targetTypes",
             f.target_types.iter().map(String::as_str).collect(),
         ),
+        ("groupIds", f.group_ids.iter().map(String::as_str).collect()),
         ("outcomes", outcomes),
     ];
     for (name, values) in lists {
@@ -342,11 +344,13 @@ mod tests {
                 kind: "user".into(),
                 name: None,
                 ip: None,
+                href: None,
             },
             target: Some(Target {
                 id: "T-1".into(),
                 kind: "invoice".into(),
                 name: Some("Q3, \"final\"".into()),
+                href: None,
             }),
             message: Some(message.into()),
             metadata: Some(json!({ "k": "v" })),
@@ -354,6 +358,8 @@ mod tests {
             request_id: None,
             trace_id: None,
             recorded_by: None,
+            group: None,
+            crud: None,
         }
     }
 

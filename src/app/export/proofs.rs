@@ -62,7 +62,7 @@ async fn event_line(
     event: &AuditEvent,
     out: &mut Vec<u8>,
 ) -> Result<(), ExportError> {
-    let mut line = serde_json::to_value(event)?;
+    let mut line = event.api_json()?;
     if let Value::Object(fields) = &mut line {
         fields.insert(EXPORT_INDEX_FIELD.into(), json!(index));
         let sealed = cursor.subtree(0, index).await?;

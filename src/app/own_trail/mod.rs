@@ -148,11 +148,13 @@ impl OwnTrail {
                 kind: actor_type.to_owned(),
                 name: None,
                 ip: note.client_ip.map(|ip| ip.to_string()),
+                href: None,
             },
             target: Some(TargetDraft {
                 id: clip(note.operation.clone()),
                 kind: "api_operation".to_owned(),
                 name: None,
+                href: None,
             }),
             outcome: Some(if failed {
                 Outcome::Failure
@@ -194,6 +196,7 @@ impl OwnTrail {
                     kind: principal.credential.kind().to_owned(),
                     name: None,
                     ip: None,
+                    href: None,
                 },
                 json!({ "tenant": principal.tenant, "details": details }),
             ),
@@ -203,6 +206,7 @@ impl OwnTrail {
                     kind: "operator".to_owned(),
                     name: None,
                     ip: None,
+                    href: None,
                 },
                 json!({ "details": details }),
             ),
@@ -264,6 +268,7 @@ fn action_draft(
             id: clip(id.to_owned()),
             kind: kind.to_owned(),
             name: None,
+            href: None,
         }),
         outcome: Some(Outcome::Success),
         severity: Some(Severity::Warning),

@@ -18,11 +18,13 @@ pub(super) fn unstorable(note: &EventDraft, error: &FieldError) -> EventDraft {
             kind: "unknown".to_owned(),
             name: None,
             ip: None,
+            href: None,
         },
         target: note.target.as_ref().map(|t| TargetDraft {
             id: "unknown".to_owned(),
             kind: t.kind.clone(),
             name: None,
+            href: None,
         }),
         outcome: note.outcome,
         severity: note.severity,

@@ -42,7 +42,8 @@ pub const EMPTY_ROOT: Hash = [
 ];
 
 /// The bytes an event is committed to the ledger as: every field the API returns (`recordedBy`
-/// as null where the event has none), canonicalized by RFC 8785.
+/// as null where the event has none; `group`, `crud`, `actor.href` and `target.href`, added
+/// later, only where the event has them), canonicalized by RFC 8785.
 pub fn leaf_bytes(event: &AuditEvent) -> Result<Vec<u8>, serde_json::Error> {
     Ok(leaf_bytes_of_json(serde_json::to_value(event)?))
 }
@@ -300,5 +301,46 @@ mod tests {
             bytes,
             r#"{"action":"invoice.paid","actor":{"id":"u1","ip":null,"name":null,"type":"user"},"id":"0190b2b4-8d4e-7c3a-9b1e-1c2d3e4f5a6b","idempotencyKey":null,"message":"paid","metadata":{"a":[true,"x"],"b":1.5},"occurredAt":"2026-01-02T03:04:05.120Z","outcome":"SUCCESS","receivedAt":"2026-01-02T03:04:06Z","recordedBy":null,"requestId":null,"service":"billing","severity":"INFO","target":null,"tenant":"acme","traceId":null}"#
         );
+    }
+
+    #[test]
+    fn fields_added_later_are_in_a_leaf_only_where_the_event_has_them() {
+        let api_json = |extra: serde_json::Value| {
+            let mut event = serde_json::json!({
+                "id": "0190b2b4-8d4e-7c3a-9b1e-1c2d3e4f5a6b", "tenant": "acme",
+                "occurredAt": "2026-01-02T03:04:05Z", "receivedAt": "2026-01-02T03:04:06Z",
+                "action": "invoice.paid", "outcome": "SUCCESS", "severity": "INFO",
+                "service": "billing",
+                "actor": { "id": "u1", "type": "user", "name": null, "ip": null, "href": null },
+                "target": { "id": "i1", "type": "invoice", "name": null, "href": null },
+                "message": null, "metadata": null, "idempotencyKey": null, "requestId": null,
+                "traceId": null, "recordedBy": null, "group": null, "crud": null
+            });
+            for (key, value) in extra.as_object().unwrap() {
+                event[key] = value.clone();
+            }
+            event
+        };
+        // As the API returns an event without them (nulls): the leaf an earlier event had.
+        let plain: AuditEvent = serde_json::from_value(api_json(serde_json::json!({}))).unwrap();
+        let leaf = String::from_utf8(leaf_bytes(&plain).unwrap()).unwrap();
+        assert!(!leaf.contains("group") && !leaf.contains("crud") && !leaf.contains("href"));
+        assert_eq!(
+            leaf_bytes_of_json(api_json(serde_json::json!({}))),
+            leaf.as_bytes()
+        );
+        // With them: in the leaf, and the API's JSON gives the same leaf.
+        let full = api_json(serde_json::json!({
+            "group": { "id": "org_1", "name": null }, "crud": "U",
+            "actor": { "id": "u1", "type": "user", "name": null, "ip": null, "href": "/u/1" },
+        }));
+        let event: AuditEvent = serde_json::from_value(full.clone()).unwrap();
+        let leaf = String::from_utf8(leaf_bytes(&event).unwrap()).unwrap();
+        assert!(
+            leaf.contains(r#""group":{"id":"org_1","name":null}"#),
+            "{leaf}"
+        );
+        assert!(leaf.contains(r#""crud":"U""#) && leaf.contains(r#""href":"/u/1""#));
+        assert_eq!(leaf_bytes_of_json(full), leaf.as_bytes());
     }
 }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::canonical;
 use super::proof::CompactRange;
 use super::{decode_hash, leaf_hash, open_checkpoint, Hash};
+use crate::domain::event::{LATER_FIELDS, LATER_PARTY_FIELDS};
 
 /// The fields an export line adds to the event as the API returns it.
 pub const EXPORT_INDEX_FIELD: &str = "ledgerIndex";
@@ -73,14 +74,31 @@ impl std::fmt::Display for Finding {
 }
 
 /// The leaf of an event given as the JSON the API returns (an export line without its ledger
-/// fields): RFC 8785 of it, `recordedBy` as null where absent, as [`super::leaf_bytes`] does.
+/// fields): RFC 8785 of it, `recordedBy` as null where absent and the later fields left out where
+/// null, as [`super::leaf_bytes`] does.
 pub fn leaf_bytes_of_json(mut event: Value) -> Vec<u8> {
     if let Value::Object(fields) = &mut event {
         fields.remove(EXPORT_INDEX_FIELD);
         fields.remove(EXPORT_LEAF_FIELD);
         fields.entry("recordedBy").or_insert(Value::Null);
+        remove_nulls(fields, &LATER_FIELDS);
+        for party in ["actor", "target"] {
+            if let Some(Value::Object(party)) = fields.get_mut(party) {
+                remove_nulls(party, &LATER_PARTY_FIELDS);
+            }
+        }
     }
     canonical::to_vec(&event)
+}
+
+/// A leaf has the fields added after the ledger began only where the event has a value, so that
+/// events stored before them keep the leaves they were hashed with.
+fn remove_nulls(fields: &mut serde_json::Map<String, Value>, names: &[&str]) {
+    for name in names {
+        if fields.get(*name).is_some_and(Value::is_null) {
+            fields.remove(*name);
+        }
+    }
 }
 
 /// What a finished check found: the tree size it covered and every finding, first first.
