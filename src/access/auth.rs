@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::access::jwt::{JwtConfigError, JwtError, JwtSettings, JwtVerifier};
-pub use crate::access::principal::{Credential, Principal, RateOverrides, Scope};
+pub use crate::access::principal::{Credential, Principal, RateOverrides, Scope, ViewerAccess};
+use crate::access::viewer::{self, ViewerKey, ViewerTokenError, VIEWER_TOKEN_PREFIX};
 use crate::domain::Tenant;
 use crate::store::{Store, StoreError};
 
@@ -41,9 +42,10 @@ pub enum AuthError {
     Revoked(Uuid),
     #[error("invalid token: {0}")]
     InvalidToken(String),
-    /// A token whose signature verifies but whose time has passed.
+    /// A token whose signature verifies but whose time has passed: a JWT (by its subject) or a
+    /// viewer token (by its id).
     #[error("invalid token: the token has expired")]
-    Expired { subject: String },
+    Expired { subject: String, kind: &'static str },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,6 +77,9 @@ pub struct Authenticator {
     store: Store,
     ttl: Duration,
     verified: quick_cache::sync::Cache<[u8; 32], (Principal, Instant)>,
+    /// Tenants' viewer keys, remembered as verified keys are (so a rotation reaches every
+    /// instance within the same time).
+    viewer_keys: quick_cache::sync::Cache<Tenant, (ViewerKey, Instant)>,
     jwt: Option<JwtVerifier>,
 }
 
@@ -84,12 +89,13 @@ impl Authenticator {
             store,
             ttl: Duration::from_secs(settings.key_cache_secs),
             verified: quick_cache::sync::Cache::new(MAX_CACHED_KEYS),
+            viewer_keys: quick_cache::sync::Cache::new(MAX_CACHED_KEYS),
             jwt: JwtVerifier::new(&settings.jwt)?,
         })
     }
 
-    /// The principal for a presented credential: an API key (it starts with `tlk_`) or, when
-    /// JWTs are configured, anything else.
+    /// The principal for a presented credential: an API key (it starts with `tlk_`), a viewer
+    /// token (`tlv_`) or, when JWTs are configured, anything else.
     pub async fn verify(&self, presented: &str) -> Result<Principal, AuthError> {
         self.verify_within(presented, self.ttl).await
     }
@@ -109,10 +115,16 @@ impl Authenticator {
         if presented.starts_with(KEY_PREFIX) {
             return self.verify_key(presented, fresh).await;
         }
+        if presented.starts_with(VIEWER_TOKEN_PREFIX) {
+            return self.verify_viewer_token(presented, fresh).await;
+        }
         match &self.jwt {
             Some(jwt) => jwt.verify(presented).map_err(|e| match e {
                 JwtError::Expired => match jwt.expired_subject(presented) {
-                    Some(subject) => AuthError::Expired { subject },
+                    Some(subject) => AuthError::Expired {
+                        subject,
+                        kind: "jwt_subject",
+                    },
                     None => AuthError::InvalidToken(e.to_string()),
                 },
                 e => AuthError::InvalidToken(e.to_string()),
@@ -152,10 +164,78 @@ impl Authenticator {
                 read_per_sec: record.read_rate_per_sec.and_then(|r| u32::try_from(r).ok()),
             },
             expires_at: None,
+            view: None,
         };
         self.verified
             .insert(hash, (principal.clone(), Instant::now()));
         Ok(principal)
+    }
+
+    /// A viewer token: signed with its tenant's current viewer key and not expired. Its holder
+    /// may read its group's events and nothing else.
+    async fn verify_viewer_token(
+        &self,
+        token: &str,
+        fresh: Duration,
+    ) -> Result<Principal, AuthError> {
+        let unverified = viewer::read(token).map_err(|e| AuthError::InvalidToken(e.to_string()))?;
+        let key = self
+            .viewer_key(&unverified.tenant, fresh)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
+        let grant = unverified
+            .verify(&key, chrono::Utc::now())
+            .map_err(|e| match e {
+                ViewerTokenError::Expired { token_id } => AuthError::Expired {
+                    subject: token_id.to_string(),
+                    kind: "viewer_token",
+                },
+                e => AuthError::InvalidToken(e.to_string()),
+            })?;
+        Ok(Principal {
+            tenant: grant.tenant,
+            credential: Credential::Viewer {
+                token: grant.token_id,
+                group: grant.scope.group_id.clone(),
+            },
+            scopes: vec![Scope::EventsRead],
+            rates: RateOverrides::default(),
+            expires_at: Some(SystemTime::from(grant.expires_at)),
+            view: Some(ViewerAccess {
+                scope: grant.scope,
+                export_allowed: grant.export_allowed,
+            }),
+        })
+    }
+
+    /// The tenant's viewer key, looked up again once older than `fresh`; `None` if it has none.
+    async fn viewer_key(
+        &self,
+        tenant: &Tenant,
+        fresh: Duration,
+    ) -> Result<Option<ViewerKey>, AuthError> {
+        let cached = |max_age: Duration| {
+            self.viewer_keys
+                .get(tenant)
+                .filter(|(_, at)| at.elapsed() < max_age)
+                .map(|(key, _)| key)
+        };
+        if let Some(key) = cached(fresh) {
+            return Ok(Some(key));
+        }
+        match self.store.viewer_key(tenant).await {
+            Ok(Some(bytes)) => {
+                let key = ViewerKey::try_from(bytes.as_slice()).ok();
+                if let Some(key) = key {
+                    self.viewer_keys
+                        .insert(tenant.clone(), (key, Instant::now()));
+                }
+                Ok(key)
+            }
+            Ok(None) => Ok(None),
+            Err(e) if e.is_unavailable() => cached(STALE_WHILE_DOWN).map(Some).ok_or(e.into()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn cached(&self, hash: &[u8; 32], max_age: Duration) -> Option<Principal> {
@@ -270,7 +350,7 @@ const FINGERPRINT_HEX: usize = 12;
 pub fn refused_caller(presented: &str, error: &AuthError) -> (String, &'static str) {
     match error {
         AuthError::Revoked(id) => (id.to_string(), "api_key"),
-        AuthError::Expired { subject } => (subject.clone(), "jwt_subject"),
+        AuthError::Expired { subject, kind } => (subject.clone(), kind),
         _ => {
             let digest = hex::encode(Sha256::digest(presented.as_bytes()));
             (

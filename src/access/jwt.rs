@@ -265,6 +265,7 @@ impl JwtVerifier {
             scopes,
             rates: RateOverrides::default(),
             expires_at,
+            view: None,
         })
     }
 }

@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::Tenant;
+use crate::domain::{EventFilter, Tenant, ViewScope};
 
 /// What a key may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,13 +43,29 @@ pub struct Principal {
     pub credential: Credential,
     pub scopes: Vec<Scope>,
     pub rates: RateOverrides,
-    /// When the credential stops being accepted by itself (a JWT's expiry); keys have none.
+    /// When the credential stops being accepted by itself (a JWT's or viewer token's expiry);
+    /// keys have none.
     pub expires_at: Option<std::time::SystemTime>,
+    /// A viewer token's limits: only these events, and exports only if allowed.
+    pub view: Option<ViewerAccess>,
+}
+
+/// What a viewer token's holder may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewerAccess {
+    pub scope: ViewScope,
+    pub export_allowed: bool,
 }
 
 impl Principal {
     pub fn has(&self, scope: Scope) -> bool {
         self.scopes.contains(&scope)
+    }
+
+    /// `filter` narrowed to what the caller may see: a viewer token's group (and actor).
+    pub fn held_to_view(&self, mut filter: EventFilter) -> EventFilter {
+        filter.view = self.view.as_ref().map(|v| v.scope.clone());
+        filter
     }
 }
 
@@ -61,6 +77,11 @@ pub enum Credential {
     Token {
         subject: String,
     },
+    /// A viewer token, by its id, for its group.
+    Viewer {
+        token: Uuid,
+        group: String,
+    },
 }
 
 impl Credential {
@@ -69,6 +90,15 @@ impl Credential {
         match self {
             Credential::ApiKey(id) => id.to_string(),
             Credential::Token { subject } => subject.clone(),
+            Credential::Viewer { token, .. } => token.to_string(),
+        }
+    }
+
+    /// The group a viewer token is held to: the group of the audit events about its requests.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Credential::Viewer { group, .. } => Some(group),
+            _ => None,
         }
     }
 
@@ -77,6 +107,7 @@ impl Credential {
         match self {
             Credential::ApiKey(_) => "api_key",
             Credential::Token { .. } => "jwt_subject",
+            Credential::Viewer { .. } => "viewer_token",
         }
     }
 }

@@ -207,6 +207,8 @@ fn caller_id(principal: &Principal) -> String {
     let (kind, id) = match &principal.credential {
         Credential::ApiKey(id) => ("k", id.to_string()),
         Credential::Token { subject } => ("t", subject.clone()),
+        // All of a group's viewer tokens share one budget: minting more buys its holders none.
+        Credential::Viewer { group, .. } => ("g", group.clone()),
     };
     format!(
         "{}:{}:{kind}:{id}",
@@ -282,6 +284,7 @@ mod tests {
             scopes: vec![],
             rates: RateOverrides::default(),
             expires_at: None,
+            view: None,
         }
     }
 

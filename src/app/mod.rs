@@ -17,6 +17,7 @@ pub mod record;
 pub mod retention;
 pub mod services;
 pub mod verify;
+pub mod viewer_tokens;
 
 pub use dead_letters::DeadLetterQueue;
 pub use error::{ingest_error, ApiError, RETRY_AFTER_SECONDS};
@@ -24,3 +25,4 @@ pub use keys::{CreatedKey, KeyRequest, Keys, Rates};
 pub use ledger::Ledger;
 pub use own_trail::{Actor, OwnTrail};
 pub use services::Services;
+pub use viewer_tokens::{MintedViewerToken, ViewerTokenRequest, ViewerTokens};

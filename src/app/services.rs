@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{DeadLetterQueue, Keys, Ledger, OwnTrail};
+use super::{DeadLetterQueue, Keys, Ledger, OwnTrail, ViewerTokens};
 use crate::access::ratelimit::{ConcurrencyCap, DefaultRates};
 use crate::app::record::Recorder;
 use crate::bus::{Publisher, QueueDepths};
@@ -19,6 +19,8 @@ pub struct Services {
     pub publisher: Arc<Publisher>,
     pub recorder: Recorder,
     pub keys: Keys,
+    /// Viewer tokens for the tenants' own customers.
+    pub viewer_tokens: ViewerTokens,
     pub dead_letters: DeadLetterQueue,
     /// Checkpoints, proofs and tiles of the tenants' ledgers.
     pub ledger: Ledger,

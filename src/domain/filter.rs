@@ -32,6 +32,21 @@ impl ActionPattern {
     }
 }
 
+/// What a viewer token may see: one group's events, and only one actor's if it names one. Set
+/// from the credentials, never from what the caller sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewScope {
+    pub group_id: String,
+    pub actor_id: Option<String>,
+}
+
+impl ViewScope {
+    pub fn admits(&self, event: &AuditEvent) -> bool {
+        event.group.as_ref().is_some_and(|g| g.id == self.group_id)
+            && self.actor_id.as_ref().is_none_or(|a| *a == event.actor.id)
+    }
+}
+
 /// Every list is "any of"; an empty list, like a missing one, does not filter.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventFilter {
@@ -48,6 +63,8 @@ pub struct EventFilter {
     pub occurred_after: Option<DateTime<Utc>>,
     /// Exclusive.
     pub occurred_before: Option<DateTime<Utc>>,
+    /// The caller's view, if its credentials are held to one: applies on top of everything else.
+    pub view: Option<ViewScope>,
 }
 
 impl EventFilter {
@@ -73,16 +90,25 @@ impl EventFilter {
     }
 
     /// The exact-match lists, each with the event field it selects on, named as stored (the
-    /// PostgreSQL column and the Elasticsearch field alike).
-    pub fn exact_lists(&self) -> [(&'static str, &[String]); 6] {
+    /// PostgreSQL column and the Elasticsearch field alike); each must hold (an empty one holds
+    /// for every event). The view comes as one-value lists of its own, so it narrows whatever the
+    /// caller asked for.
+    pub fn exact_lists(&self) -> impl Iterator<Item = (&'static str, &[String])> {
+        let view = self.view.as_ref();
         [
-            ("service", &self.services),
+            ("service", self.services.as_slice()),
             ("actor_id", &self.actor_ids),
             ("actor_type", &self.actor_types),
             ("target_id", &self.target_ids),
             ("target_type", &self.target_types),
             ("group_id", &self.group_ids),
         ]
+        .into_iter()
+        .chain(view.map(|v| ("group_id", std::slice::from_ref(&v.group_id))))
+        .chain(
+            view.and_then(|v| v.actor_id.as_ref())
+                .map(|actor| ("actor_id", std::slice::from_ref(actor))),
+        )
     }
 
     /// The same predicate the store evaluates in SQL, for events that never touch it (live feed).
@@ -102,6 +128,7 @@ impl EventFilter {
             && self.min_severity.is_none_or(|min| event.severity >= min)
             && self.occurred_after.is_none_or(|t| event.occurred_at >= t)
             && self.occurred_before.is_none_or(|t| event.occurred_at < t)
+            && self.view.as_ref().is_none_or(|v| v.admits(event))
     }
 }
 
@@ -166,6 +193,30 @@ mod tests {
         assert!(!filter.matches(&event(Some("org-2"))));
         assert!(!filter.matches(&event(None)));
         assert!(EventFilter::default().matches(&event(None)));
+
+        // A view narrows what the caller asked for, and never sees events without a group.
+        let viewed = EventFilter {
+            group_ids: vec!["org-1".into(), "org-2".into()],
+            view: Some(ViewScope {
+                group_id: "org-2".into(),
+                actor_id: None,
+            }),
+            ..Default::default()
+        };
+        assert!(viewed.matches(&event(Some("org-2"))));
+        assert!(!viewed.matches(&event(Some("org-1"))));
+        assert!(!viewed.matches(&event(None)));
+        let lists: Vec<_> = viewed
+            .exact_lists()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        assert_eq!(
+            lists,
+            vec![
+                ("group_id", &["org-1".to_owned(), "org-2".to_owned()][..]),
+                ("group_id", &["org-2".to_owned()][..]),
+            ]
+        );
     }
 
     #[test]

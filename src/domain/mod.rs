@@ -17,7 +17,7 @@ pub use cursor::{Cursor, CursorError, StreamCursor, StreamStart};
 pub use event::{
     Actor, AuditEvent, Crud, EventGroup, Outcome, RecordedBy, Severity, Target, SERVICE_NAME,
 };
-pub use filter::{ActionPattern, EventFilter, EventOrder, MAX_FILTER_VALUES};
+pub use filter::{ActionPattern, EventFilter, EventOrder, ViewScope, MAX_FILTER_VALUES};
 pub use search_query::{
     FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
 };

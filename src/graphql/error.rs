@@ -58,8 +58,11 @@ fn add_missing_code(error: &mut ServerError) {
         return;
     }
     // An error with a path came from a resolver without a code of ours: a bug, not bad input,
-    // unless it is an argument that failed to parse.
-    if !error.path.is_empty() && !error.message.starts_with("Failed to parse") {
+    // unless it is an argument that failed to parse (or an explicit null for a non-null one).
+    let bad_argument = ["Failed to parse", "Expected input type"]
+        .iter()
+        .any(|prefix| error.message.starts_with(prefix));
+    if !error.path.is_empty() && !bad_argument {
         tracing::error!(message = %error.message, "uncoded resolver error");
         extensions.set("code", "INTERNAL");
         return;

@@ -135,6 +135,8 @@ impl From<AuditEventFilter> for domain::EventFilter {
             min_severity: f.min_severity.map(Into::into),
             occurred_after: f.occurred_after.map(|t| t.0),
             occurred_before: f.occurred_before.map(|t| t.0),
+            // Only the caller's credentials set a view.
+            view: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod search;
 mod stats;
 mod subscription;
 mod types;
+mod viewer_tokens;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,7 @@ pub struct Mutation(
     mutation::RecordMutation,
     admin::AdminMutation,
     keys::KeysMutation,
+    viewer_tokens::ViewerTokenMutation,
 );
 
 /// What one query may ask of the server.

@@ -2,8 +2,9 @@
 //! `extensions.persistedQuery { version: 1, sha256Hash }` and no text; on
 //! `PERSISTED_QUERY_NOT_FOUND` it sends the text with the hash once, and the hash alone after.
 //!
-//! Each tenant has its own registry: a shared one would tell one tenant, by a hit, which query
-//! texts (search strings written inline, say) another tenant sent. A text is kept only when its
+//! Each tenant has its own registry, and each group's viewer tokens one of their own: a shared
+//! one would tell one caller, by a hit, which query texts (search strings written inline, say)
+//! another tenant, or the tenant's own admins, sent. A text is kept only when its
 //! SHA-256 is the hash sent with it, so no caller can make a hash stand for another text. Each
 //! instance keeps its own, bounded by bytes; a client that reaches an instance that has not seen
 //! its hash gets one miss and sends the text again, as the protocol expects.
@@ -27,18 +28,20 @@ const VERSION: u64 = 1;
 const EXTENSION: &str = "persistedQuery";
 
 type Hash = [u8; 32];
+/// Whose registry: a tenant, and the group of a viewer token.
+type Key = (Tenant, Option<Box<str>>, Hash);
 
 #[derive(Clone)]
 struct TextBytes;
 
-impl quick_cache::Weighter<(Tenant, Hash), Arc<str>> for TextBytes {
-    fn weight(&self, key: &(Tenant, Hash), text: &Arc<str>) -> u64 {
-        (key.0.len() + text.len()) as u64
+impl quick_cache::Weighter<Key, Arc<str>> for TextBytes {
+    fn weight(&self, key: &Key, text: &Arc<str>) -> u64 {
+        (key.0.len() + key.1.as_ref().map_or(0, |g| g.len()) + text.len()) as u64
     }
 }
 
 pub struct PersistedQueries {
-    kept: quick_cache::sync::Cache<(Tenant, Hash), Arc<str>, TextBytes>,
+    kept: quick_cache::sync::Cache<Key, Arc<str>, TextBytes>,
 }
 
 impl Default for PersistedQueries {
@@ -56,12 +59,17 @@ impl Default for PersistedQueries {
 impl PersistedQueries {
     /// Fills in the text of a request that names a persisted query by hash only, and keeps the
     /// text of one that sends both. A request without the extension is left as it is.
-    pub fn resolve(&self, tenant: &Tenant, request: &mut Request) -> Result<(), ApiError> {
+    pub fn resolve(
+        &self,
+        tenant: &Tenant,
+        group: Option<&str>,
+        request: &mut Request,
+    ) -> Result<(), ApiError> {
         let Some(extension) = request.extensions.get(EXTENSION) else {
             return Ok(());
         };
         let hash = requested_hash(extension)?;
-        let key = (tenant.clone(), hash);
+        let key = (tenant.clone(), group.map(Into::into), hash);
         if request.query.is_empty() {
             let text = self
                 .kept
@@ -146,24 +154,31 @@ mod tests {
 
         let mut hash_only = request("", &hash_of(text));
         assert_eq!(
-            code(registry.resolve(&acme, &mut hash_only)),
+            code(registry.resolve(&acme, None, &mut hash_only)),
             "PERSISTED_QUERY_NOT_FOUND"
         );
 
         let mut with_text = request(text, &hash_of(text));
         registry
-            .resolve(&acme, &mut with_text)
+            .resolve(&acme, None, &mut with_text)
             .expect("the text is kept");
 
         let mut hash_only = request("", &hash_of(text));
         registry
-            .resolve(&acme, &mut hash_only)
+            .resolve(&acme, None, &mut hash_only)
             .expect("the hash is known now");
         assert_eq!(hash_only.query, text);
 
+        let mut a_viewer = request("", &hash_of(text));
+        assert_eq!(
+            code(registry.resolve(&acme, Some("org-1"), &mut a_viewer)),
+            "PERSISTED_QUERY_NOT_FOUND",
+            "a viewer token's group has a registry of its own"
+        );
+
         let mut other_tenant = request("", &hash_of(text));
         assert_eq!(
-            code(registry.resolve(&tenant("globex"), &mut other_tenant)),
+            code(registry.resolve(&tenant("globex"), None, &mut other_tenant)),
             "PERSISTED_QUERY_NOT_FOUND"
         );
     }
@@ -174,14 +189,16 @@ mod tests {
         let acme = tenant("acme");
         let honest = "{ apiKeys { id } }";
         let mut forged = request("mutation { revokeApiKey(id: \"x\") }", &hash_of(honest));
-        let error = registry.resolve(&acme, &mut forged).expect_err("refused");
+        let error = registry
+            .resolve(&acme, None, &mut forged)
+            .expect_err("refused");
         assert!(matches!(
             error,
             ApiError::BadInput { ref field, .. } if field == "extensions.persistedQuery.sha256Hash"
         ));
         let mut hash_only = request("", &hash_of(honest));
         assert_eq!(
-            code(registry.resolve(&acme, &mut hash_only)),
+            code(registry.resolve(&acme, None, &mut hash_only)),
             "PERSISTED_QUERY_NOT_FOUND"
         );
     }
@@ -202,14 +219,14 @@ mod tests {
                 Value::from_json(extension.clone()).expect("JSON converts"),
             );
             assert_eq!(
-                code(registry.resolve(&acme, &mut request)),
+                code(registry.resolve(&acme, None, &mut request)),
                 "BAD_USER_INPUT",
                 "{extension}"
             );
         }
         let mut plain = Request::new("{ a }");
         registry
-            .resolve(&acme, &mut plain)
+            .resolve(&acme, None, &mut plain)
             .expect("no extension, nothing to do");
     }
 }

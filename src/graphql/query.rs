@@ -7,14 +7,13 @@ use async_graphql::{Context, ErrorExtensions, Object, ID};
 use uuid::Uuid;
 
 use super::error::ApiError;
-use super::guard::tenant;
+use super::guard::{event_reader, reader};
 use super::inputs::AuditEventFilter;
 use super::loader::{EventKey, EventLoader};
 use super::types::{
     AuditEvent, AuditEventConnection, AuditEventEdge, EventOrder, Matching, PageInfo,
 };
 use super::Services;
-use crate::access::auth::Scope;
 use crate::app::reads::{self, PageRequest};
 use crate::domain;
 
@@ -57,12 +56,14 @@ impl EventQuery {
         let load = async {
             let id =
                 Uuid::try_parse(&id).map_err(|_| ApiError::bad_input("id", "not an event id"))?;
-            let key = EventKey {
-                tenant: tenant(ctx, Scope::EventsRead)?,
-                id,
-            };
+            let (tenant, view) = event_reader(ctx)?;
             let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-            let event = loader.load_one(key).await.map_err(ApiError::from)?;
+            let event = loader
+                .load_one(EventKey { tenant, id })
+                .await
+                .map_err(ApiError::from)?;
+            // Outside the caller's view is as good as not there.
+            let event = event.filter(|e| view.is_none_or(|v| v.admits(e)));
             Ok::<_, ApiError>(event.map(AuditEvent::from))
         };
         load.await.map_err(|e| e.extend())
@@ -79,10 +80,9 @@ async fn list_events(
     request: PageRequest<'_>,
     order: EventOrder,
 ) -> Result<AuditEventConnection, ApiError> {
-    let tenant = tenant(ctx, Scope::EventsRead)?;
+    let (tenant, filter) = reader(ctx, parse_filter(filter))?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-    let filter = parse_filter(filter);
     let page = reads::page(
         services,
         loader,

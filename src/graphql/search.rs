@@ -12,13 +12,12 @@ use async_graphql::extensions::{
 use async_graphql::{Context, ErrorExtensions, Object, Request, Response, ServerResult, Value};
 
 use super::error::ApiError;
-use super::guard::tenant;
+use super::guard::reader;
 use super::inputs::AuditEventFilter;
 use super::loader::EventLoader;
 use super::query::parse_filter;
 use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
 use super::Services;
-use crate::access::auth::Scope;
 use crate::app::reads;
 use crate::search::BackendKind;
 
@@ -52,19 +51,10 @@ async fn search(
     first: i32,
     after: Option<&str>,
 ) -> Result<SearchConnection, ApiError> {
-    let tenant = tenant(ctx, Scope::EventsRead)?;
+    let (tenant, filter) = reader(ctx, parse_filter(filter))?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-    let found = reads::search(
-        services,
-        loader,
-        &tenant,
-        query,
-        parse_filter(filter),
-        first,
-        after,
-    )
-    .await?;
+    let found = reads::search(services, loader, &tenant, query, filter, first, after).await?;
     if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
         answered.set(found.backend);
     }

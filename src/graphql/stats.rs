@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject};
 
 use super::error::ApiError;
-use super::guard::tenant;
+use super::guard::{reader, tenant};
 use super::inputs::AuditEventFilter;
 use super::query::parse_filter;
 use super::scalars::DateTime;
@@ -137,12 +137,12 @@ async fn event_stats(
     group_by: Vec<StatsGroupBy>,
     interval: StatsInterval,
 ) -> Result<EventStats, ApiError> {
-    let tenant = tenant(ctx, Scope::EventsRead)?;
+    let (tenant, filter) = reader(ctx, parse_filter(filter))?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let (request, stats) = reads::stats(
         services,
         &tenant,
-        parse_filter(filter),
+        filter,
         group_by.iter().copied().map(Into::into).collect(),
         interval.into(),
     )

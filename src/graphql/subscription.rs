@@ -44,7 +44,8 @@ impl Subscription {
     ) -> async_graphql::Result<BoxStream<'static, async_graphql::Result<AuditEvent>>> {
         let principal = principal(ctx, Scope::EventsRead).map_err(|e| e.extend())?;
         let tenant = principal.tenant.clone();
-        let filter = reads::checked_filter(parse_filter(filter)).map_err(|e| e.extend())?;
+        let filter = reads::checked_filter(principal.held_to_view(parse_filter(filter)))
+            .map_err(|e| e.extend())?;
         let start = after
             .map(|after| {
                 StreamStart::parse(&after).map_err(|_| {

@@ -60,6 +60,18 @@ impl Caller {
         }
     }
 
+    /// FORBIDDEN unless the caller holds `scope` and may read the whole tenant (a viewer token,
+    /// held to one group, may not).
+    pub(super) fn require_whole_tenant(&self, scope: Scope) -> Result<(), ApiError> {
+        self.require(scope)?;
+        if self.0.view.is_some() {
+            return Err(ApiError::Forbidden(
+                "a viewer token reads its group's events only".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Takes `cost` units of `kind` from the caller's budget (a write costs its events). A call
     /// larger than the caller may ever send at once is bad input, since retrying cannot help.
     pub(super) async fn charge(

@@ -81,7 +81,11 @@ async fn run(
         Via::Get { .. } => "GET",
     };
     let mut note = AuditNote::new(format!("{method} {GRAPHQL_PATH}"), Some(&caller.0));
-    if let Err(error) = state.persisted.resolve(&caller.0.tenant, &mut request) {
+    let group = caller.0.credential.group();
+    if let Err(error) = state
+        .persisted
+        .resolve(&caller.0.tenant, group, &mut request)
+    {
         return noted(refusal(&error, answer), note);
     }
     if request.query.is_empty() {

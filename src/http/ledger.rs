@@ -51,7 +51,7 @@ pub(super) async fn key(State(state): State<AppState>, query: Query<KeyQuery>) -
 pub(super) async fn checkpoint(State(state): State<AppState>, caller: Caller) -> Response {
     let note = AuditNote::new("GET /ledger/checkpoint", Some(&caller.0));
     let answer = async {
-        caller.require(Scope::EventsRead)?;
+        caller.require_whole_tenant(Scope::EventsRead)?;
         caller.charge(&state, RequestKind::Read, 1).await?;
         let latest = state
             .services
@@ -80,7 +80,7 @@ pub(super) async fn tile(
 ) -> Response {
     let note = AuditNote::new("GET /ledger/tile", Some(&caller.0));
     let answer = async {
-        caller.require(Scope::EventsRead)?;
+        caller.require_whole_tenant(Scope::EventsRead)?;
         caller.charge(&state, RequestKind::Read, 1).await?;
         let tile = Tile::parse(&format!("tile/{path}"))
             .map_err(|e| ApiError::bad_input("path", e.to_string()))?;

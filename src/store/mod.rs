@@ -11,6 +11,7 @@ mod notices;
 mod outbox;
 mod retention;
 mod stats;
+mod viewer_keys;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -35,5 +35,6 @@ mod socket_auth;
 mod stats;
 mod subscription;
 mod verify;
+mod viewer_tokens;
 mod worker;
 use traceledger_testenv::ws;

@@ -173,6 +173,21 @@ pub async fn start(
     filter: EventFilter,
     order: ExportOrder,
 ) -> Result<BoxStream<'static, Result<Vec<u8>, ExportError>>, ApiError> {
+    // A viewer token exports its group's events, and only if its minter allowed it; the ledger's
+    // proofs cover the whole tenant, so they are not its to take.
+    if let Some(view) = &principal.view {
+        if !view.export_allowed {
+            return Err(ApiError::Forbidden(
+                "this viewer token was minted without export".into(),
+            ));
+        }
+        if matches!(order, ExportOrder::LedgerWithProofs) {
+            return Err(ApiError::Forbidden(
+                "a viewer token cannot export proofs, which cover the whole tenant".into(),
+            ));
+        }
+    }
+    let filter = principal.held_to_view(filter);
     let order = match order {
         ExportOrder::Time(order) => order,
         ExportOrder::LedgerWithProofs => {
@@ -270,6 +285,7 @@ pub fn export_event(
         },
         message: Some(format!("export of audit events as {}", format.as_str())),
         metadata: Some(metadata),
+        group: crate::app::own_trail::group_draft(caller),
         ..Default::default()
     }
 }

@@ -23,8 +23,8 @@ mod storable;
 use crate::app::record::{accept_drafts, park, IngestError, ParkError, Recorder};
 use crate::backoff::Backoff;
 use crate::domain::{
-    ActorDraft, EventDraft, FieldError, Outcome, RecordedBy, Severity, TargetDraft, Tenant,
-    MAX_BATCH,
+    ActorDraft, EventDraft, FieldError, GroupDraft, Outcome, RecordedBy, Severity, TargetDraft,
+    Tenant, MAX_BATCH,
 };
 use crate::store::Store;
 use storable::{clip, make_storable, unstorable};
@@ -135,6 +135,11 @@ impl OwnTrail {
             (None, Some((id, kind))) => (id, kind, None),
             (None, None) => ("anonymous".to_owned(), "anonymous", None),
         };
+        // A viewer token's reads are recorded with its group.
+        let group = note
+            .caller
+            .as_ref()
+            .and_then(|(_, credential)| group_draft(credential));
         let transport = match note.transport {
             Transport::Http => "http",
             Transport::Websocket => "websocket",
@@ -174,6 +179,7 @@ impl OwnTrail {
                 "tenant": tenant,
                 "errors": note.error_codes,
             })),
+            group,
             ..Default::default()
         });
     }
@@ -189,6 +195,29 @@ impl OwnTrail {
         message: String,
         details: Value,
     ) -> Result<(), TrailError> {
+        self.group_action(actor, None, action, target, message, details)
+            .await
+    }
+
+    /// An admin action about one of the tenant's groups (a viewer token minted for it): the
+    /// event carries `group`. Without one it carries a viewer token caller's group, if any.
+    pub async fn group_action(
+        &self,
+        actor: Actor<'_>,
+        group: Option<&str>,
+        action: &str,
+        target: Option<(&str, &str)>,
+        message: String,
+        details: Value,
+    ) -> Result<(), TrailError> {
+        let group = match (group, &actor) {
+            (Some(group), _) => Some(GroupDraft {
+                id: clip(group.to_owned()),
+                name: None,
+            }),
+            (None, Actor::Caller(principal)) => group_draft(&principal.credential),
+            (None, Actor::Operator(_)) => None,
+        };
         let (actor, metadata) = match actor {
             Actor::Caller(principal) => (
                 ActorDraft {
@@ -212,6 +241,7 @@ impl OwnTrail {
             ),
         };
         let mut draft = action_draft(actor, action, target, message, metadata);
+        draft.group = group;
         match &self.sink {
             Sink::Queue(_) => {
                 self.push(draft);
@@ -323,4 +353,12 @@ async fn record_batch(recorder: &Recorder, mut drafts: Vec<EventDraft>) {
             }
         }
     }
+}
+
+/// The group of a viewer token's audit events.
+pub fn group_draft(credential: &Credential) -> Option<GroupDraft> {
+    credential.group().map(|group| GroupDraft {
+        id: clip(group.to_owned()),
+        name: None,
+    })
 }
