@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::access::auth::{self, Authenticator, NewApiKey};
 use crate::access::ratelimit::{ConcurrencyCap, RateLimiter};
 use crate::app::record::Recorder;
-use crate::app::{DeadLetterQueue, Keys, Ledger, OwnTrail, Services, ViewerTokens};
+use crate::app::{
+    DeadLetterQueue, DisplayTemplates, Keys, Ledger, OwnTrail, Services, ViewerTokens,
+};
 use crate::bus::{BusError, DeadLetters, Publisher, QueueDepths};
 use crate::cache::{Cache, CacheError};
 use crate::config::{Config, StartSettings, WorkerConfig};
@@ -98,6 +100,7 @@ impl App {
             publisher,
             keys: Keys::new(store.clone(), trail.clone(), rates),
             viewer_tokens: ViewerTokens::new(store.clone(), trail.clone()),
+            display: DisplayTemplates::new(store.clone(), trail.clone()),
             ledger: Ledger::new(store.clone()),
             dead_letters: DeadLetterQueue::new(
                 DeadLetters::new(&config.broker.url, topology.clone()),

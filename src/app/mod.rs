@@ -5,6 +5,7 @@
 //! take one road, the service's own trail ([`OwnTrail`]).
 
 pub mod dead_letters;
+pub mod display;
 pub mod error;
 pub mod export;
 pub mod follow;
@@ -20,6 +21,7 @@ pub mod verify;
 pub mod viewer_tokens;
 
 pub use dead_letters::DeadLetterQueue;
+pub use display::DisplayTemplates;
 pub use error::{ingest_error, ApiError, RETRY_AFTER_SECONDS};
 pub use keys::{CreatedKey, KeyRequest, Keys, Rates};
 pub use ledger::Ledger;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{DeadLetterQueue, Keys, Ledger, OwnTrail, ViewerTokens};
+use super::{DeadLetterQueue, DisplayTemplates, Keys, Ledger, OwnTrail, ViewerTokens};
 use crate::access::ratelimit::{ConcurrencyCap, DefaultRates};
 use crate::app::record::Recorder;
 use crate::bus::{Publisher, QueueDepths};
@@ -21,6 +21,8 @@ pub struct Services {
     pub keys: Keys,
     /// Viewer tokens for the tenants' own customers.
     pub viewer_tokens: ViewerTokens,
+    /// The tenants' sentences for their actions.
+    pub display: DisplayTemplates,
     pub dead_letters: DeadLetterQueue,
     /// Checkpoints, proofs and tiles of the tenants' ledgers.
     pub ledger: Ledger,

@@ -4,6 +4,7 @@
 
 mod columns;
 mod cursor;
+mod display;
 mod event;
 mod filter;
 pub mod ledger;
@@ -14,6 +15,7 @@ mod validate;
 
 pub use columns::{column_names, Column, ColumnKind, ColumnValue, Indexed, EVENT_COLUMNS};
 pub use cursor::{Cursor, CursorError, StreamCursor, StreamStart};
+pub use display::{generic_sentence, template_for, DisplayTemplate, MAX_TEMPLATE_LEN};
 pub use event::{
     Actor, AuditEvent, Crud, EventGroup, Outcome, RecordedBy, Severity, Target, SERVICE_NAME,
 };
@@ -27,7 +29,7 @@ pub use stats::{
 };
 pub use tenant::{check_tenant, Tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
-    check_not_reserved, ActorDraft, EventDraft, FieldError, GroupDraft, NewEvent, TargetDraft,
-    MAX_ACTION_LEN, MAX_BATCH, MAX_FUTURE_SKEW, MAX_HREF_LEN, MAX_ID_LEN, MAX_MESSAGE_BYTES,
-    MAX_METADATA_BYTES,
+    check_action_pattern, check_not_reserved, ActorDraft, EventDraft, FieldError, GroupDraft,
+    NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH, MAX_FUTURE_SKEW, MAX_HREF_LEN, MAX_ID_LEN,
+    MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
 };

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use uuid::Uuid;
 
 use super::event::{Actor, AuditEvent, Crud, EventGroup, Outcome, Severity, Target, SERVICE_NAME};
+use super::filter::ActionPattern;
 
 pub const MAX_ACTION_LEN: usize = 128;
 /// Service names, ids, types, names and keys.
@@ -281,6 +282,12 @@ fn check_fields(f: Fields<'_>) -> Result<(), FieldError> {
         check_optional(field, value, MAX_ID_LEN)?;
     }
     Ok(())
+}
+
+/// An action name, or `prefix.*` for every action under a prefix (display templates' keys).
+pub fn check_action_pattern(pattern: &str) -> Result<ActionPattern, FieldError> {
+    check_action(pattern.strip_suffix(".*").unwrap_or(pattern))?;
+    Ok(ActionPattern::parse(pattern))
 }
 
 /// `^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`, at most 128 characters.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod arguments;
+mod display;
 mod documents;
 mod error;
 mod execution;
@@ -50,6 +51,7 @@ pub struct Query(
     admin::AdminQuery,
     keys::KeysQuery,
     ledger::LedgerQuery,
+    display::DisplayQuery,
 );
 
 // Every mutation field, one object per capability.
@@ -59,6 +61,7 @@ pub struct Mutation(
     admin::AdminMutation,
     keys::KeysMutation,
     viewer_tokens::ViewerTokenMutation,
+    display::DisplayMutation,
 );
 
 /// What one query may ask of the server.

@@ -181,6 +181,13 @@ impl AuditEvent {
         self.event.message.as_deref()
     }
 
+    /// The event as a sentence, by the tenant's display template for its action (see
+    /// `setDisplayTemplate`), else a generic one; HTML-escaped, so it can be put in a page as is.
+    async fn display_text(&self, ctx: &Context<'_>) -> String {
+        let services = ctx.data_unchecked::<Arc<Services>>();
+        services.display.render(&self.event).await
+    }
+
     async fn metadata(&self) -> Option<&serde_json::Value> {
         self.event.metadata.as_ref()
     }

@@ -3,6 +3,7 @@
 //! partition. Speaks domain types only.
 
 mod api_keys;
+mod display_templates;
 mod events;
 mod filter;
 mod full_text;
@@ -20,6 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
 
 pub use api_keys::ApiKeyRecord;
+pub use display_templates::StoredTemplate;
 pub use events::MatchCount;
 pub use full_text::{ScoredHit, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 pub use ledger::{ProofStart, Sealing, StoredCheckpoint};

@@ -11,6 +11,7 @@ mod cli;
 mod connections;
 mod dead_letters;
 mod degraded;
+mod display;
 mod durable_feed;
 mod export;
 mod graphql_http;
