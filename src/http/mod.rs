@@ -12,6 +12,7 @@ mod negotiate;
 mod playground;
 mod server;
 mod socket;
+mod viewer;
 
 use std::sync::Arc;
 
@@ -170,6 +171,8 @@ pub fn router(state: AppState, settings: &HttpSettings) -> Result<Router, BadCor
         .route("/", get(playground::root))
         .route(DASHBOARD_PATH, get(playground::dashboard))
         .route(playground::ASSETS_ROUTE, get(playground::asset))
+        .route(viewer::VIEWER_PAGE_PATH, get(viewer::page))
+        .route(viewer::VIEWER_MODULE_PATH, get(viewer::module))
         .route("/ledger/key", get(ledger::key))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))

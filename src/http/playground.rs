@@ -33,6 +33,7 @@ const PAGE_POLICY: &str =
 const SITE_MAP: &str = "traceledger\n\
 /graphql    GraphQL: POST queries and mutations; websocket subscriptions; GraphiQL in a browser\n\
 /dashboard  the live dashboard\n\
+/viewer     the embeddable audit-log viewer (module at /viewer/v1/traceledger-viewer.js)\n\
 /export     events as NDJSON or CSV\n\
 /health     liveness; /ready readiness of each dependency; /metrics Prometheus\n";
 
@@ -56,6 +57,11 @@ pub(super) fn graphiql() -> Response {
 
 pub(super) async fn dashboard() -> Response {
     page(DASHBOARD_PAGE)
+}
+
+/// A built file's bytes, if this binary has it.
+pub(super) fn built(name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
+    Built::get(name).map(|file| file.data)
 }
 
 pub(super) async fn asset(Path(file): Path<String>) -> Response {

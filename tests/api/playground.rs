@@ -195,3 +195,41 @@ async fn pages_and_answers_carry_security_headers() {
         "default-src 'none'; frame-ancestors 'none'"
     );
 }
+
+#[tokio::test]
+async fn the_viewer_page_and_its_module_are_served_for_other_origins() {
+    let app = TestApp::spawn().await;
+    let module = app
+        .http
+        .get(app.url("/viewer/v1/traceledger-viewer.js"))
+        .header("origin", "https://admin.example.com")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(module.status(), 200);
+    let headers = module.headers().clone();
+    assert!(headers["content-type"]
+        .to_str()
+        .expect("ASCII")
+        .starts_with("text/javascript"));
+    // A <script type=module> on another origin fetches it in CORS mode.
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    let code = module.text().await.expect("text");
+    assert!(code.contains("customElements.define(\"traceledger-viewer\""));
+
+    let page = app
+        .http
+        .get(app.url("/viewer"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    assert!(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"));
+    let html = page.text().await.expect("text");
+    assert!(html.contains("<traceledger-viewer token-from=\"fragment\">"));
+    assert!(html.contains("src=\"/viewer/v1/traceledger-viewer.js\""));
+}

@@ -1,0 +1,811 @@
+function v(e) {
+  return e === null ? "null" : Array.isArray(e) ? "array" : typeof e;
+}
+function T(e) {
+  return v(e) === "object";
+}
+function ie(e) {
+  return Array.isArray(e) && // must be at least one error
+  e.length > 0 && // error has at least a message
+  e.every((t) => "message" in t);
+}
+function Q(e, t) {
+  return e.length < 124 ? e : t;
+}
+const ne = "graphql-transport-ws";
+var S = /* @__PURE__ */ ((e) => (e[e.InternalServerError = 4500] = "InternalServerError", e[e.InternalClientError = 4005] = "InternalClientError", e[e.BadRequest = 4400] = "BadRequest", e[e.BadResponse = 4004] = "BadResponse", e[e.Unauthorized = 4401] = "Unauthorized", e[e.Forbidden = 4403] = "Forbidden", e[e.SubprotocolNotAcceptable = 4406] = "SubprotocolNotAcceptable", e[e.ConnectionInitialisationTimeout = 4408] = "ConnectionInitialisationTimeout", e[e.ConnectionAcknowledgementTimeout = 4504] = "ConnectionAcknowledgementTimeout", e[e.SubscriberAlreadyExists = 4409] = "SubscriberAlreadyExists", e[e.TooManyInitialisationRequests = 4429] = "TooManyInitialisationRequests", e))(S || {}), E = /* @__PURE__ */ ((e) => (e.ConnectionInit = "connection_init", e.ConnectionAck = "connection_ack", e.Ping = "ping", e.Pong = "pong", e.Subscribe = "subscribe", e.Next = "next", e.Error = "error", e.Complete = "complete", e))(E || {});
+function Y(e) {
+  if (!T(e))
+    throw new Error(
+      `Message is expected to be an object, but got ${v(e)}`
+    );
+  if (!e.type)
+    throw new Error("Message is missing the 'type' property");
+  if (typeof e.type != "string")
+    throw new Error(
+      `Message is expects the 'type' property to be a string, but got ${v(
+        e.type
+      )}`
+    );
+  switch (e.type) {
+    case "connection_init":
+    case "connection_ack":
+    case "ping":
+    case "pong": {
+      if (e.payload != null && !T(e.payload))
+        throw new Error(
+          `"${e.type}" message expects the 'payload' property to be an object or nullish or missing, but got "${e.payload}"`
+        );
+      break;
+    }
+    case "subscribe": {
+      if (typeof e.id != "string")
+        throw new Error(
+          `"${e.type}" message expects the 'id' property to be a string, but got ${v(
+            e.id
+          )}`
+        );
+      if (!e.id)
+        throw new Error(
+          `"${e.type}" message requires a non-empty 'id' property`
+        );
+      if (!T(e.payload))
+        throw new Error(
+          `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
+            e.payload
+          )}`
+        );
+      if (typeof e.payload.query != "string")
+        throw new Error(
+          `"${e.type}" message payload expects the 'query' property to be a string, but got ${v(
+            e.payload.query
+          )}`
+        );
+      if (e.payload.variables != null && !T(e.payload.variables))
+        throw new Error(
+          `"${e.type}" message payload expects the 'variables' property to be a an object or nullish or missing, but got ${v(
+            e.payload.variables
+          )}`
+        );
+      if (e.payload.operationName != null && v(e.payload.operationName) !== "string")
+        throw new Error(
+          `"${e.type}" message payload expects the 'operationName' property to be a string or nullish or missing, but got ${v(
+            e.payload.operationName
+          )}`
+        );
+      if (e.payload.extensions != null && !T(e.payload.extensions))
+        throw new Error(
+          `"${e.type}" message payload expects the 'extensions' property to be a an object or nullish or missing, but got ${v(
+            e.payload.extensions
+          )}`
+        );
+      break;
+    }
+    case "next": {
+      if (typeof e.id != "string")
+        throw new Error(
+          `"${e.type}" message expects the 'id' property to be a string, but got ${v(
+            e.id
+          )}`
+        );
+      if (!e.id)
+        throw new Error(
+          `"${e.type}" message requires a non-empty 'id' property`
+        );
+      if (!T(e.payload))
+        throw new Error(
+          `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
+            e.payload
+          )}`
+        );
+      break;
+    }
+    case "error": {
+      if (typeof e.id != "string")
+        throw new Error(
+          `"${e.type}" message expects the 'id' property to be a string, but got ${v(
+            e.id
+          )}`
+        );
+      if (!e.id)
+        throw new Error(
+          `"${e.type}" message requires a non-empty 'id' property`
+        );
+      if (!ie(e.payload))
+        throw new Error(
+          `"${e.type}" message expects the 'payload' property to be an array of GraphQL errors, but got ${JSON.stringify(
+            e.payload
+          )}`
+        );
+      break;
+    }
+    case "complete": {
+      if (typeof e.id != "string")
+        throw new Error(
+          `"${e.type}" message expects the 'id' property to be a string, but got ${v(
+            e.id
+          )}`
+        );
+      if (!e.id)
+        throw new Error(
+          `"${e.type}" message requires a non-empty 'id' property`
+        );
+      break;
+    }
+    default:
+      throw new Error(`Invalid message 'type' property "${e.type}"`);
+  }
+  return e;
+}
+function se(e, t) {
+  return Y(
+    typeof e == "string" ? JSON.parse(e, t) : e
+  );
+}
+function W(e, t) {
+  return Y(e), JSON.stringify(e, t);
+}
+function ae(e) {
+  const {
+    url: t,
+    connectionParams: r,
+    lazy: s = !0,
+    onNonLazyError: n = console.error,
+    lazyCloseTimeout: c = 0,
+    keepAlive: u = 0,
+    disablePong: g,
+    connectionAckWaitTimeout: b = 0,
+    retryAttempts: $ = 5,
+    retryWait: q = async function(p) {
+      const o = Math.pow(2, p);
+      await new Promise(
+        (d) => setTimeout(
+          d,
+          o * 1e3 + // add random timeout from 300ms to 3s
+          Math.floor(Math.random() * 2700 + 300)
+        )
+      );
+    },
+    shouldRetry: M = D,
+    on: f,
+    webSocketImpl: R,
+    /**
+     * Generates a v4 UUID to be used as the ID using `Math`
+     * as the random number generator. Supply your own generator
+     * in case you need more uniqueness.
+     *
+     * Reference: https://gist.github.com/jed/982883
+     */
+    generateID: te = function() {
+      return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, (p) => {
+        const o = Math.random() * 16 | 0;
+        return (p == "x" ? o : o & 3 | 8).toString(16);
+      });
+    },
+    jsonMessageReplacer: j,
+    jsonMessageReviver: re
+  } = e;
+  let P;
+  if (R) {
+    if (!le(R))
+      throw new Error("Invalid WebSocket implementation provided");
+    P = R;
+  } else typeof WebSocket < "u" ? P = WebSocket : typeof global < "u" ? P = global.WebSocket || // @ts-expect-error: Support more browsers
+  global.MozWebSocket : typeof window < "u" && (P = window.WebSocket || // @ts-expect-error: Support more browsers
+  window.MozWebSocket);
+  if (!P)
+    throw new Error(
+      "WebSocket implementation missing; on Node you can `import WebSocket from 'ws';` and pass `webSocketImpl: WebSocket` to `createClient`"
+    );
+  const N = P, w = (() => {
+    const a = /* @__PURE__ */ (() => {
+      const o = {};
+      return {
+        on(d, h) {
+          return o[d] = h, () => {
+            delete o[d];
+          };
+        },
+        emit(d) {
+          "id" in d && o[d.id]?.(d);
+        }
+      };
+    })(), p = {
+      connecting: f?.connecting ? [f.connecting] : [],
+      opened: f?.opened ? [f.opened] : [],
+      connected: f?.connected ? [f.connected] : [],
+      ping: f?.ping ? [f.ping] : [],
+      pong: f?.pong ? [f.pong] : [],
+      message: f?.message ? [a.emit, f.message] : [a.emit],
+      closed: f?.closed ? [f.closed] : [],
+      error: f?.error ? [f.error] : []
+    };
+    return {
+      onMessage: a.on,
+      on(o, d) {
+        const h = p[o];
+        return h.push(d), () => {
+          const m = h.indexOf(d);
+          m > -1 && h.splice(m, 1);
+        };
+      },
+      emit(o, ...d) {
+        for (const h of [...p[o]])
+          h(...d);
+      }
+    };
+  })();
+  function _(a) {
+    const p = [
+      // errors are fatal and more critical than close events, throw them first
+      w.on("error", (o) => {
+        p.forEach((d) => d()), a(o);
+      }),
+      // closes can be graceful and not fatal, throw them second (if error didnt throw)
+      w.on("closed", (o) => {
+        p.forEach((d) => d()), a(o);
+      })
+    ];
+    return () => p.forEach((o) => o());
+  }
+  let A, I = 0, F, O = !1, U = 0, G = !1;
+  async function V() {
+    clearTimeout(F);
+    const [a, p] = await (A ?? (A = new Promise(
+      (h, m) => (async () => {
+        if (O) {
+          if (await q(U), !I)
+            return A = void 0, m({ code: 1e3, reason: "All Subscriptions Gone" });
+          U++;
+        }
+        w.emit("connecting", O);
+        const l = new N(
+          typeof t == "function" ? await t() : t,
+          ne
+        );
+        let k, C;
+        function z() {
+          isFinite(u) && u > 0 && (clearTimeout(C), C = setTimeout(() => {
+            l.readyState === N.OPEN && (l.send(W({ type: E.Ping })), w.emit("ping", !1, void 0));
+          }, u));
+        }
+        _((x) => {
+          A = void 0, clearTimeout(k), clearTimeout(C), m(x), x instanceof X && (l.close(4499, "Terminated"), l.onerror = null, l.onclose = null);
+        }), l.onerror = (x) => w.emit("error", x), l.onclose = (x) => w.emit("closed", x), l.onopen = async () => {
+          try {
+            w.emit("opened", l);
+            const x = typeof r == "function" ? await r() : r;
+            if (l.readyState !== N.OPEN) return;
+            l.send(
+              W(
+                x ? {
+                  type: E.ConnectionInit,
+                  payload: x
+                } : {
+                  type: E.ConnectionInit
+                  // payload is completely absent if not provided
+                },
+                j
+              )
+            ), isFinite(b) && b > 0 && (k = setTimeout(() => {
+              l.close(
+                S.ConnectionAcknowledgementTimeout,
+                "Connection acknowledgement timeout"
+              );
+            }, b)), z();
+          } catch (x) {
+            w.emit("error", x), l.close(
+              S.InternalClientError,
+              Q(
+                x instanceof Error ? x.message : String(x),
+                "Internal client error"
+              )
+            );
+          }
+        };
+        let L = !1;
+        l.onmessage = ({ data: x }) => {
+          try {
+            const y = se(x, re);
+            if (w.emit("message", y), y.type === "ping" || y.type === "pong") {
+              w.emit(y.type, !0, y.payload), y.type === "pong" ? z() : g || (l.send(
+                W(
+                  y.payload ? {
+                    type: E.Pong,
+                    payload: y.payload
+                  } : {
+                    type: E.Pong
+                    // payload is completely absent if not provided
+                  },
+                  j
+                )
+              ), w.emit("pong", !1, y.payload));
+              return;
+            }
+            if (L) return;
+            if (y.type !== E.ConnectionAck)
+              throw new Error(
+                `First message cannot be of type ${y.type}`
+              );
+            clearTimeout(k), L = !0, w.emit("connected", l, y.payload, O), O = !1, U = 0;
+            const Z = new Promise(
+              (ve, oe) => _(oe)
+            );
+            Z.catch(() => {
+            }), h([l, Z]);
+          } catch (y) {
+            l.onmessage = null, w.emit("error", y), l.close(
+              S.BadResponse,
+              Q(
+                y instanceof Error ? y.message : String(y),
+                "Bad response"
+              )
+            );
+          }
+        };
+      })()
+    )));
+    a.readyState === N.CLOSING && await p;
+    let o = () => {
+    };
+    const d = new Promise((h) => o = h);
+    return [
+      a,
+      o,
+      // resolves on release or rejects on error/close, whichever comes first.
+      // not racing with throwOnClose on purpose, it lives as long as the socket
+      // and every race would leak memory per operation
+      new Promise((h, m) => {
+        const l = _(m);
+        a.readyState !== N.OPEN && p.catch(m), d.then(() => {
+          if (l(), !I) {
+            const k = () => a.close(1e3, "Normal Closure");
+            isFinite(c) && c > 0 ? (clearTimeout(F), F = setTimeout(() => {
+              !I && a.readyState === N.OPEN && k();
+            }, c)) : k();
+          }
+          h();
+        });
+      })
+    ];
+  }
+  function H(a) {
+    if (D(a) && (ce(a.code) || [
+      S.InternalServerError,
+      S.InternalClientError,
+      S.BadRequest,
+      S.BadResponse,
+      S.Unauthorized,
+      // CloseCode.Forbidden, might grant access out after retry
+      S.SubprotocolNotAcceptable,
+      // CloseCode.ConnectionInitialisationTimeout, might not time out after retry
+      // CloseCode.ConnectionAcknowledgementTimeout, might not time out after retry
+      S.SubscriberAlreadyExists,
+      S.TooManyInitialisationRequests
+      // 4499, // Terminated, probably because the socket froze, we want to retry
+    ].includes(a.code)))
+      throw a;
+    if (G) return !1;
+    if (D(a) && a.code === 1e3)
+      return I > 0;
+    if (!$ || U >= $ || !M(a)) throw a;
+    return O = !0;
+  }
+  s || (async () => {
+    for (I++; ; )
+      try {
+        const [, , a] = await V();
+        await a;
+      } catch (a) {
+        try {
+          if (!H(a)) return;
+        } catch (p) {
+          return n?.(p);
+        }
+      }
+  })();
+  function J(a, p) {
+    const o = te(a);
+    let d = !1, h = !1, m = () => {
+      I--, d = !0;
+    };
+    return (async () => {
+      for (I++; ; )
+        try {
+          const [l, k, C] = await V();
+          if (d)
+            return C.catch(() => {
+            }), k();
+          const z = w.onMessage(o, (L) => {
+            switch (L.type) {
+              case E.Next: {
+                p.next(L.payload);
+                return;
+              }
+              case E.Error: {
+                h = !0, d = !0, p.error(L.payload), m();
+                return;
+              }
+              case E.Complete: {
+                d = !0, m();
+                return;
+              }
+            }
+          });
+          l.send(
+            W(
+              {
+                id: o,
+                type: E.Subscribe,
+                payload: a
+              },
+              j
+            )
+          ), m = () => {
+            !d && l.readyState === N.OPEN && l.send(
+              W(
+                {
+                  id: o,
+                  type: E.Complete
+                },
+                j
+              )
+            ), I--, d = !0, k();
+          }, await C.finally(z);
+          return;
+        } catch (l) {
+          if (!H(l)) return;
+        }
+    })().then(() => {
+      h || p.complete();
+    }).catch((l) => {
+      p.error(l);
+    }), () => {
+      d || m();
+    };
+  }
+  return {
+    on: w.on,
+    subscribe: J,
+    iterate(a) {
+      const p = [], o = {
+        done: !1,
+        error: null,
+        resolve: () => {
+        }
+      }, d = J(a, {
+        next(m) {
+          p.push(m), o.resolve();
+        },
+        error(m) {
+          o.done = !0, o.error = m, o.resolve();
+        },
+        complete() {
+          o.done = !0, o.resolve();
+        }
+      }), h = (async function* () {
+        for (; ; ) {
+          for (p.length || await new Promise((l) => o.resolve = l); p.length; )
+            yield p.shift();
+          if (o.error)
+            throw o.error;
+          if (o.done)
+            return;
+        }
+      })();
+      return h.throw = async (m) => (o.done || (o.done = !0, o.error = m, o.resolve()), { done: !0, value: void 0 }), h.return = async () => (d(), { done: !0, value: void 0 }), h;
+    },
+    async dispose() {
+      if (G = !0, A) {
+        const [a] = await A;
+        a.close(1e3, "Normal Closure");
+      }
+    },
+    terminate() {
+      A && w.emit("closed", new X());
+    }
+  };
+}
+class X extends Error {
+  name = "TerminatedCloseEvent";
+  message = "4499: Terminated";
+  code = 4499;
+  reason = "Terminated";
+  wasClean = !1;
+}
+function D(e) {
+  return T(e) && "code" in e && "reason" in e;
+}
+function ce(e) {
+  return [
+    1e3,
+    // Normal Closure is not an erroneous close code
+    1001,
+    // Going Away
+    1006,
+    // Abnormal Closure
+    1005,
+    // No Status Received
+    1012,
+    // Service Restart
+    1013,
+    // Try Again Later
+    1014
+    // Bad Gateway
+  ].includes(e) ? !1 : e >= 1e3 && e <= 1999;
+}
+function le(e) {
+  return typeof e == "function" && "constructor" in e && "CLOSED" in e && "CLOSING" in e && "CONNECTING" in e && "OPEN" in e;
+}
+const de = ':host{--tlv-font: system-ui, -apple-system, "Segoe UI", sans-serif;--tlv-text: #1d2330;--tlv-muted: #5d6678;--tlv-background: #ffffff;--tlv-surface: #f4f6fa;--tlv-border: #d6dbe5;--tlv-accent: #2f5bd3;--tlv-failure: #b42318;--tlv-success: #1a7f37;--tlv-radius: 6px;display:block;font:14px/1.4 var(--tlv-font);color:var(--tlv-text);background:var(--tlv-background);container-type:inline-size}*{box-sizing:border-box}.viewer{display:grid;gap:12px;padding:12px;min-width:0}.filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:8px;align-items:end}.field{display:grid;gap:2px;min-width:0}.field:first-child{grid-column:1 / -1}label{font-size:12px;color:var(--tlv-muted)}input,select,button{font:inherit;color:inherit;min-width:0}input,select{width:100%;padding:6px 8px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-background)}button{padding:6px 12px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-surface);cursor:pointer}button.primary,button[aria-pressed=true]{background:var(--tlv-accent);border-color:var(--tlv-accent);color:#fff}button:disabled{opacity:.5;cursor:default}:focus-visible{outline:2px solid var(--tlv-accent);outline-offset:2px}.toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center}.total{font-weight:600}.status{flex:1;color:var(--tlv-muted);min-width:8em}.status[data-state=error]{color:var(--tlv-failure)}.events{list-style:none;margin:0;padding:0;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius)}.events li+li{border-top:1px solid var(--tlv-border)}.events .empty{padding:12px;color:var(--tlv-muted)}.row{display:grid;grid-template-columns:11em 1fr auto;gap:8px;width:100%;text-align:left;border:0;border-radius:0;background:transparent;padding:8px 10px}.row:hover{background:var(--tlv-surface)}.row time{color:var(--tlv-muted);font-variant-numeric:tabular-nums}.row .text{overflow-wrap:anywhere}.outcome.failure{color:var(--tlv-failure)}.outcome.success{color:var(--tlv-success)}.pager{display:flex;justify-content:space-between}.detail{border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);padding:12px;background:var(--tlv-surface);display:grid;gap:8px}.detail[hidden]{display:none}.detail h2{font-size:16px;margin:0;overflow-wrap:anywhere}.detail dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:0}.detail dt{color:var(--tlv-muted)}.detail dd{margin:0;overflow-wrap:anywhere}.detail pre{margin:0;padding:8px;background:var(--tlv-background);border-radius:var(--tlv-radius);overflow:auto;max-height:240px}.detail a{color:var(--tlv-accent)}@container (max-width: 520px){.row{grid-template-columns:1fr auto}.row time{grid-column:1 / -1;font-size:12px}.detail dl{grid-template-columns:1fr}}', Se = "1", ue = 25, pe = 100, fe = 15e3, he = 200, B = `id occurredAt action outcome severity service displayText crud
+  actor { id type name ip href } target { id type name href } group { id name }
+  message metadata requestId traceId ledger { index } streamCursor`, me = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
+  auditEvents(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    totalCount totalCountIsEstimate
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { node { ${B} } }
+  }
+}`, ge = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String) {
+  search(query: $query, filter: $filter, first: $first, after: $after) {
+    total pageInfo { hasNextPage endCursor }
+    hits { cursor event { ${B} } }
+  }
+}`, ye = `subscription ViewerLive($filter: AuditEventFilter, $after: String) {
+  eventRecorded(filter: $filter, after: $after) { ${B} }
+}`, ee = new CSSStyleSheet();
+ee.replaceSync(de);
+function K(e) {
+  return e.replace(/&(amp|lt|gt|quot|#39);/g, (t, r) => ({ amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" })[r]);
+}
+function be(e) {
+  return typeof e == "string" && (/^https?:\/\//i.test(e) || e.startsWith("/") && !e.startsWith("//") && !e.startsWith("/\\"));
+}
+function i(e, t = {}, r = []) {
+  const s = document.createElement(e);
+  for (const [n, c] of Object.entries(t))
+    n === "text" ? s.textContent = c : n.startsWith("aria-") || n === "role" || n.startsWith("data-") || n === "for" ? s.setAttribute(n, c) : s[n] = c;
+  for (const n of [].concat(r)) n && s.append(n);
+  return s;
+}
+function we(e) {
+  const t = Math.min(1e3 * 2 ** e, fe) + Math.random() * 500;
+  return new Promise((r) => setTimeout(r, t));
+}
+class xe extends HTMLElement {
+  static observedAttributes = ["token", "endpoint", "page-size"];
+  #d = this.attachShadow({ mode: "open" });
+  #e = {};
+  /** The page shown: how it was reached, to go either way from it. */
+  #t = { events: [], startCursor: null, endCursor: null, hasNext: !1, hasPrevious: !1 };
+  /** Search pages forwards only on the server; going back returns to a cursor seen before. */
+  #s = [];
+  #n = null;
+  #u = null;
+  #p = null;
+  #f = -1;
+  #h = 0;
+  connectedCallback() {
+    if (this.#d.adoptedStyleSheets = [ee], this.#e.list || this.#b(), !this.getAttribute("token") && this.getAttribute("token-from") === "fragment") {
+      const t = new URLSearchParams(location.hash.slice(1)).get("token");
+      t && this.setAttribute("token", t);
+    }
+    this.#a ? this.#o({ first: this.#i }) : this.#r("error", "no viewer token");
+  }
+  disconnectedCallback() {
+    this.#l(!1);
+  }
+  attributeChangedCallback(t, r, s) {
+    r === s || !this.isConnected || !this.#e.list || (this.#l(!1), this.#o({ first: this.#i }));
+  }
+  get #a() {
+    return (this.getAttribute("token") ?? "").trim();
+  }
+  get #i() {
+    const t = Number.parseInt(this.getAttribute("page-size") ?? "", 10);
+    return Number.isFinite(t) && t > 0 ? Math.min(t, pe) : ue;
+  }
+  get #m() {
+    return this.getAttribute("endpoint") || new URL(
+      /* @vite-ignore */
+      "/graphql",
+      import.meta.url
+    ).href;
+  }
+  #b() {
+    const t = this.#e, r = (c, u, g) => (g.id = `tlv-${c}`, g.name = c, i("div", { className: "field" }, [i("label", { for: g.id, text: u }), g]));
+    t.query = i("input", { type: "search", placeholder: 'Search: words, "phrases", -exclude, actor:alice', "aria-label": "Search events" }), t.actor = i("input", { type: "text", placeholder: "actor id" }), t.action = i("input", { type: "text", placeholder: "invoice.*" }), t.outcome = i("select", {}, [
+      i("option", { value: "", text: "any" }),
+      i("option", { value: "SUCCESS", text: "success" }),
+      i("option", { value: "FAILURE", text: "failure" }),
+      i("option", { value: "UNKNOWN", text: "unknown" })
+    ]), t.from = i("input", { type: "date" }), t.to = i("input", { type: "date" }), t.form = i("form", { className: "filters", role: "search" }, [
+      r("q", "Search", t.query),
+      r("actor", "Actor", t.actor),
+      r("action", "Action", t.action),
+      r("outcome", "Outcome", t.outcome),
+      r("from", "From", t.from),
+      r("to", "To", t.to),
+      i("button", { type: "submit", text: "Apply", className: "primary" })
+    ]), t.form.addEventListener("submit", (c) => {
+      c.preventDefault(), this.#l(!1), this.#s = [], this.#n = null, this.#o({ first: this.#i });
+    }), t.total = i("span", { className: "total", role: "status", "aria-live": "polite" }), t.status = i("span", { className: "status", role: "status", "aria-live": "polite" }), t.live = i("button", { type: "button", text: "Live", className: "live", "aria-pressed": "false" }), t.live.addEventListener("click", () => this.#l(t.live.getAttribute("aria-pressed") !== "true")), t.export = i("button", { type: "button", text: "Export CSV" }), t.export.addEventListener("click", () => this.#E());
+    const s = i("div", { className: "toolbar" }, [t.total, t.status, t.live, t.export]);
+    t.list = i("ol", { className: "events", "aria-label": "Audit events, newest first" }), t.newer = i("button", { type: "button", text: "← Newer" }), t.older = i("button", { type: "button", text: "Older →" }), t.newer.addEventListener("click", () => this.#x()), t.older.addEventListener("click", () => this.#w());
+    const n = i("nav", { className: "pager", "aria-label": "Pages" }, [t.newer, t.older]);
+    t.detail = i("section", { className: "detail", hidden: !0, role: "region", "aria-label": "Event detail", tabIndex: -1 }), this.#d.append(i("div", { className: "viewer", part: "viewer" }, [t.form, s, t.list, n, t.detail]));
+  }
+  /** The filters as an AuditEventFilter. */
+  #c() {
+    const t = this.#e, r = {}, s = t.actor.value.trim();
+    s && (r.actorIds = [s]);
+    const n = t.action.value.trim();
+    if (n && (r.actions = [n]), t.outcome.value && (r.outcomes = [t.outcome.value]), t.from.value && (r.occurredAfter = (/* @__PURE__ */ new Date(`${t.from.value}T00:00:00Z`)).toISOString()), t.to.value) {
+      const c = /* @__PURE__ */ new Date(`${t.to.value}T00:00:00Z`);
+      c.setUTCDate(c.getUTCDate() + 1), r.occurredBefore = c.toISOString();
+    }
+    return Object.keys(r).length ? r : null;
+  }
+  async #g(t, r) {
+    const s = await fetch(this.#m, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/graphql-response+json, application/json;q=0.9",
+        authorization: `Bearer ${this.#a}`
+      },
+      body: JSON.stringify({ query: t, variables: r })
+    }), n = await s.json().catch(() => ({ errors: [{ message: `HTTP ${s.status}` }] }));
+    if (n.errors?.length) throw new Error(n.errors.map((c) => c.message).join("; "));
+    return n.data;
+  }
+  /** Loads one page: forwards (first/after) or backwards (last/before); a search by cursor. */
+  async #o(t) {
+    const r = ++this.#h;
+    this.#r("loading", "loading…");
+    const s = this.#e.query.value.trim();
+    try {
+      let n;
+      if (s) {
+        const u = (await this.#g(ge, { query: s, filter: this.#c(), first: this.#i, after: this.#n })).search;
+        n = {
+          events: u.hits.map((g) => g.event),
+          endCursor: u.pageInfo.endCursor,
+          hasNext: u.pageInfo.hasNextPage,
+          hasPrevious: this.#s.length > 0,
+          total: `${u.total} match${u.total === 1 ? "" : "es"}`
+        };
+      } else {
+        const u = (await this.#g(me, { filter: this.#c(), ...t })).auditEvents;
+        n = {
+          events: u.edges.map((g) => g.node),
+          startCursor: u.pageInfo.startCursor,
+          endCursor: u.pageInfo.endCursor,
+          hasNext: u.pageInfo.hasNextPage,
+          hasPrevious: u.pageInfo.hasPreviousPage,
+          total: `${u.totalCountIsEstimate ? "about " : ""}${u.totalCount} event${u.totalCount === 1 ? "" : "s"}`
+        };
+      }
+      if (r !== this.#h) return;
+      this.#t = n, this.#v(), this.#r("idle", "");
+    } catch (n) {
+      r === this.#h && this.#r("error", n.message);
+    }
+  }
+  #w() {
+    this.#t.hasNext && (this.#e.query.value.trim() ? (this.#s.push(this.#n), this.#n = this.#t.endCursor, this.#o({})) : this.#o({ first: this.#i, after: this.#t.endCursor }));
+  }
+  #x() {
+    this.#t.hasPrevious && (this.#e.query.value.trim() ? (this.#n = this.#s.pop() ?? null, this.#o({})) : this.#o({ last: this.#i, before: this.#t.startCursor }));
+  }
+  #v() {
+    const t = this.#e;
+    t.total.textContent = this.#t.total ?? "", t.list.replaceChildren(...this.#t.events.map((r) => this.#y(r))), this.#t.events.length || t.list.append(i("li", { className: "empty", text: "No events." })), t.newer.disabled = !this.#t.hasPrevious, t.older.disabled = !this.#t.hasNext;
+  }
+  #y(t) {
+    const r = i("time", { dateTime: t.occurredAt, text: new Date(t.occurredAt).toLocaleString() }), s = i("button", { type: "button", className: "row", "aria-label": `Details of ${t.action} at ${t.occurredAt}` }, [
+      r,
+      i("span", { className: "text", text: K(t.displayText) }),
+      i("span", { className: `outcome ${t.outcome.toLowerCase()}`, text: t.outcome.toLowerCase() })
+    ]);
+    return s.addEventListener("click", () => this.#S(t)), i("li", { "data-id": t.id, "data-action": t.action }, [s]);
+  }
+  #S(t) {
+    const r = this.#e, s = [
+      ["Event", t.id],
+      ["When", t.occurredAt],
+      ["Action", t.action],
+      ["Outcome", t.outcome],
+      ["Severity", t.severity],
+      ["Service", t.service],
+      ["CRUD", t.crud],
+      ["Actor", [t.actor.name, t.actor.id, t.actor.type].filter(Boolean).join(" · ")],
+      ["Actor IP", t.actor.ip],
+      ["Target", t.target && [t.target.name, t.target.id, t.target.type].filter(Boolean).join(" · ")],
+      ["Group", t.group && (t.group.name ?? t.group.id)],
+      ["Message", t.message],
+      ["Request", t.requestId],
+      ["Trace", t.traceId],
+      ["Ledger index", t.ledger?.index]
+    ].filter(([, b]) => b != null && b !== ""), n = i("dl", {}, s.flatMap(([b, $]) => [i("dt", { text: b }), i("dd", { text: String($) })])), c = [
+      ["Open actor", t.actor.href],
+      ["Open target", t.target?.href]
+    ].filter(([, b]) => be(b)).map(([b, $]) => i("a", { href: $, text: b, target: "_blank", rel: "noopener noreferrer" })), u = t.metadata ? i("pre", { text: JSON.stringify(t.metadata, null, 2) }) : null, g = i("button", { type: "button", text: "Close", "aria-label": "Close the detail" });
+    g.addEventListener("click", () => {
+      r.detail.hidden = !0, r.list.querySelector(`[data-id="${CSS.escape(t.id)}"] button`)?.focus();
+    }), r.detail.replaceChildren(i("h2", { text: K(t.displayText) }), n, ...c, u ?? "", g), r.detail.hidden = !1, r.detail.focus();
+  }
+  async #E() {
+    const t = new URLSearchParams({ format: "csv" }), r = this.#c() ?? {};
+    for (const [s, n] of Object.entries(r))
+      for (const c of [].concat(n)) t.append(s, c);
+    try {
+      const s = await fetch(new URL(`/export?${t}`, this.#m), { headers: { authorization: `Bearer ${this.#a}` } });
+      if (!s.ok) {
+        const u = await s.json().catch(() => ({}));
+        throw new Error(u.errors?.[0]?.message ?? `export refused (HTTP ${s.status})`);
+      }
+      const n = URL.createObjectURL(await s.blob()), c = i("a", { href: n, download: "audit-events.csv" });
+      this.#d.append(c), c.click(), c.remove(), setTimeout(() => URL.revokeObjectURL(n), 1e4), this.#r("idle", "export downloaded");
+    } catch (s) {
+      this.#r("error", s.message);
+    }
+  }
+  /** Live: the durable feed from the newest event shown (or "now"), new events on top. */
+  #l(t) {
+    const r = this.#e;
+    if (!r.live) return;
+    if (r.live.setAttribute("aria-pressed", String(t)), this.#p?.(), this.#p = null, this.#u?.dispose(), this.#u = null, !t) {
+      r.live.dataset.state && this.#r("idle", ""), delete r.live.dataset.state;
+      return;
+    }
+    const s = this.#t.hasPrevious ? null : this.#t.events[0];
+    this.#f = s?.ledger?.index ?? -1;
+    const n = new URL(this.#m);
+    n.protocol = n.protocol === "https:" ? "wss:" : "ws:";
+    let c = !1, u = !1, g = 0;
+    const b = ae({
+      url: n.href,
+      connectionParams: { apiKey: this.#a },
+      // Keep trying while live is on: a refused connection is an error event, which graphql-ws
+      // would otherwise not retry.
+      retryAttempts: 1 / 0,
+      shouldRetry: () => !0,
+      retryWait: we,
+      on: {
+        connected: () => {
+          c = !0, r.live.dataset.state = "live", this.#r("live", u ? "reconnected · catching up…" : "live");
+        },
+        closed: () => {
+          c && (u = !0, g = 0, this.#r("connecting", "reconnecting…")), c = !1;
+        }
+      }
+    });
+    this.#u = b;
+    const $ = { query: ye, variables: { filter: this.#c(), after: s?.streamCursor ?? "now" } };
+    this.#p = b.subscribe($, {
+      next: ({ data: q, errors: M }) => {
+        if (M?.length) {
+          this.#r("error", M.map((R) => R.message).join("; "));
+          return;
+        }
+        const f = q?.eventRecorded;
+        !f || f.ledger.index <= this.#f || (this.#f = f.ledger.index, $.variables.after = f.streamCursor, u && (g += 1, this.#r("live", `live · caught up (${g} missed event${g === 1 ? "" : "s"} loaded)`)), this.#$(f));
+      },
+      error: (q) => this.#r("error", q?.message ?? "live feed failed"),
+      complete: () => {
+      }
+    });
+  }
+  #$(t) {
+    const r = this.#e.list;
+    for (r.querySelector(".empty")?.remove(), r.prepend(this.#y(t)); r.children.length > he; ) r.lastElementChild.remove();
+  }
+  #r(t, r) {
+    this.#e.status.dataset.state = t, this.#e.status.textContent = r;
+  }
+}
+customElements.get("traceledger-viewer") || customElements.define("traceledger-viewer", xe);
+export {
+  xe as TraceledgerViewer,
+  Se as VERSION
+};
