@@ -15,7 +15,7 @@ use crate::domain::{
     AuditEvent, Cursor, EventFilter, EventOrder, EventStats, FieldError, ProcessingMetrics,
     SearchQuery, StatsGroupBy, StatsInterval, StatsRequest, Tenant, TimeRange,
 };
-use crate::search::{BackendKind, SearchRequest};
+use crate::search::{BackendKind, SearchError, SearchRequest};
 use crate::store::MatchCount;
 
 /// The largest page a client may ask for.
@@ -51,10 +51,58 @@ pub struct PageRequest<'a> {
     pub before: Option<&'a str>,
 }
 
-/// One page of a search: each hit's event, cursor, score and highlights.
+/// Which way a page goes, how large, and from which cursor (named as the caller gave it).
+struct Way<'a> {
+    size: usize,
+    cursor: Option<&'a str>,
+    cursor_field: &'static str,
+    backwards: bool,
+}
+
+impl<'a> PageRequest<'a> {
+    /// Forwards with `first`/`after`, or backwards with `last`/`before` (`first` then unused);
+    /// mixing the pairs is bad input.
+    fn way(&self) -> Result<Way<'a>, ApiError> {
+        match self.last {
+            Some(last) => {
+                if self.after.is_some() {
+                    return Err(ApiError::bad_input(
+                        "after",
+                        "goes with first; a page backwards takes last and before",
+                    ));
+                }
+                Ok(Way {
+                    size: page_size(last, "last")?,
+                    cursor: self.before,
+                    cursor_field: "before",
+                    backwards: true,
+                })
+            }
+            None => {
+                if self.before.is_some() {
+                    return Err(ApiError::bad_input(
+                        "before",
+                        "goes with last; a page forwards takes first and after",
+                    ));
+                }
+                Ok(Way {
+                    size: page_size(self.first, "first")?,
+                    cursor: self.after,
+                    cursor_field: "after",
+                    backwards: false,
+                })
+            }
+        }
+    }
+}
+
+/// One page of a search: each hit's event, cursor, score and highlights, best first whichever
+/// way the page was taken.
 pub struct SearchResults {
     pub hits: Vec<Hit>,
     pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
     pub total: u64,
     /// Which backend answered.
@@ -102,33 +150,13 @@ pub async fn page(
     order: EventOrder,
 ) -> Result<Page, ApiError> {
     let filter = checked_filter(filter)?;
-    let (size, from, query_order, backwards) = match request.last {
-        Some(last) => {
-            if request.after.is_some() {
-                return Err(ApiError::bad_input(
-                    "after",
-                    "goes with first; a page backwards takes last and before",
-                ));
-            }
-            let size = page_size(last, "last")?;
-            (
-                size,
-                cursor(request.before, "before")?,
-                order.reversed(),
-                true,
-            )
-        }
-        None => {
-            if request.before.is_some() {
-                return Err(ApiError::bad_input(
-                    "before",
-                    "goes with last; a page forwards takes first and after",
-                ));
-            }
-            let size = page_size(request.first, "first")?;
-            (size, cursor(request.after, "after")?, order, false)
-        }
-    };
+    let way = request.way()?;
+    let (size, from, backwards) = (
+        way.size,
+        cursor(way.cursor, way.cursor_field)?,
+        way.backwards,
+    );
+    let query_order = if backwards { order.reversed() } else { order };
     let mut positions = services
         .store
         .page_event_positions(tenant, &filter, query_order, from, size as i64 + 1)
@@ -173,17 +201,17 @@ pub async fn total(
         .await?)
 }
 
-/// The tenant's events that `query` finds among those matching `filter`, best first.
+/// The tenant's events that `query` finds among those matching `filter`, best first: the page
+/// after a cursor, or before it (Relay both ways, as [`page`]).
 pub async fn search(
     services: &Services,
     source: &impl EventSource,
     tenant: &Tenant,
     query: &str,
     filter: EventFilter,
-    first: i32,
-    after: Option<&str>,
+    request: PageRequest<'_>,
 ) -> Result<SearchResults, ApiError> {
-    let size = page_size(first, "first")?;
+    let way = request.way()?;
     let query =
         SearchQuery::parse(query).map_err(|e| ApiError::bad_input("query", e.to_string()))?;
     let filter = checked_filter(filter)?;
@@ -193,13 +221,26 @@ pub async fn search(
             tenant,
             query: &query,
             filter: &filter,
-            first: size,
-            after,
+            first: way.size,
+            after: way.cursor,
+            backwards: way.backwards,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            SearchError::BadCursor => ApiError::bad_input(way.cursor_field, e.to_string()),
+            e => e.into(),
+        })?;
     let ids: Vec<Uuid> = page.hits.iter().map(|h| h.id).collect();
     let mut events = source.events(tenant, &ids).await?;
+    let start_cursor = page.hits.first().map(|h| h.cursor.clone());
     let end_cursor = page.hits.last().map(|h| h.cursor.clone());
+    // The cursor's own hit lies on its other side.
+    let past_cursor = way.cursor.is_some();
+    let (has_next_page, has_previous_page) = if way.backwards {
+        (past_cursor, page.has_more)
+    } else {
+        (page.has_more, past_cursor)
+    };
     // A hit whose event the store does not have (an index older than the database) is left out.
     let hits = page
         .hits
@@ -215,7 +256,9 @@ pub async fn search(
         .collect();
     Ok(SearchResults {
         hits,
-        has_next_page: page.has_next_page,
+        has_next_page,
+        has_previous_page,
+        start_cursor,
         end_cursor,
         total: page.total,
         backend,

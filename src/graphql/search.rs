@@ -18,7 +18,7 @@ use super::loader::EventLoader;
 use super::query::parse_filter;
 use super::types::{AuditEvent, PageInfo, SearchConnection, SearchHit};
 use super::Services;
-use crate::app::reads;
+use crate::app::reads::{self, PageRequest};
 use crate::search::BackendKind;
 
 /// The response extension naming the backend that answered.
@@ -29,7 +29,10 @@ pub struct SearchQuery;
 
 #[Object]
 impl SearchQuery {
-    /// Full-text search over the caller's events.
+    /// Full-text search over the caller's events, best first. Pages go forwards (`first` after
+    /// the cursor `after`) or backwards (`last` before the cursor `before`; `first` is then not
+    /// used), in the same order either way.
+    #[allow(clippy::too_many_arguments)]
     async fn search(
         &self,
         ctx: &Context<'_>,
@@ -37,8 +40,16 @@ impl SearchQuery {
         filter: Option<AuditEventFilter>,
         #[graphql(default = 20)] first: i32,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<SearchConnection> {
-        search(ctx, &query, filter, first, after.as_deref())
+        let request = PageRequest {
+            first,
+            after: after.as_deref(),
+            last,
+            before: before.as_deref(),
+        };
+        search(ctx, &query, filter, request)
             .await
             .map_err(|e| e.extend())
     }
@@ -48,18 +59,15 @@ async fn search(
     ctx: &Context<'_>,
     query: &str,
     filter: Option<AuditEventFilter>,
-    first: i32,
-    after: Option<&str>,
+    request: PageRequest<'_>,
 ) -> Result<SearchConnection, ApiError> {
     let (tenant, filter) = reader(ctx, parse_filter(filter))?;
     let services = ctx.data_unchecked::<Arc<Services>>();
     let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
-    let found = reads::search(services, loader, &tenant, query, filter, first, after).await?;
+    let found = reads::search(services, loader, &tenant, query, filter, request).await?;
     if let Some(answered) = ctx.data_opt::<AnsweredBy>() {
         answered.set(found.backend);
     }
-    let from_cursor = after.is_some();
-    let start_cursor = found.hits.first().map(|hit| hit.cursor.clone());
     Ok(SearchConnection {
         hits: found
             .hits
@@ -73,9 +81,8 @@ async fn search(
             .collect(),
         page_info: PageInfo {
             has_next_page: found.has_next_page,
-            // Forwards only (best first): the cursor's own hit lies before this page.
-            has_previous_page: from_cursor,
-            start_cursor,
+            has_previous_page: found.has_previous_page,
+            start_cursor: found.start_cursor,
             end_cursor: found.end_cursor,
         },
         total: i32::try_from(found.total).unwrap_or(i32::MAX),

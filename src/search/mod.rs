@@ -67,9 +67,14 @@ pub struct SearchRequest<'a> {
     pub tenant: &'a str,
     pub query: &'a SearchQuery,
     pub filter: &'a EventFilter,
+    /// The page's size.
     pub first: usize,
-    /// The backend's own cursor payload (without the backend tag).
+    /// The backend's own cursor payload (without the backend tag): the page lies after it, or
+    /// with `backwards`, before it.
     pub after: Option<&'a str>,
+    /// The page before the cursor (Relay's `last`/`before`), in the same order: the hits that
+    /// rank just above it.
+    pub backwards: bool,
 }
 
 pub struct SearchHit {
@@ -82,8 +87,10 @@ pub struct SearchHit {
 }
 
 pub struct SearchPage {
+    /// Best first, whichever way the page was taken.
     pub hits: Vec<SearchHit>,
-    pub has_next_page: bool,
+    /// Whether more hits lie beyond the page the way it was taken (after it, or before it).
+    pub has_more: bool,
     pub total: u64,
 }
 
@@ -324,7 +331,7 @@ mod tests {
                     cursor: "payload:with:colons".into(),
                     highlights: vec![],
                 }],
-                has_next_page: false,
+                has_more: false,
                 total: 1,
             },
             BackendKind::Postgres,

@@ -1,5 +1,5 @@
 //! The PostgreSQL backend: the store's full-text query, with `ts_rank` scores and `ts_headline`
-//! highlights, paginated on (score, occurred_at, id).
+//! highlights, paginated on (score, occurred_at, id) both ways.
 
 use chrono::DateTime;
 use uuid::Uuid;
@@ -23,16 +23,25 @@ impl SearchBackend for PostgresSearch {
         let after = request.after.map(decode_position).transpose()?;
         let limit = i64::try_from(request.first).unwrap_or(i64::MAX - 1) + 1;
         let (mut hits, total) = tokio::try_join!(
-            self.store
-                .search_events(request.tenant, request.query, request.filter, after, limit),
+            self.store.search_events(
+                request.tenant,
+                request.query,
+                request.filter,
+                after,
+                request.backwards,
+                limit
+            ),
             self.store
                 .count_search_matches(request.tenant, request.query, request.filter),
         )?;
-        let has_next_page = hits.len() > request.first;
+        let has_more = hits.len() > request.first;
         hits.truncate(request.first);
+        if request.backwards {
+            hits.reverse();
+        }
         Ok(SearchPage {
             hits: hits.into_iter().map(to_hit).collect(),
-            has_next_page,
+            has_more,
             total: u64::try_from(total).unwrap_or_default(),
         })
     }

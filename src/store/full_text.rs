@@ -37,15 +37,22 @@ pub struct ScoredHit {
 
 impl Store {
     /// One page of the tenant's events matching `query` and `filter`, by relevance (`ts_rank`),
-    /// then newest, strictly after `after`.
+    /// then newest, strictly after `after`; with `backwards`, strictly before it, nearest first
+    /// (the order reversed: a page backwards is one keyset query too).
     pub async fn search_events(
         &self,
         tenant: &str,
         query: &SearchQuery,
         filter: &EventFilter,
         after: Option<ScoredPosition>,
+        backwards: bool,
         limit: i64,
     ) -> Result<Vec<ScoredHit>, StoreError> {
+        let (beyond, order) = if backwards {
+            (">", "score ASC, occurred_at ASC, id ASC")
+        } else {
+            ("<", "score DESC, occurred_at DESC, id DESC")
+        };
         let mut q = QueryBuilder::<Postgres>::new("SELECT id, occurred_at, score, ");
         push_headline(&mut q, query);
         q.push(
@@ -56,7 +63,7 @@ impl Store {
         push_matches(&mut q, tenant, query, filter);
         q.push(") hits");
         if let Some(after) = after {
-            q.push(" WHERE (score, occurred_at, id) < (");
+            q.push(format!(" WHERE (score, occurred_at, id) {beyond} ("));
             q.push_bind(after.score);
             q.push(", ");
             q.push_bind(after.occurred_at);
@@ -64,10 +71,10 @@ impl Store {
             q.push_bind(after.id);
             q.push(")");
         }
-        q.push(" ORDER BY score DESC, occurred_at DESC, id DESC LIMIT ");
+        q.push(format!(" ORDER BY {order} LIMIT "));
         q.push_bind(limit);
         // Headlines are costly: made for the page only, hence the outer query.
-        q.push(") page ORDER BY score DESC, occurred_at DESC, id DESC");
+        q.push(format!(") page ORDER BY {order}"));
         let rows: Vec<(Uuid, DateTime<Utc>, f32, Option<String>)> =
             q.build_query_as().fetch_all(self.pool()).await?;
         Ok(rows

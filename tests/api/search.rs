@@ -20,10 +20,10 @@ const SEED_MARK: &str = "seedmark";
 const ESCAPED: &str = "escaped 1 < 2 & \"quoted\" invoice";
 const HEARTBEAT: &str = "duplicate heartbeat";
 
-const SEARCH: &str = "query($q: String!, $f: AuditEventFilter, $first: Int!, $after: String) {
-    search(query: $q, filter: $f, first: $first, after: $after) {
+const SEARCH: &str = "query($q: String!, $f: AuditEventFilter, $first: Int!, $after: String, $last: Int, $before: String) {
+    search(query: $q, filter: $f, first: $first, after: $after, last: $last, before: $before) {
         hits { cursor score highlights event { id tenant message occurredAt } }
-        pageInfo { hasNextPage endCursor }
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
         total
     }
 }";
@@ -463,6 +463,31 @@ async fn behaviour_suite(app: &TestApp, backend: &str) {
         after = search["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(paged, everything);
+
+    // Backwards from the last hit, pages of 3 (ties of equal score included) meet that order
+    // exactly.
+    let mut before = search["hits"][9]["cursor"].clone();
+    let mut backwards: Vec<String> = Vec::new();
+    loop {
+        let (page, answered) = search_as(
+            app,
+            &app.key,
+            json!({ "q": SEED_MARK, "first": 3, "last": 3, "before": before }),
+        )
+        .await;
+        assert_eq!(answered, backend);
+        let ids = event_ids(&page);
+        assert!(!ids.is_empty() && ids.len() <= 3, "{page}");
+        assert_eq!(page["pageInfo"]["hasNextPage"], true, "{page}");
+        backwards.splice(0..0, ids);
+        assert!(backwards.len() <= 9, "pages repeat: {backwards:?}");
+        if page["pageInfo"]["hasPreviousPage"] == false {
+            break;
+        }
+        before = page["pageInfo"]["startCursor"].clone();
+    }
+    backwards.push(everything[9].clone());
+    assert_eq!(backwards, everything);
 
     // Another tenant's events never appear; it sees only its own.
     let (theirs, _) = search_as(app, &app.other_key, json!({ "q": "refund OR alice" })).await;

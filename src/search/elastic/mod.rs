@@ -91,18 +91,25 @@ impl SearchBackend for ElasticSearch {
             let exhausted = raw_hits.len() < size;
             let fresh: Vec<Value> = raw_hits
                 .into_iter()
-                .filter(|hit| after.as_ref().is_none_or(|a| !a.served(hit)))
+                .filter(|hit| {
+                    after
+                        .as_ref()
+                        .is_none_or(|a| !a.served(hit, request.backwards))
+                })
                 .collect();
             if fresh.len() > request.first || exhausted || size >= MAX_RESULT_WINDOW {
-                let has_next_page = fresh.len() > request.first;
-                let hits = fresh
+                let has_more = fresh.len() > request.first;
+                let mut hits = fresh
                     .into_iter()
                     .take(request.first)
                     .map(to_hit)
                     .collect::<Result<Vec<_>, _>>()?;
+                if request.backwards {
+                    hits.reverse();
+                }
                 return Ok(SearchPage {
                     hits,
-                    has_next_page,
+                    has_more,
                     total,
                 });
             }
@@ -129,7 +136,7 @@ impl ElasticSearch {
         }
         let body = json!({
             "query": query,
-            "sort": sort_json(),
+            "sort": sort_json(false),
             "size": 1,
             "_source": false,
         });
@@ -148,7 +155,7 @@ impl ElasticSearch {
     ) -> Result<Value, SearchError> {
         let mut body = json!({
             "query": query_json(request.tenant, request.query, request.filter),
-            "sort": sort_json(),
+            "sort": sort_json(request.backwards),
             "size": size,
             "track_total_hits": true,
             "_source": false,
@@ -163,7 +170,7 @@ impl ElasticSearch {
             }
         });
         if let Some(after) = after {
-            body["search_after"] = after.search_after();
+            body["search_after"] = after.search_after(request.backwards);
         }
         self.send_search(body).await
     }

@@ -1,7 +1,7 @@
 function v(e) {
   return e === null ? "null" : Array.isArray(e) ? "array" : typeof e;
 }
-function T(e) {
+function P(e) {
   return v(e) === "object";
 }
 function ie(e) {
@@ -15,7 +15,7 @@ function Q(e, t) {
 const ne = "graphql-transport-ws";
 var S = /* @__PURE__ */ ((e) => (e[e.InternalServerError = 4500] = "InternalServerError", e[e.InternalClientError = 4005] = "InternalClientError", e[e.BadRequest = 4400] = "BadRequest", e[e.BadResponse = 4004] = "BadResponse", e[e.Unauthorized = 4401] = "Unauthorized", e[e.Forbidden = 4403] = "Forbidden", e[e.SubprotocolNotAcceptable = 4406] = "SubprotocolNotAcceptable", e[e.ConnectionInitialisationTimeout = 4408] = "ConnectionInitialisationTimeout", e[e.ConnectionAcknowledgementTimeout = 4504] = "ConnectionAcknowledgementTimeout", e[e.SubscriberAlreadyExists = 4409] = "SubscriberAlreadyExists", e[e.TooManyInitialisationRequests = 4429] = "TooManyInitialisationRequests", e))(S || {}), E = /* @__PURE__ */ ((e) => (e.ConnectionInit = "connection_init", e.ConnectionAck = "connection_ack", e.Ping = "ping", e.Pong = "pong", e.Subscribe = "subscribe", e.Next = "next", e.Error = "error", e.Complete = "complete", e))(E || {});
 function Y(e) {
-  if (!T(e))
+  if (!P(e))
     throw new Error(
       `Message is expected to be an object, but got ${v(e)}`
     );
@@ -32,7 +32,7 @@ function Y(e) {
     case "connection_ack":
     case "ping":
     case "pong": {
-      if (e.payload != null && !T(e.payload))
+      if (e.payload != null && !P(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object or nullish or missing, but got "${e.payload}"`
         );
@@ -49,7 +49,7 @@ function Y(e) {
         throw new Error(
           `"${e.type}" message requires a non-empty 'id' property`
         );
-      if (!T(e.payload))
+      if (!P(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
             e.payload
@@ -61,7 +61,7 @@ function Y(e) {
             e.payload.query
           )}`
         );
-      if (e.payload.variables != null && !T(e.payload.variables))
+      if (e.payload.variables != null && !P(e.payload.variables))
         throw new Error(
           `"${e.type}" message payload expects the 'variables' property to be a an object or nullish or missing, but got ${v(
             e.payload.variables
@@ -73,7 +73,7 @@ function Y(e) {
             e.payload.operationName
           )}`
         );
-      if (e.payload.extensions != null && !T(e.payload.extensions))
+      if (e.payload.extensions != null && !P(e.payload.extensions))
         throw new Error(
           `"${e.type}" message payload expects the 'extensions' property to be a an object or nullish or missing, but got ${v(
             e.payload.extensions
@@ -92,7 +92,7 @@ function Y(e) {
         throw new Error(
           `"${e.type}" message requires a non-empty 'id' property`
         );
-      if (!T(e.payload))
+      if (!P(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
             e.payload
@@ -137,7 +137,7 @@ function Y(e) {
   }
   return e;
 }
-function se(e, t) {
+function ae(e, t) {
   return Y(
     typeof e == "string" ? JSON.parse(e, t) : e
   );
@@ -145,22 +145,22 @@ function se(e, t) {
 function W(e, t) {
   return Y(e), JSON.stringify(e, t);
 }
-function ae(e) {
+function se(e) {
   const {
     url: t,
     connectionParams: r,
-    lazy: s = !0,
+    lazy: a = !0,
     onNonLazyError: n = console.error,
     lazyCloseTimeout: c = 0,
-    keepAlive: u = 0,
+    keepAlive: d = 0,
     disablePong: g,
     connectionAckWaitTimeout: b = 0,
     retryAttempts: $ = 5,
-    retryWait: q = async function(p) {
+    retryWait: R = async function(p) {
       const o = Math.pow(2, p);
       await new Promise(
-        (d) => setTimeout(
-          d,
+        (u) => setTimeout(
+          u,
           o * 1e3 + // add random timeout from 300ms to 3s
           Math.floor(Math.random() * 2700 + 300)
         )
@@ -168,7 +168,7 @@ function ae(e) {
     },
     shouldRetry: M = D,
     on: f,
-    webSocketImpl: R,
+    webSocketImpl: O,
     /**
      * Generates a v4 UUID to be used as the ID using `Math`
      * as the random number generator. Supply your own generator
@@ -185,29 +185,29 @@ function ae(e) {
     jsonMessageReplacer: j,
     jsonMessageReviver: re
   } = e;
-  let P;
-  if (R) {
-    if (!le(R))
+  let T;
+  if (O) {
+    if (!le(O))
       throw new Error("Invalid WebSocket implementation provided");
-    P = R;
-  } else typeof WebSocket < "u" ? P = WebSocket : typeof global < "u" ? P = global.WebSocket || // @ts-expect-error: Support more browsers
-  global.MozWebSocket : typeof window < "u" && (P = window.WebSocket || // @ts-expect-error: Support more browsers
+    T = O;
+  } else typeof WebSocket < "u" ? T = WebSocket : typeof global < "u" ? T = global.WebSocket || // @ts-expect-error: Support more browsers
+  global.MozWebSocket : typeof window < "u" && (T = window.WebSocket || // @ts-expect-error: Support more browsers
   window.MozWebSocket);
-  if (!P)
+  if (!T)
     throw new Error(
       "WebSocket implementation missing; on Node you can `import WebSocket from 'ws';` and pass `webSocketImpl: WebSocket` to `createClient`"
     );
-  const N = P, w = (() => {
-    const a = /* @__PURE__ */ (() => {
+  const N = T, w = (() => {
+    const s = /* @__PURE__ */ (() => {
       const o = {};
       return {
-        on(d, h) {
-          return o[d] = h, () => {
-            delete o[d];
+        on(u, h) {
+          return o[u] = h, () => {
+            delete o[u];
           };
         },
-        emit(d) {
-          "id" in d && o[d.id]?.(d);
+        emit(u) {
+          "id" in u && o[u.id]?.(u);
         }
       };
     })(), p = {
@@ -216,58 +216,58 @@ function ae(e) {
       connected: f?.connected ? [f.connected] : [],
       ping: f?.ping ? [f.ping] : [],
       pong: f?.pong ? [f.pong] : [],
-      message: f?.message ? [a.emit, f.message] : [a.emit],
+      message: f?.message ? [s.emit, f.message] : [s.emit],
       closed: f?.closed ? [f.closed] : [],
       error: f?.error ? [f.error] : []
     };
     return {
-      onMessage: a.on,
-      on(o, d) {
+      onMessage: s.on,
+      on(o, u) {
         const h = p[o];
-        return h.push(d), () => {
-          const m = h.indexOf(d);
+        return h.push(u), () => {
+          const m = h.indexOf(u);
           m > -1 && h.splice(m, 1);
         };
       },
-      emit(o, ...d) {
+      emit(o, ...u) {
         for (const h of [...p[o]])
-          h(...d);
+          h(...u);
       }
     };
   })();
-  function _(a) {
+  function _(s) {
     const p = [
       // errors are fatal and more critical than close events, throw them first
       w.on("error", (o) => {
-        p.forEach((d) => d()), a(o);
+        p.forEach((u) => u()), s(o);
       }),
       // closes can be graceful and not fatal, throw them second (if error didnt throw)
       w.on("closed", (o) => {
-        p.forEach((d) => d()), a(o);
+        p.forEach((u) => u()), s(o);
       })
     ];
     return () => p.forEach((o) => o());
   }
-  let A, I = 0, F, O = !1, U = 0, G = !1;
+  let A, I = 0, F, q = !1, U = 0, G = !1;
   async function V() {
     clearTimeout(F);
-    const [a, p] = await (A ?? (A = new Promise(
+    const [s, p] = await (A ?? (A = new Promise(
       (h, m) => (async () => {
-        if (O) {
-          if (await q(U), !I)
+        if (q) {
+          if (await R(U), !I)
             return A = void 0, m({ code: 1e3, reason: "All Subscriptions Gone" });
           U++;
         }
-        w.emit("connecting", O);
+        w.emit("connecting", q);
         const l = new N(
           typeof t == "function" ? await t() : t,
           ne
         );
         let k, C;
         function z() {
-          isFinite(u) && u > 0 && (clearTimeout(C), C = setTimeout(() => {
+          isFinite(d) && d > 0 && (clearTimeout(C), C = setTimeout(() => {
             l.readyState === N.OPEN && (l.send(W({ type: E.Ping })), w.emit("ping", !1, void 0));
-          }, u));
+          }, d));
         }
         _((x) => {
           A = void 0, clearTimeout(k), clearTimeout(C), m(x), x instanceof X && (l.close(4499, "Terminated"), l.onerror = null, l.onclose = null);
@@ -306,7 +306,7 @@ function ae(e) {
         let L = !1;
         l.onmessage = ({ data: x }) => {
           try {
-            const y = se(x, re);
+            const y = ae(x, re);
             if (w.emit("message", y), y.type === "ping" || y.type === "pong") {
               w.emit(y.type, !0, y.payload), y.type === "pong" ? z() : g || (l.send(
                 W(
@@ -327,7 +327,7 @@ function ae(e) {
               throw new Error(
                 `First message cannot be of type ${y.type}`
               );
-            clearTimeout(k), L = !0, w.emit("connected", l, y.payload, O), O = !1, U = 0;
+            clearTimeout(k), L = !0, w.emit("connected", l, y.payload, q), q = !1, U = 0;
             const Z = new Promise(
               (ve, oe) => _(oe)
             );
@@ -345,23 +345,23 @@ function ae(e) {
         };
       })()
     )));
-    a.readyState === N.CLOSING && await p;
+    s.readyState === N.CLOSING && await p;
     let o = () => {
     };
-    const d = new Promise((h) => o = h);
+    const u = new Promise((h) => o = h);
     return [
-      a,
+      s,
       o,
       // resolves on release or rejects on error/close, whichever comes first.
       // not racing with throwOnClose on purpose, it lives as long as the socket
       // and every race would leak memory per operation
       new Promise((h, m) => {
         const l = _(m);
-        a.readyState !== N.OPEN && p.catch(m), d.then(() => {
+        s.readyState !== N.OPEN && p.catch(m), u.then(() => {
           if (l(), !I) {
-            const k = () => a.close(1e3, "Normal Closure");
+            const k = () => s.close(1e3, "Normal Closure");
             isFinite(c) && c > 0 ? (clearTimeout(F), F = setTimeout(() => {
-              !I && a.readyState === N.OPEN && k();
+              !I && s.readyState === N.OPEN && k();
             }, c)) : k();
           }
           h();
@@ -369,8 +369,8 @@ function ae(e) {
       })
     ];
   }
-  function H(a) {
-    if (D(a) && (ce(a.code) || [
+  function H(s) {
+    if (D(s) && (ce(s.code) || [
       S.InternalServerError,
       S.InternalClientError,
       S.BadRequest,
@@ -383,37 +383,37 @@ function ae(e) {
       S.SubscriberAlreadyExists,
       S.TooManyInitialisationRequests
       // 4499, // Terminated, probably because the socket froze, we want to retry
-    ].includes(a.code)))
-      throw a;
+    ].includes(s.code)))
+      throw s;
     if (G) return !1;
-    if (D(a) && a.code === 1e3)
+    if (D(s) && s.code === 1e3)
       return I > 0;
-    if (!$ || U >= $ || !M(a)) throw a;
-    return O = !0;
+    if (!$ || U >= $ || !M(s)) throw s;
+    return q = !0;
   }
-  s || (async () => {
+  a || (async () => {
     for (I++; ; )
       try {
-        const [, , a] = await V();
-        await a;
-      } catch (a) {
+        const [, , s] = await V();
+        await s;
+      } catch (s) {
         try {
-          if (!H(a)) return;
+          if (!H(s)) return;
         } catch (p) {
           return n?.(p);
         }
       }
   })();
-  function J(a, p) {
-    const o = te(a);
-    let d = !1, h = !1, m = () => {
-      I--, d = !0;
+  function J(s, p) {
+    const o = te(s);
+    let u = !1, h = !1, m = () => {
+      I--, u = !0;
     };
     return (async () => {
       for (I++; ; )
         try {
           const [l, k, C] = await V();
-          if (d)
+          if (u)
             return C.catch(() => {
             }), k();
           const z = w.onMessage(o, (L) => {
@@ -423,11 +423,11 @@ function ae(e) {
                 return;
               }
               case E.Error: {
-                h = !0, d = !0, p.error(L.payload), m();
+                h = !0, u = !0, p.error(L.payload), m();
                 return;
               }
               case E.Complete: {
-                d = !0, m();
+                u = !0, m();
                 return;
               }
             }
@@ -437,12 +437,12 @@ function ae(e) {
               {
                 id: o,
                 type: E.Subscribe,
-                payload: a
+                payload: s
               },
               j
             )
           ), m = () => {
-            !d && l.readyState === N.OPEN && l.send(
+            !u && l.readyState === N.OPEN && l.send(
               W(
                 {
                   id: o,
@@ -450,7 +450,7 @@ function ae(e) {
                 },
                 j
               )
-            ), I--, d = !0, k();
+            ), I--, u = !0, k();
           }, await C.finally(z);
           return;
         } catch (l) {
@@ -461,19 +461,19 @@ function ae(e) {
     }).catch((l) => {
       p.error(l);
     }), () => {
-      d || m();
+      u || m();
     };
   }
   return {
     on: w.on,
     subscribe: J,
-    iterate(a) {
+    iterate(s) {
       const p = [], o = {
         done: !1,
         error: null,
         resolve: () => {
         }
-      }, d = J(a, {
+      }, u = J(s, {
         next(m) {
           p.push(m), o.resolve();
         },
@@ -493,12 +493,12 @@ function ae(e) {
             return;
         }
       })();
-      return h.throw = async (m) => (o.done || (o.done = !0, o.error = m, o.resolve()), { done: !0, value: void 0 }), h.return = async () => (d(), { done: !0, value: void 0 }), h;
+      return h.throw = async (m) => (o.done || (o.done = !0, o.error = m, o.resolve()), { done: !0, value: void 0 }), h.return = async () => (u(), { done: !0, value: void 0 }), h;
     },
     async dispose() {
       if (G = !0, A) {
-        const [a] = await A;
-        a.close(1e3, "Normal Closure");
+        const [s] = await A;
+        s.close(1e3, "Normal Closure");
       }
     },
     terminate() {
@@ -514,7 +514,7 @@ class X extends Error {
   wasClean = !1;
 }
 function D(e) {
-  return T(e) && "code" in e && "reason" in e;
+  return P(e) && "code" in e && "reason" in e;
 }
 function ce(e) {
   return [
@@ -545,9 +545,9 @@ const de = ':host{--tlv-font: system-ui, -apple-system, "Segoe UI", sans-serif;-
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     edges { node { ${B} } }
   }
-}`, ge = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String) {
-  search(query: $query, filter: $filter, first: $first, after: $after) {
-    total pageInfo { hasNextPage endCursor }
+}`, ge = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
+  search(query: $query, filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    total pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     hits { cursor event { ${B} } }
   }
 }`, ye = `subscription ViewerLive($filter: AuditEventFilter, $after: String) {
@@ -561,11 +561,11 @@ function be(e) {
   return typeof e == "string" && (/^https?:\/\//i.test(e) || e.startsWith("/") && !e.startsWith("//") && !e.startsWith("/\\"));
 }
 function i(e, t = {}, r = []) {
-  const s = document.createElement(e);
+  const a = document.createElement(e);
   for (const [n, c] of Object.entries(t))
-    n === "text" ? s.textContent = c : n.startsWith("aria-") || n === "role" || n.startsWith("data-") || n === "for" ? s.setAttribute(n, c) : s[n] = c;
-  for (const n of [].concat(r)) n && s.append(n);
-  return s;
+    n === "text" ? a.textContent = c : n.startsWith("aria-") || n === "role" || n.startsWith("data-") || n === "for" ? a.setAttribute(n, c) : a[n] = c;
+  for (const n of [].concat(r)) n && a.append(n);
+  return a;
 }
 function we(e) {
   const t = Math.min(1e3 * 2 ** e, fe) + Math.random() * 500;
@@ -573,46 +573,43 @@ function we(e) {
 }
 class xe extends HTMLElement {
   static observedAttributes = ["token", "endpoint", "page-size"];
-  #d = this.attachShadow({ mode: "open" });
-  #e = {};
+  #c = this.attachShadow({ mode: "open" });
+  #r = {};
   /** The page shown: how it was reached, to go either way from it. */
-  #t = { events: [], startCursor: null, endCursor: null, hasNext: !1, hasPrevious: !1 };
-  /** Search pages forwards only on the server; going back returns to a cursor seen before. */
-  #s = [];
-  #n = null;
-  #u = null;
-  #p = null;
-  #f = -1;
-  #h = 0;
+  #e = { events: [], startCursor: null, endCursor: null, hasNext: !1, hasPrevious: !1 };
+  #l = null;
+  #d = null;
+  #u = -1;
+  #p = 0;
   connectedCallback() {
-    if (this.#d.adoptedStyleSheets = [ee], this.#e.list || this.#b(), !this.getAttribute("token") && this.getAttribute("token-from") === "fragment") {
+    if (this.#c.adoptedStyleSheets = [ee], this.#r.list || this.#g(), !this.getAttribute("token") && this.getAttribute("token-from") === "fragment") {
       const t = new URLSearchParams(location.hash.slice(1)).get("token");
       t && this.setAttribute("token", t);
     }
-    this.#a ? this.#o({ first: this.#i }) : this.#r("error", "no viewer token");
+    this.#n ? this.#i({ first: this.#o }) : this.#t("error", "no viewer token");
   }
   disconnectedCallback() {
-    this.#l(!1);
+    this.#s(!1);
   }
-  attributeChangedCallback(t, r, s) {
-    r === s || !this.isConnected || !this.#e.list || (this.#l(!1), this.#o({ first: this.#i }));
+  attributeChangedCallback(t, r, a) {
+    r === a || !this.isConnected || !this.#r.list || (this.#s(!1), this.#i({ first: this.#o }));
   }
-  get #a() {
+  get #n() {
     return (this.getAttribute("token") ?? "").trim();
   }
-  get #i() {
+  get #o() {
     const t = Number.parseInt(this.getAttribute("page-size") ?? "", 10);
     return Number.isFinite(t) && t > 0 ? Math.min(t, pe) : ue;
   }
-  get #m() {
+  get #f() {
     return this.getAttribute("endpoint") || new URL(
       /* @vite-ignore */
       "/graphql",
       import.meta.url
     ).href;
   }
-  #b() {
-    const t = this.#e, r = (c, u, g) => (g.id = `tlv-${c}`, g.name = c, i("div", { className: "field" }, [i("label", { for: g.id, text: u }), g]));
+  #g() {
+    const t = this.#r, r = (c, d, g) => (g.id = `tlv-${c}`, g.name = c, i("div", { className: "field" }, [i("label", { for: g.id, text: d }), g]));
     t.query = i("input", { type: "search", placeholder: 'Search: words, "phrases", -exclude, actor:alice', "aria-label": "Search events" }), t.actor = i("input", { type: "text", placeholder: "actor id" }), t.action = i("input", { type: "text", placeholder: "invoice.*" }), t.outcome = i("select", {}, [
       i("option", { value: "", text: "any" }),
       i("option", { value: "SUCCESS", text: "success" }),
@@ -627,17 +624,17 @@ class xe extends HTMLElement {
       r("to", "To", t.to),
       i("button", { type: "submit", text: "Apply", className: "primary" })
     ]), t.form.addEventListener("submit", (c) => {
-      c.preventDefault(), this.#l(!1), this.#s = [], this.#n = null, this.#o({ first: this.#i });
-    }), t.total = i("span", { className: "total", role: "status", "aria-live": "polite" }), t.status = i("span", { className: "status", role: "status", "aria-live": "polite" }), t.live = i("button", { type: "button", text: "Live", className: "live", "aria-pressed": "false" }), t.live.addEventListener("click", () => this.#l(t.live.getAttribute("aria-pressed") !== "true")), t.export = i("button", { type: "button", text: "Export CSV" }), t.export.addEventListener("click", () => this.#E());
-    const s = i("div", { className: "toolbar" }, [t.total, t.status, t.live, t.export]);
-    t.list = i("ol", { className: "events", "aria-label": "Audit events, newest first" }), t.newer = i("button", { type: "button", text: "← Newer" }), t.older = i("button", { type: "button", text: "Older →" }), t.newer.addEventListener("click", () => this.#x()), t.older.addEventListener("click", () => this.#w());
+      c.preventDefault(), this.#s(!1), this.#i({ first: this.#o });
+    }), t.total = i("span", { className: "total", role: "status", "aria-live": "polite" }), t.status = i("span", { className: "status", role: "status", "aria-live": "polite" }), t.live = i("button", { type: "button", text: "Live", className: "live", "aria-pressed": "false" }), t.live.addEventListener("click", () => this.#s(t.live.getAttribute("aria-pressed") !== "true")), t.export = i("button", { type: "button", text: "Export CSV" }), t.export.addEventListener("click", () => this.#v());
+    const a = i("div", { className: "toolbar" }, [t.total, t.status, t.live, t.export]);
+    t.list = i("ol", { className: "events", "aria-label": "Audit events, newest first" }), t.newer = i("button", { type: "button", text: "← Newer" }), t.older = i("button", { type: "button", text: "Older →" }), t.newer.addEventListener("click", () => this.#b()), t.older.addEventListener("click", () => this.#y());
     const n = i("nav", { className: "pager", "aria-label": "Pages" }, [t.newer, t.older]);
-    t.detail = i("section", { className: "detail", hidden: !0, role: "region", "aria-label": "Event detail", tabIndex: -1 }), this.#d.append(i("div", { className: "viewer", part: "viewer" }, [t.form, s, t.list, n, t.detail]));
+    t.detail = i("section", { className: "detail", hidden: !0, role: "region", "aria-label": "Event detail", tabIndex: -1 }), this.#c.append(i("div", { className: "viewer", part: "viewer" }, [t.form, a, t.list, n, t.detail]));
   }
   /** The filters as an AuditEventFilter. */
-  #c() {
-    const t = this.#e, r = {}, s = t.actor.value.trim();
-    s && (r.actorIds = [s]);
+  #a() {
+    const t = this.#r, r = {}, a = t.actor.value.trim();
+    a && (r.actorIds = [a]);
     const n = t.action.value.trim();
     if (n && (r.actions = [n]), t.outcome.value && (r.outcomes = [t.outcome.value]), t.from.value && (r.occurredAfter = (/* @__PURE__ */ new Date(`${t.from.value}T00:00:00Z`)).toISOString()), t.to.value) {
       const c = /* @__PURE__ */ new Date(`${t.to.value}T00:00:00Z`);
@@ -645,72 +642,73 @@ class xe extends HTMLElement {
     }
     return Object.keys(r).length ? r : null;
   }
-  async #g(t, r) {
-    const s = await fetch(this.#m, {
+  async #h(t, r) {
+    const a = await fetch(this.#f, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         accept: "application/graphql-response+json, application/json;q=0.9",
-        authorization: `Bearer ${this.#a}`
+        authorization: `Bearer ${this.#n}`
       },
       body: JSON.stringify({ query: t, variables: r })
-    }), n = await s.json().catch(() => ({ errors: [{ message: `HTTP ${s.status}` }] }));
+    }), n = await a.json().catch(() => ({ errors: [{ message: `HTTP ${a.status}` }] }));
     if (n.errors?.length) throw new Error(n.errors.map((c) => c.message).join("; "));
     return n.data;
   }
-  /** Loads one page: forwards (first/after) or backwards (last/before); a search by cursor. */
-  async #o(t) {
-    const r = ++this.#h;
-    this.#r("loading", "loading…");
-    const s = this.#e.query.value.trim();
+  /** Loads one page of the list or the search: forwards (first/after) or backwards (last/before). */
+  async #i(t) {
+    const r = ++this.#p;
+    this.#t("loading", "loading…");
+    const a = this.#r.query.value.trim();
     try {
       let n;
-      if (s) {
-        const u = (await this.#g(ge, { query: s, filter: this.#c(), first: this.#i, after: this.#n })).search;
+      if (a) {
+        const d = (await this.#h(ge, { query: a, filter: this.#a(), ...t })).search;
         n = {
-          events: u.hits.map((g) => g.event),
-          endCursor: u.pageInfo.endCursor,
-          hasNext: u.pageInfo.hasNextPage,
-          hasPrevious: this.#s.length > 0,
-          total: `${u.total} match${u.total === 1 ? "" : "es"}`
+          events: d.hits.map((g) => g.event),
+          startCursor: d.pageInfo.startCursor,
+          endCursor: d.pageInfo.endCursor,
+          hasNext: d.pageInfo.hasNextPage,
+          hasPrevious: d.pageInfo.hasPreviousPage,
+          total: `${d.total} match${d.total === 1 ? "" : "es"}`
         };
       } else {
-        const u = (await this.#g(me, { filter: this.#c(), ...t })).auditEvents;
+        const d = (await this.#h(me, { filter: this.#a(), ...t })).auditEvents;
         n = {
-          events: u.edges.map((g) => g.node),
-          startCursor: u.pageInfo.startCursor,
-          endCursor: u.pageInfo.endCursor,
-          hasNext: u.pageInfo.hasNextPage,
-          hasPrevious: u.pageInfo.hasPreviousPage,
-          total: `${u.totalCountIsEstimate ? "about " : ""}${u.totalCount} event${u.totalCount === 1 ? "" : "s"}`
+          events: d.edges.map((g) => g.node),
+          startCursor: d.pageInfo.startCursor,
+          endCursor: d.pageInfo.endCursor,
+          hasNext: d.pageInfo.hasNextPage,
+          hasPrevious: d.pageInfo.hasPreviousPage,
+          total: `${d.totalCountIsEstimate ? "about " : ""}${d.totalCount} event${d.totalCount === 1 ? "" : "s"}`
         };
       }
-      if (r !== this.#h) return;
-      this.#t = n, this.#v(), this.#r("idle", "");
+      if (r !== this.#p) return;
+      this.#e = n, this.#w(), this.#t("idle", "");
     } catch (n) {
-      r === this.#h && this.#r("error", n.message);
+      r === this.#p && this.#t("error", n.message);
     }
   }
+  #y() {
+    this.#e.hasNext && this.#i({ first: this.#o, after: this.#e.endCursor });
+  }
+  #b() {
+    this.#e.hasPrevious && this.#i({ last: this.#o, before: this.#e.startCursor });
+  }
   #w() {
-    this.#t.hasNext && (this.#e.query.value.trim() ? (this.#s.push(this.#n), this.#n = this.#t.endCursor, this.#o({})) : this.#o({ first: this.#i, after: this.#t.endCursor }));
+    const t = this.#r;
+    t.total.textContent = this.#e.total ?? "", t.list.replaceChildren(...this.#e.events.map((r) => this.#m(r))), this.#e.events.length || t.list.append(i("li", { className: "empty", text: "No events." })), t.newer.disabled = !this.#e.hasPrevious, t.older.disabled = !this.#e.hasNext;
   }
-  #x() {
-    this.#t.hasPrevious && (this.#e.query.value.trim() ? (this.#n = this.#s.pop() ?? null, this.#o({})) : this.#o({ last: this.#i, before: this.#t.startCursor }));
-  }
-  #v() {
-    const t = this.#e;
-    t.total.textContent = this.#t.total ?? "", t.list.replaceChildren(...this.#t.events.map((r) => this.#y(r))), this.#t.events.length || t.list.append(i("li", { className: "empty", text: "No events." })), t.newer.disabled = !this.#t.hasPrevious, t.older.disabled = !this.#t.hasNext;
-  }
-  #y(t) {
-    const r = i("time", { dateTime: t.occurredAt, text: new Date(t.occurredAt).toLocaleString() }), s = i("button", { type: "button", className: "row", "aria-label": `Details of ${t.action} at ${t.occurredAt}` }, [
+  #m(t) {
+    const r = i("time", { dateTime: t.occurredAt, text: new Date(t.occurredAt).toLocaleString() }), a = i("button", { type: "button", className: "row", "aria-label": `Details of ${t.action} at ${t.occurredAt}` }, [
       r,
       i("span", { className: "text", text: K(t.displayText) }),
       i("span", { className: `outcome ${t.outcome.toLowerCase()}`, text: t.outcome.toLowerCase() })
     ]);
-    return s.addEventListener("click", () => this.#S(t)), i("li", { "data-id": t.id, "data-action": t.action }, [s]);
+    return a.addEventListener("click", () => this.#x(t)), i("li", { "data-id": t.id, "data-action": t.action }, [a]);
   }
-  #S(t) {
-    const r = this.#e, s = [
+  #x(t) {
+    const r = this.#r, a = [
       ["Event", t.id],
       ["When", t.occurredAt],
       ["Action", t.action],
@@ -726,46 +724,46 @@ class xe extends HTMLElement {
       ["Request", t.requestId],
       ["Trace", t.traceId],
       ["Ledger index", t.ledger?.index]
-    ].filter(([, b]) => b != null && b !== ""), n = i("dl", {}, s.flatMap(([b, $]) => [i("dt", { text: b }), i("dd", { text: String($) })])), c = [
+    ].filter(([, b]) => b != null && b !== ""), n = i("dl", {}, a.flatMap(([b, $]) => [i("dt", { text: b }), i("dd", { text: String($) })])), c = [
       ["Open actor", t.actor.href],
       ["Open target", t.target?.href]
-    ].filter(([, b]) => be(b)).map(([b, $]) => i("a", { href: $, text: b, target: "_blank", rel: "noopener noreferrer" })), u = t.metadata ? i("pre", { text: JSON.stringify(t.metadata, null, 2) }) : null, g = i("button", { type: "button", text: "Close", "aria-label": "Close the detail" });
+    ].filter(([, b]) => be(b)).map(([b, $]) => i("a", { href: $, text: b, target: "_blank", rel: "noopener noreferrer" })), d = t.metadata ? i("pre", { text: JSON.stringify(t.metadata, null, 2) }) : null, g = i("button", { type: "button", text: "Close", "aria-label": "Close the detail" });
     g.addEventListener("click", () => {
       r.detail.hidden = !0, r.list.querySelector(`[data-id="${CSS.escape(t.id)}"] button`)?.focus();
-    }), r.detail.replaceChildren(i("h2", { text: K(t.displayText) }), n, ...c, u ?? "", g), r.detail.hidden = !1, r.detail.focus();
+    }), r.detail.replaceChildren(i("h2", { text: K(t.displayText) }), n, ...c, d ?? "", g), r.detail.hidden = !1, r.detail.focus();
   }
-  async #E() {
-    const t = new URLSearchParams({ format: "csv" }), r = this.#c() ?? {};
-    for (const [s, n] of Object.entries(r))
-      for (const c of [].concat(n)) t.append(s, c);
+  async #v() {
+    const t = new URLSearchParams({ format: "csv" }), r = this.#a() ?? {};
+    for (const [a, n] of Object.entries(r))
+      for (const c of [].concat(n)) t.append(a, c);
     try {
-      const s = await fetch(new URL(`/export?${t}`, this.#m), { headers: { authorization: `Bearer ${this.#a}` } });
-      if (!s.ok) {
-        const u = await s.json().catch(() => ({}));
-        throw new Error(u.errors?.[0]?.message ?? `export refused (HTTP ${s.status})`);
+      const a = await fetch(new URL(`/export?${t}`, this.#f), { headers: { authorization: `Bearer ${this.#n}` } });
+      if (!a.ok) {
+        const d = await a.json().catch(() => ({}));
+        throw new Error(d.errors?.[0]?.message ?? `export refused (HTTP ${a.status})`);
       }
-      const n = URL.createObjectURL(await s.blob()), c = i("a", { href: n, download: "audit-events.csv" });
-      this.#d.append(c), c.click(), c.remove(), setTimeout(() => URL.revokeObjectURL(n), 1e4), this.#r("idle", "export downloaded");
-    } catch (s) {
-      this.#r("error", s.message);
+      const n = URL.createObjectURL(await a.blob()), c = i("a", { href: n, download: "audit-events.csv" });
+      this.#c.append(c), c.click(), c.remove(), setTimeout(() => URL.revokeObjectURL(n), 1e4), this.#t("idle", "export downloaded");
+    } catch (a) {
+      this.#t("error", a.message);
     }
   }
   /** Live: the durable feed from the newest event shown (or "now"), new events on top. */
-  #l(t) {
-    const r = this.#e;
+  #s(t) {
+    const r = this.#r;
     if (!r.live) return;
-    if (r.live.setAttribute("aria-pressed", String(t)), this.#p?.(), this.#p = null, this.#u?.dispose(), this.#u = null, !t) {
-      r.live.dataset.state && this.#r("idle", ""), delete r.live.dataset.state;
+    if (r.live.setAttribute("aria-pressed", String(t)), this.#d?.(), this.#d = null, this.#l?.dispose(), this.#l = null, !t) {
+      r.live.dataset.state && this.#t("idle", ""), delete r.live.dataset.state;
       return;
     }
-    const s = this.#t.hasPrevious ? null : this.#t.events[0];
-    this.#f = s?.ledger?.index ?? -1;
-    const n = new URL(this.#m);
+    const a = this.#e.hasPrevious ? null : this.#e.events[0];
+    this.#u = a?.ledger?.index ?? -1;
+    const n = new URL(this.#f);
     n.protocol = n.protocol === "https:" ? "wss:" : "ws:";
-    let c = !1, u = !1, g = 0;
-    const b = ae({
+    let c = !1, d = !1, g = 0;
+    const b = se({
       url: n.href,
-      connectionParams: { apiKey: this.#a },
+      connectionParams: { apiKey: this.#n },
       // Keep trying while live is on: a refused connection is an error event, which graphql-ws
       // would otherwise not retry.
       retryAttempts: 1 / 0,
@@ -773,35 +771,35 @@ class xe extends HTMLElement {
       retryWait: we,
       on: {
         connected: () => {
-          c = !0, r.live.dataset.state = "live", this.#r("live", u ? "reconnected · catching up…" : "live");
+          c = !0, r.live.dataset.state = "live", this.#t("live", d ? "reconnected · catching up…" : "live");
         },
         closed: () => {
-          c && (u = !0, g = 0, this.#r("connecting", "reconnecting…")), c = !1;
+          c && (d = !0, g = 0, this.#t("connecting", "reconnecting…")), c = !1;
         }
       }
     });
-    this.#u = b;
-    const $ = { query: ye, variables: { filter: this.#c(), after: s?.streamCursor ?? "now" } };
-    this.#p = b.subscribe($, {
-      next: ({ data: q, errors: M }) => {
+    this.#l = b;
+    const $ = { query: ye, variables: { filter: this.#a(), after: a?.streamCursor ?? "now" } };
+    this.#d = b.subscribe($, {
+      next: ({ data: R, errors: M }) => {
         if (M?.length) {
-          this.#r("error", M.map((R) => R.message).join("; "));
+          this.#t("error", M.map((O) => O.message).join("; "));
           return;
         }
-        const f = q?.eventRecorded;
-        !f || f.ledger.index <= this.#f || (this.#f = f.ledger.index, $.variables.after = f.streamCursor, u && (g += 1, this.#r("live", `live · caught up (${g} missed event${g === 1 ? "" : "s"} loaded)`)), this.#$(f));
+        const f = R?.eventRecorded;
+        !f || f.ledger.index <= this.#u || (this.#u = f.ledger.index, $.variables.after = f.streamCursor, d && (g += 1, this.#t("live", `live · caught up (${g} missed event${g === 1 ? "" : "s"} loaded)`)), this.#S(f));
       },
-      error: (q) => this.#r("error", q?.message ?? "live feed failed"),
+      error: (R) => this.#t("error", R?.message ?? "live feed failed"),
       complete: () => {
       }
     });
   }
-  #$(t) {
-    const r = this.#e.list;
-    for (r.querySelector(".empty")?.remove(), r.prepend(this.#y(t)); r.children.length > he; ) r.lastElementChild.remove();
+  #S(t) {
+    const r = this.#r.list;
+    for (r.querySelector(".empty")?.remove(), r.prepend(this.#m(t)); r.children.length > he; ) r.lastElementChild.remove();
   }
-  #r(t, r) {
-    this.#e.status.dataset.state = t, this.#e.status.textContent = r;
+  #t(t, r) {
+    this.#r.status.dataset.state = t, this.#r.status.textContent = r;
   }
 }
 customElements.get("traceledger-viewer") || customElements.define("traceledger-viewer", xe);

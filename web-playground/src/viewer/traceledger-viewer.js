@@ -38,9 +38,9 @@ const LIST = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $aft
   }
 }`;
 
-const SEARCH = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String) {
-  search(query: $query, filter: $filter, first: $first, after: $after) {
-    total pageInfo { hasNextPage endCursor }
+const SEARCH = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
+  search(query: $query, filter: $filter, first: $first, after: $after, last: $last, before: $before) {
+    total pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     hits { cursor event { ${FIELDS} } }
   }
 }`;
@@ -85,9 +85,6 @@ class TraceledgerViewer extends HTMLElement {
   #ui = {};
   /** The page shown: how it was reached, to go either way from it. */
   #page = { events: [], startCursor: null, endCursor: null, hasNext: false, hasPrevious: false };
-  /** Search pages forwards only on the server; going back returns to a cursor seen before. */
-  #searchCursors = [];
-  #searchAfter = null;
   #client = null;
   #stopLive = null;
   #liveIndex = -1;
@@ -157,8 +154,6 @@ class TraceledgerViewer extends HTMLElement {
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.#setLive(false);
-      this.#searchCursors = [];
-      this.#searchAfter = null;
       this.#load({ first: this.#pageSize });
     });
 
@@ -214,7 +209,7 @@ class TraceledgerViewer extends HTMLElement {
     return body.data;
   }
 
-  /** Loads one page: forwards (first/after) or backwards (last/before); a search by cursor. */
+  /** Loads one page of the list or the search: forwards (first/after) or backwards (last/before). */
   async #load(request) {
     const mine = ++this.#generation;
     this.#status("loading", "loading…");
@@ -222,13 +217,14 @@ class TraceledgerViewer extends HTMLElement {
     try {
       let page;
       if (query) {
-        const data = await this.#graphql(SEARCH, { query, filter: this.#filter(), first: this.#pageSize, after: this.#searchAfter });
+        const data = await this.#graphql(SEARCH, { query, filter: this.#filter(), ...request });
         const found = data.search;
         page = {
           events: found.hits.map((hit) => hit.event),
+          startCursor: found.pageInfo.startCursor,
           endCursor: found.pageInfo.endCursor,
           hasNext: found.pageInfo.hasNextPage,
-          hasPrevious: this.#searchCursors.length > 0,
+          hasPrevious: found.pageInfo.hasPreviousPage,
           total: `${found.total} match${found.total === 1 ? "" : "es"}`,
         };
       } else {
@@ -253,24 +249,11 @@ class TraceledgerViewer extends HTMLElement {
   }
 
   #older() {
-    if (!this.#page.hasNext) return;
-    if (this.#ui.query.value.trim()) {
-      this.#searchCursors.push(this.#searchAfter);
-      this.#searchAfter = this.#page.endCursor;
-      this.#load({});
-    } else {
-      this.#load({ first: this.#pageSize, after: this.#page.endCursor });
-    }
+    if (this.#page.hasNext) this.#load({ first: this.#pageSize, after: this.#page.endCursor });
   }
 
   #newer() {
-    if (!this.#page.hasPrevious) return;
-    if (this.#ui.query.value.trim()) {
-      this.#searchAfter = this.#searchCursors.pop() ?? null;
-      this.#load({});
-    } else {
-      this.#load({ last: this.#pageSize, before: this.#page.startCursor });
-    }
+    if (this.#page.hasPrevious) this.#load({ last: this.#pageSize, before: this.#page.startCursor });
   }
 
   #render() {
