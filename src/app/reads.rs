@@ -20,8 +20,7 @@ use crate::store::MatchCount;
 
 /// The largest page a client may ask for.
 pub const MAX_PAGE: usize = 100;
-/// Totals are counted up to this many matching events; beyond, they are the planner's estimate.
-pub const EXACT_TOTAL_UP_TO: u64 = 10_000;
+pub use crate::domain::EXACT_TOTAL_UP_TO;
 
 /// Where a request's events come from, by id: the same events for every read of one request.
 pub trait EventSource {
@@ -104,7 +103,8 @@ pub struct SearchResults {
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
-    pub total: u64,
+    /// Exact up to [`EXACT_TOTAL_UP_TO`], beyond that an estimate (flagged).
+    pub total: MatchCount,
     /// Which backend answered.
     pub backend: BackendKind,
 }

@@ -7,6 +7,9 @@ use super::validate::FieldError;
 
 /// Values one filter list may hold.
 pub const MAX_FILTER_VALUES: usize = 100;
+/// Totals (of a list or a search) are counted up to this many matching events; beyond, they are
+/// an estimate, flagged, so that no page counts a million rows.
+pub const EXACT_TOTAL_UP_TO: u64 = 10_000;
 
 /// One entry of `actions`: an exact name, or `prefix.*` for every action under `prefix.`.
 #[derive(Clone, Debug, PartialEq, Eq)]

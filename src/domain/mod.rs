@@ -19,7 +19,9 @@ pub use display::{generic_sentence, template_for, DisplayTemplate, MAX_TEMPLATE_
 pub use event::{
     Actor, AuditEvent, Crud, EventGroup, Outcome, RecordedBy, Severity, Target, SERVICE_NAME,
 };
-pub use filter::{ActionPattern, EventFilter, EventOrder, ViewScope, MAX_FILTER_VALUES};
+pub use filter::{
+    ActionPattern, EventFilter, EventOrder, ViewScope, EXACT_TOTAL_UP_TO, MAX_FILTER_VALUES,
+};
 pub use search_query::{
     FieldTerm, Group, Literal, QueryError, ScoredPosition, SearchQuery, Term, MAX_QUERY_BYTES,
 };

@@ -85,7 +85,9 @@ async fn search(
             start_cursor: found.start_cursor,
             end_cursor: found.end_cursor,
         },
-        total: i32::try_from(found.total).unwrap_or(i32::MAX),
+        total: i32::try_from(found.total.count).unwrap_or(i32::MAX),
+        total_count: found.total.count,
+        total_count_is_estimate: found.total.estimate,
     })
 }
 

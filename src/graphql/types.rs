@@ -338,5 +338,11 @@ pub struct SearchHit {
 pub struct SearchConnection {
     pub hits: Vec<SearchHit>,
     pub page_info: PageInfo,
+    /// The hits in all pages: exact up to 10,000, beyond that an estimate
+    /// (`totalCountIsEstimate`).
     pub total: i32,
+    /// The same as `total`, named as on `auditEvents`.
+    pub total_count: u64,
+    /// Whether `totalCount` (and `total`) is an estimate: more than 10,000 hits.
+    pub total_count_is_estimate: bool,
 }

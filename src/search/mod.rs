@@ -18,7 +18,7 @@ pub use elastic::ElasticSearch;
 pub use postgres::PostgresSearch;
 
 use crate::domain::{EventFilter, SearchQuery};
-use crate::store::{Store, StoreError};
+use crate::store::{MatchCount, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -91,7 +91,9 @@ pub struct SearchPage {
     pub hits: Vec<SearchHit>,
     /// Whether more hits lie beyond the page the way it was taken (after it, or before it).
     pub has_more: bool,
-    pub total: u64,
+    /// All the hits, in all pages: exact up to `EXACT_TOTAL_UP_TO`, flagged as an estimate
+    /// beyond.
+    pub total: MatchCount,
 }
 
 /// A search backend: same shape for each, so the searcher can fall back from one to the other.
@@ -332,7 +334,10 @@ mod tests {
                     highlights: vec![],
                 }],
                 has_more: false,
-                total: 1,
+                total: MatchCount {
+                    count: 1,
+                    estimate: false,
+                },
             },
             BackendKind::Postgres,
         );

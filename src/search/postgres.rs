@@ -5,7 +5,7 @@ use chrono::DateTime;
 use uuid::Uuid;
 
 use super::{escape_html, SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest};
-use crate::domain::ScoredPosition;
+use crate::domain::{ScoredPosition, EXACT_TOTAL_UP_TO};
 use crate::store::{ScoredHit, Store, FRAGMENT_BREAK, MATCH_END, MATCH_START};
 
 pub struct PostgresSearch {
@@ -31,8 +31,12 @@ impl SearchBackend for PostgresSearch {
                 request.backwards,
                 limit
             ),
-            self.store
-                .count_search_matches(request.tenant, request.query, request.filter),
+            self.store.count_search_matches(
+                request.tenant,
+                request.query,
+                request.filter,
+                EXACT_TOTAL_UP_TO
+            ),
         )?;
         let has_more = hits.len() > request.first;
         hits.truncate(request.first);
@@ -42,7 +46,7 @@ impl SearchBackend for PostgresSearch {
         Ok(SearchPage {
             hits: hits.into_iter().map(to_hit).collect(),
             has_more,
-            total: u64::try_from(total).unwrap_or_default(),
+            total,
         })
     }
 }

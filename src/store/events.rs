@@ -375,7 +375,19 @@ impl Store {
         filter: &EventFilter,
         exact_up_to: u64,
     ) -> Result<MatchCount, StoreError> {
-        let mut q = matching_rows("EXPLAIN (FORMAT JSON) ", tenant, filter);
+        self.capped_count(|prefix| matching_rows(prefix, tenant, filter), exact_up_to)
+            .await
+    }
+
+    /// How many rows `rows` selects (`rows(prefix)` is a `SELECT 1 …` after `prefix`): counted
+    /// up to `exact_up_to`, the planner's estimate beyond, asked first (see
+    /// [`Store::count_matching`]).
+    pub(super) async fn capped_count<'a>(
+        &self,
+        rows: impl Fn(&str) -> QueryBuilder<'a, Postgres>,
+        exact_up_to: u64,
+    ) -> Result<MatchCount, StoreError> {
+        let mut q = rows("EXPLAIN (FORMAT JSON) ");
         let plan: serde_json::Value = q.build_query_scalar().fetch_one(self.pool()).await?;
         let planned = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0) as u64;
         if planned > exact_up_to.saturating_mul(ESTIMATE_TRUSTED_ABOVE) {
@@ -385,7 +397,7 @@ impl Store {
             });
         }
         let limit = i64::try_from(exact_up_to.saturating_add(1)).unwrap_or(i64::MAX);
-        let mut q = matching_rows("SELECT count(*) FROM (", tenant, filter);
+        let mut q = rows("SELECT count(*) FROM (");
         q.push(" LIMIT ");
         q.push_bind(limit);
         q.push(") AS capped");

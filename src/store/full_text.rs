@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::events::{EventRow, COLUMNS};
 use super::filter::{escape_like, push_filter};
-use super::{Store, StoreError};
+use super::{MatchCount, Store, StoreError};
 use crate::domain::{
     column_names, ActionPattern, AuditEvent, EventFilter, FieldTerm, Group, Literal,
     ScoredPosition, SearchQuery, Term,
@@ -90,16 +90,27 @@ impl Store {
             .collect())
     }
 
-    /// How many of the tenant's events match, in all pages.
+    /// How many of the tenant's events match, in all pages: exact up to `exact_up_to`, an
+    /// estimate beyond (as [`Store::count_matching`]), so a search's total never counts a
+    /// million matches on each page.
     pub async fn count_search_matches(
         &self,
         tenant: &str,
         query: &SearchQuery,
         filter: &EventFilter,
-    ) -> Result<i64, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new("SELECT count(*) FROM audit_events WHERE ");
-        push_matches(&mut q, tenant, query, filter);
-        Ok(q.build_query_scalar().fetch_one(self.pool()).await?)
+        exact_up_to: u64,
+    ) -> Result<MatchCount, StoreError> {
+        self.capped_count(
+            |prefix| {
+                let mut q = QueryBuilder::<Postgres>::new(format!(
+                    "{prefix}SELECT 1 FROM audit_events WHERE "
+                ));
+                push_matches(&mut q, tenant, query, filter);
+                q
+            },
+            exact_up_to,
+        )
+        .await
     }
 
     /// The oldest queued events not yet acknowledged by the search index.

@@ -508,3 +508,52 @@ async fn a_query_sent_again_is_answered_by_its_own_variables_and_operation() {
         "{count}"
     );
 }
+
+#[tokio::test]
+async fn search_totals_are_exact_up_to_ten_thousand_and_flagged_beyond() {
+    let app = TestApp::spawn().await;
+    let total = |query: &'static str| {
+        let app = &app;
+        async move {
+            let body = app
+                .gql(
+                    "query($q: String!) { search(query: $q, first: 1) { total totalCount totalCountIsEstimate } }",
+                    json!({ "q": query }),
+                )
+                .await;
+            assert!(body["errors"].is_null(), "{body}");
+            let search = &body["data"]["search"];
+            assert_eq!(search["total"], search["totalCount"], "{search}");
+            (
+                search["totalCount"].as_u64().unwrap(),
+                search["totalCountIsEstimate"].as_bool().unwrap(),
+            )
+        }
+    };
+    let now = chrono::Utc::now();
+    for batch in 0..11 {
+        let events: Vec<_> = (0..1000)
+            .map(|i| {
+                let mut event = crate::helpers::stored_event(TENANT, now);
+                event.message = Some(if batch == 0 && i < 7 {
+                    "rare refund".to_owned()
+                } else {
+                    "common refund".to_owned()
+                });
+                event
+            })
+            .collect();
+        app.store
+            .insert_events(&events, traceledger::store::SearchBacklog::Skip)
+            .await
+            .unwrap();
+    }
+    sqlx::query("ANALYZE audit_events")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(total("rare").await, (7, false));
+    let (count, estimate) = total("refund").await;
+    assert!(estimate, "{count}");
+    assert!(count > 10_000, "{count}");
+}

@@ -22,7 +22,8 @@ use uuid::Uuid;
 pub use index::BulkOutcome;
 
 use super::{SearchBackend, SearchError, SearchHit, SearchPage, SearchRequest, SearchSettings};
-use crate::domain::AuditEvent;
+use crate::domain::{AuditEvent, EXACT_TOTAL_UP_TO};
+use crate::store::MatchCount;
 use cursor::{sort_json, SortPosition};
 use query::query_json;
 
@@ -81,9 +82,13 @@ impl SearchBackend for ElasticSearch {
         loop {
             let size = request.first + 1 + extra;
             let response = self.search_page(request, after.as_ref(), size).await?;
-            let total = response["hits"]["total"]["value"]
-                .as_u64()
-                .unwrap_or_default();
+            // Counted up to the limit (`track_total_hits`); "gte" beyond it.
+            let total = MatchCount {
+                count: response["hits"]["total"]["value"]
+                    .as_u64()
+                    .unwrap_or_default(),
+                estimate: response["hits"]["total"]["relation"] == "gte",
+            };
             let raw_hits = response["hits"]["hits"]
                 .as_array()
                 .cloned()
@@ -157,7 +162,7 @@ impl ElasticSearch {
             "query": query_json(request.tenant, request.query, request.filter),
             "sort": sort_json(request.backwards),
             "size": size,
-            "track_total_hits": true,
+            "track_total_hits": EXACT_TOTAL_UP_TO,
             "_source": false,
             "highlight": {
                 "encoder": "html",
