@@ -15,7 +15,7 @@ use async_graphql::{Request, Value};
 use sha2::{Digest, Sha256};
 
 use crate::app::ApiError;
-use crate::domain::Tenant;
+use crate::domain::{Tenant, ViewScope};
 
 /// The bytes of query text kept at most, over all tenants (least used go first).
 const MAX_KEPT_BYTES: u64 = 16 * 1024 * 1024;
@@ -23,12 +23,15 @@ const MAX_KEPT_BYTES: u64 = 16 * 1024 * 1024;
 const MAX_PERSISTED_QUERY_BYTES: usize = 64 * 1024;
 /// A guess at how many entries fit, for the cache's table size.
 const ESTIMATED_ENTRIES: usize = 8 * 1024;
+/// What an entry costs beyond its bytes (the cache's own bookkeeping), so that tiny texts cannot
+/// make the byte bound a bound on nothing.
+const ENTRY_OVERHEAD_BYTES: u64 = 256;
 /// The only version of the protocol there is.
 const VERSION: u64 = 1;
 const EXTENSION: &str = "persistedQuery";
 
 type Hash = [u8; 32];
-/// Whose registry: a tenant, and the group of a viewer token.
+/// Whose registry: a tenant, and the view of a viewer token (its group and actor).
 type Key = (Tenant, Option<Box<str>>, Hash);
 
 #[derive(Clone)]
@@ -36,7 +39,8 @@ struct TextBytes;
 
 impl quick_cache::Weighter<Key, Arc<str>> for TextBytes {
     fn weight(&self, key: &Key, text: &Arc<str>) -> u64 {
-        (key.0.len() + key.1.as_ref().map_or(0, |g| g.len()) + text.len()) as u64
+        (key.0.len() + key.1.as_ref().map_or(0, |v| v.len()) + text.len()) as u64
+            + ENTRY_OVERHEAD_BYTES
     }
 }
 
@@ -56,27 +60,39 @@ impl Default for PersistedQueries {
     }
 }
 
+/// A text sent with its hash, to be kept once the request has been charged and its text
+/// parses: a caller over its budget, or sending junk, keeps nothing.
+#[derive(Debug)]
+pub struct Registration {
+    key: Key,
+    text: Arc<str>,
+}
+
 impl PersistedQueries {
-    /// Fills in the text of a request that names a persisted query by hash only, and keeps the
-    /// text of one that sends both. A request without the extension is left as it is.
+    /// Fills in the text of a request that names a persisted query by hash only; for one that
+    /// sends both, checks the hash and returns the registration to [`keep`](Self::keep). A
+    /// request without the extension is left as it is. `view` names a viewer token's group and
+    /// actor (its own registry).
     pub fn resolve(
         &self,
         tenant: &Tenant,
-        group: Option<&str>,
+        view: Option<&ViewScope>,
         request: &mut Request,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Registration>, ApiError> {
         let Some(extension) = request.extensions.get(EXTENSION) else {
-            return Ok(());
+            return Ok(None);
         };
         let hash = requested_hash(extension)?;
-        let key = (tenant.clone(), group.map(Into::into), hash);
+        let view = view
+            .map(|v| format!("{}\u{0}{}", v.group_id, v.actor_id.as_deref().unwrap_or("")).into());
+        let key = (tenant.clone(), view, hash);
         if request.query.is_empty() {
             let text = self
                 .kept
                 .get(&key)
                 .ok_or(ApiError::PersistedQueryNotFound)?;
             request.query = text.to_string();
-            return Ok(());
+            return Ok(None);
         }
         if <[u8; 32]>::from(Sha256::digest(request.query.as_bytes())) != hash {
             return Err(ApiError::bad_input(
@@ -84,10 +100,16 @@ impl PersistedQueries {
                 "provided sha does not match query",
             ));
         }
-        if request.query.len() <= MAX_PERSISTED_QUERY_BYTES {
-            self.kept.insert(key, request.query.as_str().into());
-        }
-        Ok(())
+        Ok(
+            (request.query.len() <= MAX_PERSISTED_QUERY_BYTES).then(|| Registration {
+                key,
+                text: request.query.as_str().into(),
+            }),
+        )
+    }
+
+    pub fn keep(&self, registration: Registration) {
+        self.kept.insert(registration.key, registration.text);
     }
 }
 
@@ -142,7 +164,7 @@ mod tests {
         Tenant::parse(name).expect("a valid tenant")
     }
 
-    fn code(result: Result<(), ApiError>) -> String {
+    fn code<T: std::fmt::Debug>(result: Result<T, ApiError>) -> String {
         result.expect_err("refused").code().to_owned()
     }
 
@@ -159,9 +181,11 @@ mod tests {
         );
 
         let mut with_text = request(text, &hash_of(text));
-        registry
+        let registration = registry
             .resolve(&acme, None, &mut with_text)
-            .expect("the text is kept");
+            .expect("the hash is the text's")
+            .expect("a registration");
+        registry.keep(registration);
 
         let mut hash_only = request("", &hash_of(text));
         registry
@@ -169,9 +193,13 @@ mod tests {
             .expect("the hash is known now");
         assert_eq!(hash_only.query, text);
 
+        let viewer = ViewScope {
+            group_id: "org-1".into(),
+            actor_id: None,
+        };
         let mut a_viewer = request("", &hash_of(text));
         assert_eq!(
-            code(registry.resolve(&acme, Some("org-1"), &mut a_viewer)),
+            code(registry.resolve(&acme, Some(&viewer), &mut a_viewer)),
             "PERSISTED_QUERY_NOT_FOUND",
             "a viewer token's group has a registry of its own"
         );

@@ -81,13 +81,14 @@ async fn run(
         Via::Get { .. } => "GET",
     };
     let mut note = AuditNote::new(format!("{method} {GRAPHQL_PATH}"), Some(&caller.0));
-    let group = caller.0.credential.group();
-    if let Err(error) = state
+    let view = caller.0.view.as_ref().map(|v| &v.scope);
+    let registration = match state
         .persisted
-        .resolve(&caller.0.tenant, group, &mut request)
+        .resolve(&caller.0.tenant, view, &mut request)
     {
-        return noted(refusal(&error, answer), note);
-    }
+        Ok(registration) => registration,
+        Err(error) => return noted(refusal(&error, answer), note),
+    };
     if request.query.is_empty() {
         let error = ApiError::bad_input("query", "the request has no query");
         return noted(error.into_response(), note);
@@ -98,6 +99,7 @@ async fn run(
         request.operation_name.as_deref(),
         &request.variables,
     );
+    let parsed = document.is_some();
     if let Some(document) = document {
         request.set_parsed_query(document);
     }
@@ -122,6 +124,10 @@ async fn run(
         // A call larger than the caller may ever send is answered as the schema would.
         Err(error @ ApiError::BadInput { .. }) => return noted(refusal(&error, answer), note),
         Err(error) => return noted(error.into_response(), note),
+    }
+    // Kept only for a charged request whose text parses.
+    if let Some(registration) = registration.filter(|_| parsed) {
+        state.persisted.keep(registration);
     }
     request.data = request_data(&state.services, caller.0);
     let executed = crate::graphql::execute(&state.schema, request).await;

@@ -249,4 +249,17 @@ async fn automatic_persisted_queries_run_by_hash_once_registered_per_tenant() {
         persisted(&sha256_hex("{ __typename }")).to_string(),
     )];
     assert_not_found(get(&app, &app.key, &forged_hash).await).await;
+
+    // Text that does not parse is not kept under its (true) hash.
+    let junk = "{";
+    let (status, _, _) = post(
+        &app,
+        &app.key,
+        None,
+        json!({ "query": junk, "extensions": persisted(&sha256_hex(junk)) }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let junk_hash = [("extensions", persisted(&sha256_hex(junk)).to_string())];
+    assert_not_found(get(&app, &app.key, &junk_hash).await).await;
 }

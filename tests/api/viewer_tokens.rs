@@ -191,6 +191,44 @@ async fn a_viewer_token_reads_its_group_on_every_path_and_nothing_else() {
     );
     let proofs = get_as(&app, &exporter, "/export?format=ndjson&proofs=true").await;
     assert_eq!(proofs.status(), 403);
+
+    // The tenant's trail records the viewer's exports with its group, and of its filter only
+    // the fields and a digest: a customer writes no text of its own into the tenant's log.
+    let filtered = get_as(
+        &app,
+        &exporter,
+        "/export?format=csv&actorIds=written-by-a-customer",
+    )
+    .await;
+    assert_eq!(filtered.status(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let records = loop {
+        let data = app
+            .data_as(
+                &app.key,
+                "{ auditEvents(filter: {actions: [\"traceledger.export\"]}) { edges { node { group { id } actor { type } metadata } } } }",
+                json!({}),
+            )
+            .await;
+        let records = data["auditEvents"]["edges"]
+            .as_array()
+            .expect("edges")
+            .clone();
+        if records.len() >= 2 || tokio::time::Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(records.len(), 2, "{records:?}");
+    for record in &records {
+        let node = &record["node"];
+        assert_eq!(node["group"]["id"], "org-a", "{node}");
+        assert_eq!(node["actor"]["type"], "viewer_token", "{node}");
+        assert!(node["metadata"]["filter"]["sha256"].is_string(), "{node}");
+    }
+    let text = serde_json::to_string(&records).expect("JSON");
+    assert!(!text.contains("written-by-a-customer"), "{text}");
+    assert!(text.contains("actorIds"), "{text}");
 }
 
 /// Events a subscription with `token` delivers within a few seconds, by action.

@@ -256,18 +256,38 @@ async fn record(
 
 /// The event that records an export, made by `caller`: its metadata says which
 /// format, filter and order were asked for.
+/// The names of a filter's fields and the SHA-256 of the whole, for a viewer's export record.
+fn viewer_filter_json(filter: &EventFilter) -> Value {
+    let full = filter_json(filter);
+    let fields: Vec<&String> = full
+        .as_object()
+        .map(|f| f.keys().collect())
+        .unwrap_or_default();
+    json!({
+        "fields": fields,
+        "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(full.to_string().as_bytes())),
+    })
+}
+
 pub fn export_event(
     caller: &Credential,
     format: ExportFormat,
     filter: &EventFilter,
     order: Option<EventOrder>,
 ) -> EventDraft {
+    // A viewer token's holder is the tenant's customer: what it writes into the tenant's
+    // permanent trail is only which filters it used and a digest of their values, never text of
+    // its choosing.
+    let filter = match caller.group() {
+        Some(_) => viewer_filter_json(filter),
+        None => filter_json(filter),
+    };
     // No order: an export with proofs, in ledger order.
     let mut metadata = json!({
         "format": format.as_str(),
         "orderBy": order.map_or("LEDGER", EventOrder::as_str),
         "proofs": order.is_none(),
-        "filter": filter_json(filter),
+        "filter": filter,
     });
     // A filter of many long values can outgrow the metadata limit; the export is still recorded.
     if metadata.to_string().len() > MAX_METADATA_BYTES {
