@@ -21,6 +21,7 @@ mod search;
 mod stats;
 mod subscription;
 mod types;
+mod variables;
 mod viewer_tokens;
 
 use std::sync::Arc;
@@ -128,6 +129,7 @@ fn schema_builder() -> async_graphql::SchemaBuilder<Query, Mutation, subscriptio
     .extension(search::SearchBackendReport)
     .extension(operation::SocketOperations)
     .extension(execution::MarkExecution)
+    .extension(variables::OmitLeftOutVariables)
 }
 
 /// Per-request data: who is calling, and a loader scoped to this request.

@@ -263,3 +263,29 @@ async fn automatic_persisted_queries_run_by_hash_once_registered_per_tenant() {
     let junk_hash = [("extensions", persisted(&sha256_hex(junk)).to_string())];
     assert_not_found(get(&app, &app.key, &junk_hash).await).await;
 }
+
+#[tokio::test]
+async fn a_left_out_variable_lets_the_argument_take_its_default() {
+    let app = TestApp::spawn().await;
+    app.record(event("user.login")).await;
+    app.wait_stored(crate::helpers::TENANT, 1).await;
+    // What Apollo Client sends when `first` and `after` are undefined: no such variables.
+    let query = "query Page($first: Int, $after: String, $f: [String!]) { \
+        auditEvents(first: $first, after: $after, filter: { actions: $f }) { totalCount edges { node { action } } } }";
+    let (status, _, body) = post(&app, &app.key, Some(NEW_TYPE), json!({ "query": query })).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"]["auditEvents"]["totalCount"], 1);
+    // Given as null, it is null: the non-null argument refuses it, before anything runs.
+    let (status, _, body) = post(
+        &app,
+        &app.key,
+        Some(NEW_TYPE),
+        json!({ "query": query, "variables": { "first": null } }),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let error = &body["errors"][0]["extensions"];
+    assert_eq!(error["code"], "BAD_USER_INPUT", "{body}");
+    assert_eq!(error["field"], "first", "{body}");
+}

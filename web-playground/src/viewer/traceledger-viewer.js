@@ -29,7 +29,6 @@ const FIELDS = `id occurredAt action outcome severity service displayText crud
   actor { id type name ip href } target { id type name href } group { id name }
   message metadata requestId traceId ledger { index } streamCursor`;
 
-// Defaults on the variables: a variable left out must not reach an argument as null.
 const LIST = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
   auditEvents(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
     totalCount totalCountIsEstimate
