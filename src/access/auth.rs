@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::access::jwt::{JwtConfigError, JwtError, JwtSettings, JwtVerifier};
 pub use crate::access::principal::{Credential, Principal, RateOverrides, Scope, ViewerAccess};
-use crate::access::viewer::{self, ViewerKey, ViewerTokenError, VIEWER_TOKEN_PREFIX};
+use crate::access::viewer::{self, CursorKey, ViewerKey, ViewerTokenError, VIEWER_TOKEN_PREFIX};
 use crate::domain::Tenant;
 use crate::store::{Store, StoreError};
 
@@ -204,6 +204,7 @@ impl Authenticator {
             view: Some(ViewerAccess {
                 scope: grant.scope,
                 export_allowed: grant.export_allowed,
+                cursor_key: CursorKey::derive(&key),
             }),
         })
     }

@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::access::viewer::CursorKey;
 use crate::domain::{EventFilter, Tenant, ViewScope};
 
 /// What a key may do.
@@ -55,6 +56,8 @@ pub struct Principal {
 pub struct ViewerAccess {
     pub scope: ViewScope,
     pub export_allowed: bool,
+    /// What its stream cursors are sealed with: it never sees a ledger index.
+    pub cursor_key: CursorKey,
 }
 
 impl Principal {

@@ -6,10 +6,18 @@
 //!
 //! Form: `tlv_<claims, base64url JSON>.<HMAC, base64url>`; the prefix lets secret scanners spot
 //! a leaked one, and the MAC covers the prefix and the claims as sent.
+//!
+//! A ledger index counts every event of the tenant, all groups together, so a viewer never sees
+//! one: its stream cursors are sealed (XChaCha20-Poly1305 under a key derived from the tenant's
+//! viewer key), which it can hand back but neither read nor forge, so no cursor of its making
+//! can probe where the tenant's ledger ends either.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -19,6 +27,9 @@ use uuid::Uuid;
 use crate::domain::{Tenant, ViewScope};
 
 pub const VIEWER_TOKEN_PREFIX: &str = "tlv_";
+/// What starts a viewer's sealed stream cursor.
+const SEALED_CURSOR_PREFIX: &str = "tlc_";
+const NONCE_BYTES: usize = 24;
 /// The longest a token may live: a leaked one is good for at most a day.
 pub const MAX_TTL_SECONDS: i64 = 86_400;
 /// Longer presented tokens are refused before any decoding (real ones are a few hundred bytes).
@@ -145,6 +156,55 @@ impl Unverified<'_> {
     }
 }
 
+/// The key a tenant's viewers' stream cursors are sealed with, derived from its viewer key (so
+/// rotating that key also retires the cursors). Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CursorKey([u8; 32]);
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(…)")
+    }
+}
+
+impl CursorKey {
+    pub fn derive(viewer_key: &ViewerKey) -> Self {
+        let mut key = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 8160.
+        Hkdf::<Sha256>::new(None, viewer_key)
+            .expand(b"traceledger viewer stream cursor v1", &mut key)
+            .expect("32 bytes is a valid HKDF output length");
+        Self(key)
+    }
+
+    /// A ledger index as a cursor only this key opens.
+    pub fn seal(&self, index: u64) -> String {
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        // Encrypting 8 bytes in memory cannot fail.
+        let sealed = cipher
+            .encrypt(&nonce, index.to_be_bytes().as_slice())
+            .unwrap_or_default();
+        let mut bytes = nonce.to_vec();
+        bytes.extend_from_slice(&sealed);
+        format!("{SEALED_CURSOR_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The index a cursor of [`seal`](Self::seal) holds; `None` for anything else.
+    pub fn open(&self, cursor: &str) -> Option<u64> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(cursor.strip_prefix(SEALED_CURSOR_PREFIX)?)
+            .ok()?;
+        if bytes.len() <= NONCE_BYTES {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let plain = cipher.decrypt(XNonce::from_slice(nonce), sealed).ok()?;
+        Some(u64::from_be_bytes(plain.try_into().ok()?))
+    }
+}
+
 fn mac_of(key: &ViewerKey, signed: &str) -> Hmac<Sha256> {
     // HMAC takes a key of any length.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
@@ -185,6 +245,26 @@ mod tests {
                 .unwrap_err(),
             ViewerTokenError::BadSignature
         );
+    }
+
+    #[test]
+    fn sealed_cursors_open_with_their_key_only_and_tell_nothing() {
+        let key = CursorKey::derive(&new_viewer_key());
+        let first = key.seal(41);
+        let again = key.seal(41);
+        assert_ne!(
+            first, again,
+            "a fresh nonce each time: equal indices look unrelated"
+        );
+        assert_eq!(key.open(&first), Some(41));
+        assert_eq!(CursorKey::derive(&new_viewer_key()).open(&first), None);
+        let mut tampered = first.clone();
+        tampered.pop();
+        tampered.push(if first.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(key.open(&tampered), None);
+        for junk in ["", "tlc_", "tlc_AAAA", "bGVkZ2VyOjQx"] {
+            assert_eq!(key.open(junk), None, "{junk}");
+        }
     }
 
     #[test]

@@ -15,10 +15,11 @@ use super::inputs::AuditEventFilter;
 use super::query::parse_filter;
 use super::types::AuditEvent;
 use super::Services;
-use crate::access::auth::Scope;
+use crate::access::auth::{Principal, Scope};
+use crate::access::viewer::CursorKey;
 use crate::app::follow::follow;
 use crate::app::reads;
-use crate::domain::StreamStart;
+use crate::domain::{StreamCursor, StreamStart};
 
 /// The hint given when a caller holds too many subscriptions: one must end first.
 const SUBSCRIPTION_RETRY_AFTER_SECS: u64 = 1;
@@ -48,7 +49,7 @@ impl Subscription {
             .map_err(|e| e.extend())?;
         let start = after
             .map(|after| {
-                StreamStart::parse(&after).map_err(|_| {
+                stream_start(principal, &after).ok_or_else(|| {
                     ApiError::bad_input(
                         "after",
                         "not a stream cursor: give an event's streamCursor, \"beginning\" or \"now\"",
@@ -77,10 +78,12 @@ impl Subscription {
                 filter,
                 start,
             );
+            let cursor_key = principal.view.as_ref().map(|v| v.cursor_key.clone());
             return Ok(events
                 .map(move |item| {
                     let _held = &slot;
-                    item.map(AuditEvent::from).map_err(|e| e.extend())
+                    item.map(AuditEvent::from)
+                        .map_err(|e| sealed_for(cursor_key.as_ref(), e).extend())
                 })
                 .boxed());
         }
@@ -104,5 +107,36 @@ impl Subscription {
             },
         )
         .boxed())
+    }
+}
+
+/// Where a durable feed starts: `"beginning"`, `"now"`, or after the event of a stream cursor,
+/// which for a viewer token is one of its own sealed ones.
+fn stream_start(principal: &Principal, after: &str) -> Option<StreamStart> {
+    let Some(view) = &principal.view else {
+        return StreamStart::parse(after).ok();
+    };
+    match after {
+        "beginning" | "now" => StreamStart::parse(after).ok(),
+        sealed => view
+            .cursor_key
+            .open(sealed)?
+            .checked_add(1)
+            .map(StreamStart::At),
+    }
+}
+
+/// A feed's error as its caller may see it: a viewer token's resume cursor sealed like the
+/// ones it was given.
+fn sealed_for(key: Option<&CursorKey>, error: ApiError) -> ApiError {
+    match (key, error) {
+        (Some(key), ApiError::SlowConsumer { message, cursor }) => {
+            let cursor = match StreamCursor::decode(&cursor) {
+                Ok(StreamCursor(index)) => key.seal(index),
+                Err(_) => cursor,
+            };
+            ApiError::SlowConsumer { message, cursor }
+        }
+        (_, error) => error,
     }
 }

@@ -6,6 +6,8 @@ use async_graphql::{Context, Enum, ErrorExtensions, Object, SimpleObject, ID};
 
 use super::ledger::{entry_of, index_of, LedgerEntry};
 use super::scalars::DateTime;
+use crate::access::auth::Principal;
+use crate::access::viewer::CursorKey;
 use crate::app::{reads, record, Services};
 use crate::domain;
 use crate::domain::ledger::Committed;
@@ -214,22 +216,38 @@ impl AuditEvent {
         })
     }
 
-    /// Its place in the tenant's verifiable ledger: null until it is stored.
+    /// Its place in the tenant's verifiable ledger: null until it is stored, and for a viewer
+    /// token (an index counts the whole tenant's events).
     async fn ledger(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LedgerEntry>> {
+        if viewer_cursor_key(ctx).is_some() {
+            return Ok(None);
+        }
         entry_of(ctx, &self.event, self.index)
             .await
             .map_err(|e| e.extend())
     }
 
     /// Where a durable `eventRecorded(after:)` subscription continues after this event: null
-    /// until it is stored.
+    /// until it is stored. A viewer token's cursors are sealed: they resume its feed and tell
+    /// nothing else.
     async fn stream_cursor(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let index = match self.index {
             Some(index) => Some(index),
             None => index_of(ctx, &self.event).await.map_err(|e| e.extend())?,
         };
-        Ok(index.map(|index| StreamCursor(index).encode()))
+        Ok(index.map(|index| match viewer_cursor_key(ctx) {
+            Some(key) => key.seal(index),
+            None => StreamCursor(index).encode(),
+        }))
     }
+}
+
+/// The key a viewer token's cursors are sealed with, if the caller is one.
+fn viewer_cursor_key<'a>(ctx: &Context<'a>) -> Option<&'a CursorKey> {
+    ctx.data_opt::<Principal>()?
+        .view
+        .as_ref()
+        .map(|view| &view.cursor_key)
 }
 
 /// The provenance of an event.

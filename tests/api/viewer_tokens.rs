@@ -290,6 +290,50 @@ async fn live_and_durable_feeds_of_a_viewer_token_carry_its_group_only() {
     );
     crate::ws::assert_quiet(&mut durable, Duration::from_secs(1)).await;
     crate::ws::assert_quiet(&mut live, Duration::from_millis(200)).await;
+
+    // It never sees a ledger index (one counts the whole tenant's events): its cursors are
+    // sealed, resume its feed, and a plain cursor (one it could make up) is refused.
+    let data = app
+        .data_as(
+            &token,
+            "{ auditEvents(filter: {actions: [\"invoice.update\"]}) { edges { node { ledger { index } streamCursor } } } }",
+            json!({}),
+        )
+        .await;
+    let node = &data["auditEvents"]["edges"][0]["node"];
+    assert_eq!(node["ledger"], Value::Null, "{node}");
+    let sealed = node["streamCursor"].as_str().expect("a cursor").to_owned();
+    assert!(sealed.starts_with("tlc_"), "{sealed}");
+    let resume = |after: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            let mut socket = connect(app, json!({ "apiKey": token })).await;
+            next(&mut socket, Duration::from_secs(5)).await;
+            send(
+                &mut socket,
+                json!({ "id": "1", "type": "subscribe", "payload": {
+                    "query": "subscription($a: String) { eventRecorded(after: $a) { action group { id } } }",
+                    "variables": { "a": after },
+                } }),
+            )
+            .await;
+            socket
+        }
+    };
+    let mut resumed = resume(sealed).await;
+    assert_eq!(delivered(&mut resumed, 1).await, vec!["report.export"]);
+    let plain = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        "ledger:0",
+    );
+    let mut forged = resume(plain).await;
+    let refusal = next(&mut forged, Duration::from_secs(5))
+        .await
+        .expect("an answer");
+    let error = &refusal["payload"]["errors"][0]["extensions"];
+    assert_eq!(error["code"], "BAD_USER_INPUT", "{refusal}");
+    assert_eq!(error["field"], "after", "{refusal}");
 }
 
 #[tokio::test]

@@ -136,7 +136,7 @@ try {
   const detail = page.locator("traceledger-viewer section.detail");
   await detail.waitFor({ state: "visible" });
   const detailText = await detail.textContent();
-  check(detailText.includes(firstPage[0]) && detailText.includes("Ledger index"), `the detail: ${detailText}`);
+  check(detailText.includes(firstPage[0]) && detailText.includes("Actor"), `the detail: ${detailText}`);
   check((await detail.locator("a[href='/customers/zoe']").count()) === 1, "the actor's link");
   await page.screenshot({ path: path.join(artifacts, "viewer-detail.png"), fullPage: true });
   await detail.locator("button", { hasText: "Close" }).click();

@@ -1,21 +1,21 @@
 function v(e) {
   return e === null ? "null" : Array.isArray(e) ? "array" : typeof e;
 }
-function P(e) {
+function T(e) {
   return v(e) === "object";
 }
-function ie(e) {
+function ne(e) {
   return Array.isArray(e) && // must be at least one error
   e.length > 0 && // error has at least a message
   e.every((t) => "message" in t);
 }
-function Q(e, t) {
+function X(e, t) {
   return e.length < 124 ? e : t;
 }
-const ne = "graphql-transport-ws";
+const se = "graphql-transport-ws";
 var S = /* @__PURE__ */ ((e) => (e[e.InternalServerError = 4500] = "InternalServerError", e[e.InternalClientError = 4005] = "InternalClientError", e[e.BadRequest = 4400] = "BadRequest", e[e.BadResponse = 4004] = "BadResponse", e[e.Unauthorized = 4401] = "Unauthorized", e[e.Forbidden = 4403] = "Forbidden", e[e.SubprotocolNotAcceptable = 4406] = "SubprotocolNotAcceptable", e[e.ConnectionInitialisationTimeout = 4408] = "ConnectionInitialisationTimeout", e[e.ConnectionAcknowledgementTimeout = 4504] = "ConnectionAcknowledgementTimeout", e[e.SubscriberAlreadyExists = 4409] = "SubscriberAlreadyExists", e[e.TooManyInitialisationRequests = 4429] = "TooManyInitialisationRequests", e))(S || {}), E = /* @__PURE__ */ ((e) => (e.ConnectionInit = "connection_init", e.ConnectionAck = "connection_ack", e.Ping = "ping", e.Pong = "pong", e.Subscribe = "subscribe", e.Next = "next", e.Error = "error", e.Complete = "complete", e))(E || {});
-function Y(e) {
-  if (!P(e))
+function ee(e) {
+  if (!T(e))
     throw new Error(
       `Message is expected to be an object, but got ${v(e)}`
     );
@@ -32,7 +32,7 @@ function Y(e) {
     case "connection_ack":
     case "ping":
     case "pong": {
-      if (e.payload != null && !P(e.payload))
+      if (e.payload != null && !T(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object or nullish or missing, but got "${e.payload}"`
         );
@@ -49,7 +49,7 @@ function Y(e) {
         throw new Error(
           `"${e.type}" message requires a non-empty 'id' property`
         );
-      if (!P(e.payload))
+      if (!T(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
             e.payload
@@ -61,7 +61,7 @@ function Y(e) {
             e.payload.query
           )}`
         );
-      if (e.payload.variables != null && !P(e.payload.variables))
+      if (e.payload.variables != null && !T(e.payload.variables))
         throw new Error(
           `"${e.type}" message payload expects the 'variables' property to be a an object or nullish or missing, but got ${v(
             e.payload.variables
@@ -73,7 +73,7 @@ function Y(e) {
             e.payload.operationName
           )}`
         );
-      if (e.payload.extensions != null && !P(e.payload.extensions))
+      if (e.payload.extensions != null && !T(e.payload.extensions))
         throw new Error(
           `"${e.type}" message payload expects the 'extensions' property to be a an object or nullish or missing, but got ${v(
             e.payload.extensions
@@ -92,7 +92,7 @@ function Y(e) {
         throw new Error(
           `"${e.type}" message requires a non-empty 'id' property`
         );
-      if (!P(e.payload))
+      if (!T(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an object, but got ${v(
             e.payload
@@ -111,7 +111,7 @@ function Y(e) {
         throw new Error(
           `"${e.type}" message requires a non-empty 'id' property`
         );
-      if (!ie(e.payload))
+      if (!ne(e.payload))
         throw new Error(
           `"${e.type}" message expects the 'payload' property to be an array of GraphQL errors, but got ${JSON.stringify(
             e.payload
@@ -138,25 +138,25 @@ function Y(e) {
   return e;
 }
 function ae(e, t) {
-  return Y(
+  return ee(
     typeof e == "string" ? JSON.parse(e, t) : e
   );
 }
 function W(e, t) {
-  return Y(e), JSON.stringify(e, t);
+  return ee(e), JSON.stringify(e, t);
 }
-function se(e) {
+function ce(e) {
   const {
     url: t,
     connectionParams: r,
-    lazy: a = !0,
+    lazy: s = !0,
     onNonLazyError: n = console.error,
     lazyCloseTimeout: c = 0,
     keepAlive: d = 0,
     disablePong: g,
     connectionAckWaitTimeout: b = 0,
     retryAttempts: $ = 5,
-    retryWait: R = async function(p) {
+    retryWait: N = async function(p) {
       const o = Math.pow(2, p);
       await new Promise(
         (u) => setTimeout(
@@ -176,29 +176,29 @@ function se(e) {
      *
      * Reference: https://gist.github.com/jed/982883
      */
-    generateID: te = function() {
+    generateID: re = function() {
       return "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx".replace(/[xy]/g, (p) => {
         const o = Math.random() * 16 | 0;
         return (p == "x" ? o : o & 3 | 8).toString(16);
       });
     },
     jsonMessageReplacer: j,
-    jsonMessageReviver: re
+    jsonMessageReviver: oe
   } = e;
-  let T;
+  let C;
   if (O) {
-    if (!le(O))
+    if (!de(O))
       throw new Error("Invalid WebSocket implementation provided");
-    T = O;
-  } else typeof WebSocket < "u" ? T = WebSocket : typeof global < "u" ? T = global.WebSocket || // @ts-expect-error: Support more browsers
-  global.MozWebSocket : typeof window < "u" && (T = window.WebSocket || // @ts-expect-error: Support more browsers
+    C = O;
+  } else typeof WebSocket < "u" ? C = WebSocket : typeof global < "u" ? C = global.WebSocket || // @ts-expect-error: Support more browsers
+  global.MozWebSocket : typeof window < "u" && (C = window.WebSocket || // @ts-expect-error: Support more browsers
   window.MozWebSocket);
-  if (!T)
+  if (!C)
     throw new Error(
       "WebSocket implementation missing; on Node you can `import WebSocket from 'ws';` and pass `webSocketImpl: WebSocket` to `createClient`"
     );
-  const N = T, w = (() => {
-    const s = /* @__PURE__ */ (() => {
+  const A = C, w = (() => {
+    const a = /* @__PURE__ */ (() => {
       const o = {};
       return {
         on(u, h) {
@@ -216,12 +216,12 @@ function se(e) {
       connected: f?.connected ? [f.connected] : [],
       ping: f?.ping ? [f.ping] : [],
       pong: f?.pong ? [f.pong] : [],
-      message: f?.message ? [s.emit, f.message] : [s.emit],
+      message: f?.message ? [a.emit, f.message] : [a.emit],
       closed: f?.closed ? [f.closed] : [],
       error: f?.error ? [f.error] : []
     };
     return {
-      onMessage: s.on,
+      onMessage: a.on,
       on(o, u) {
         const h = p[o];
         return h.push(u), () => {
@@ -235,47 +235,47 @@ function se(e) {
       }
     };
   })();
-  function _(s) {
+  function _(a) {
     const p = [
       // errors are fatal and more critical than close events, throw them first
       w.on("error", (o) => {
-        p.forEach((u) => u()), s(o);
+        p.forEach((u) => u()), a(o);
       }),
       // closes can be graceful and not fatal, throw them second (if error didnt throw)
       w.on("closed", (o) => {
-        p.forEach((u) => u()), s(o);
+        p.forEach((u) => u()), a(o);
       })
     ];
     return () => p.forEach((o) => o());
   }
-  let A, I = 0, F, q = !1, U = 0, G = !1;
-  async function V() {
+  let P, I = 0, F, q = !1, z = 0, V = !1;
+  async function H() {
     clearTimeout(F);
-    const [s, p] = await (A ?? (A = new Promise(
+    const [a, p] = await (P ?? (P = new Promise(
       (h, m) => (async () => {
         if (q) {
-          if (await R(U), !I)
-            return A = void 0, m({ code: 1e3, reason: "All Subscriptions Gone" });
-          U++;
+          if (await N(z), !I)
+            return P = void 0, m({ code: 1e3, reason: "All Subscriptions Gone" });
+          z++;
         }
         w.emit("connecting", q);
-        const l = new N(
+        const l = new A(
           typeof t == "function" ? await t() : t,
-          ne
+          se
         );
-        let k, C;
-        function z() {
-          isFinite(d) && d > 0 && (clearTimeout(C), C = setTimeout(() => {
-            l.readyState === N.OPEN && (l.send(W({ type: E.Ping })), w.emit("ping", !1, void 0));
+        let k, L;
+        function U() {
+          isFinite(d) && d > 0 && (clearTimeout(L), L = setTimeout(() => {
+            l.readyState === A.OPEN && (l.send(W({ type: E.Ping })), w.emit("ping", !1, void 0));
           }, d));
         }
         _((x) => {
-          A = void 0, clearTimeout(k), clearTimeout(C), m(x), x instanceof X && (l.close(4499, "Terminated"), l.onerror = null, l.onclose = null);
+          P = void 0, clearTimeout(k), clearTimeout(L), m(x), x instanceof K && (l.close(4499, "Terminated"), l.onerror = null, l.onclose = null);
         }), l.onerror = (x) => w.emit("error", x), l.onclose = (x) => w.emit("closed", x), l.onopen = async () => {
           try {
             w.emit("opened", l);
             const x = typeof r == "function" ? await r() : r;
-            if (l.readyState !== N.OPEN) return;
+            if (l.readyState !== A.OPEN) return;
             l.send(
               W(
                 x ? {
@@ -292,23 +292,23 @@ function se(e) {
                 S.ConnectionAcknowledgementTimeout,
                 "Connection acknowledgement timeout"
               );
-            }, b)), z();
+            }, b)), U();
           } catch (x) {
             w.emit("error", x), l.close(
               S.InternalClientError,
-              Q(
+              X(
                 x instanceof Error ? x.message : String(x),
                 "Internal client error"
               )
             );
           }
         };
-        let L = !1;
+        let R = !1;
         l.onmessage = ({ data: x }) => {
           try {
-            const y = ae(x, re);
+            const y = ae(x, oe);
             if (w.emit("message", y), y.type === "ping" || y.type === "pong") {
-              w.emit(y.type, !0, y.payload), y.type === "pong" ? z() : g || (l.send(
+              w.emit(y.type, !0, y.payload), y.type === "pong" ? U() : g || (l.send(
                 W(
                   y.payload ? {
                     type: E.Pong,
@@ -322,21 +322,21 @@ function se(e) {
               ), w.emit("pong", !1, y.payload));
               return;
             }
-            if (L) return;
+            if (R) return;
             if (y.type !== E.ConnectionAck)
               throw new Error(
                 `First message cannot be of type ${y.type}`
               );
-            clearTimeout(k), L = !0, w.emit("connected", l, y.payload, q), q = !1, U = 0;
-            const Z = new Promise(
-              (ve, oe) => _(oe)
+            clearTimeout(k), R = !0, w.emit("connected", l, y.payload, q), q = !1, z = 0;
+            const Q = new Promise(
+              (ve, ie) => _(ie)
             );
-            Z.catch(() => {
-            }), h([l, Z]);
+            Q.catch(() => {
+            }), h([l, Q]);
           } catch (y) {
             l.onmessage = null, w.emit("error", y), l.close(
               S.BadResponse,
-              Q(
+              X(
                 y instanceof Error ? y.message : String(y),
                 "Bad response"
               )
@@ -345,23 +345,23 @@ function se(e) {
         };
       })()
     )));
-    s.readyState === N.CLOSING && await p;
+    a.readyState === A.CLOSING && await p;
     let o = () => {
     };
     const u = new Promise((h) => o = h);
     return [
-      s,
+      a,
       o,
       // resolves on release or rejects on error/close, whichever comes first.
       // not racing with throwOnClose on purpose, it lives as long as the socket
       // and every race would leak memory per operation
       new Promise((h, m) => {
         const l = _(m);
-        s.readyState !== N.OPEN && p.catch(m), u.then(() => {
+        a.readyState !== A.OPEN && p.catch(m), u.then(() => {
           if (l(), !I) {
-            const k = () => s.close(1e3, "Normal Closure");
+            const k = () => a.close(1e3, "Normal Closure");
             isFinite(c) && c > 0 ? (clearTimeout(F), F = setTimeout(() => {
-              !I && s.readyState === N.OPEN && k();
+              !I && a.readyState === A.OPEN && k();
             }, c)) : k();
           }
           h();
@@ -369,8 +369,8 @@ function se(e) {
       })
     ];
   }
-  function H(s) {
-    if (D(s) && (ce(s.code) || [
+  function J(a) {
+    if (D(a) && (le(a.code) || [
       S.InternalServerError,
       S.InternalClientError,
       S.BadRequest,
@@ -383,47 +383,47 @@ function se(e) {
       S.SubscriberAlreadyExists,
       S.TooManyInitialisationRequests
       // 4499, // Terminated, probably because the socket froze, we want to retry
-    ].includes(s.code)))
-      throw s;
-    if (G) return !1;
-    if (D(s) && s.code === 1e3)
+    ].includes(a.code)))
+      throw a;
+    if (V) return !1;
+    if (D(a) && a.code === 1e3)
       return I > 0;
-    if (!$ || U >= $ || !M(s)) throw s;
+    if (!$ || z >= $ || !M(a)) throw a;
     return q = !0;
   }
-  a || (async () => {
+  s || (async () => {
     for (I++; ; )
       try {
-        const [, , s] = await V();
-        await s;
-      } catch (s) {
+        const [, , a] = await H();
+        await a;
+      } catch (a) {
         try {
-          if (!H(s)) return;
+          if (!J(a)) return;
         } catch (p) {
           return n?.(p);
         }
       }
   })();
-  function J(s, p) {
-    const o = te(s);
+  function Z(a, p) {
+    const o = re(a);
     let u = !1, h = !1, m = () => {
       I--, u = !0;
     };
     return (async () => {
       for (I++; ; )
         try {
-          const [l, k, C] = await V();
+          const [l, k, L] = await H();
           if (u)
-            return C.catch(() => {
+            return L.catch(() => {
             }), k();
-          const z = w.onMessage(o, (L) => {
-            switch (L.type) {
+          const U = w.onMessage(o, (R) => {
+            switch (R.type) {
               case E.Next: {
-                p.next(L.payload);
+                p.next(R.payload);
                 return;
               }
               case E.Error: {
-                h = !0, u = !0, p.error(L.payload), m();
+                h = !0, u = !0, p.error(R.payload), m();
                 return;
               }
               case E.Complete: {
@@ -437,12 +437,12 @@ function se(e) {
               {
                 id: o,
                 type: E.Subscribe,
-                payload: s
+                payload: a
               },
               j
             )
           ), m = () => {
-            !u && l.readyState === N.OPEN && l.send(
+            !u && l.readyState === A.OPEN && l.send(
               W(
                 {
                   id: o,
@@ -451,10 +451,10 @@ function se(e) {
                 j
               )
             ), I--, u = !0, k();
-          }, await C.finally(z);
+          }, await L.finally(U);
           return;
         } catch (l) {
-          if (!H(l)) return;
+          if (!J(l)) return;
         }
     })().then(() => {
       h || p.complete();
@@ -466,14 +466,14 @@ function se(e) {
   }
   return {
     on: w.on,
-    subscribe: J,
-    iterate(s) {
+    subscribe: Z,
+    iterate(a) {
       const p = [], o = {
         done: !1,
         error: null,
         resolve: () => {
         }
-      }, u = J(s, {
+      }, u = Z(a, {
         next(m) {
           p.push(m), o.resolve();
         },
@@ -496,17 +496,17 @@ function se(e) {
       return h.throw = async (m) => (o.done || (o.done = !0, o.error = m, o.resolve()), { done: !0, value: void 0 }), h.return = async () => (u(), { done: !0, value: void 0 }), h;
     },
     async dispose() {
-      if (G = !0, A) {
-        const [s] = await A;
-        s.close(1e3, "Normal Closure");
+      if (V = !0, P) {
+        const [a] = await P;
+        a.close(1e3, "Normal Closure");
       }
     },
     terminate() {
-      A && w.emit("closed", new X());
+      P && w.emit("closed", new K());
     }
   };
 }
-class X extends Error {
+class K extends Error {
   name = "TerminatedCloseEvent";
   message = "4499: Terminated";
   code = 4499;
@@ -514,9 +514,9 @@ class X extends Error {
   wasClean = !1;
 }
 function D(e) {
-  return P(e) && "code" in e && "reason" in e;
+  return T(e) && "code" in e && "reason" in e;
 }
-function ce(e) {
+function le(e) {
   return [
     1e3,
     // Normal Closure is not an erroneous close code
@@ -534,72 +534,73 @@ function ce(e) {
     // Bad Gateway
   ].includes(e) ? !1 : e >= 1e3 && e <= 1999;
 }
-function le(e) {
+function de(e) {
   return typeof e == "function" && "constructor" in e && "CLOSED" in e && "CLOSING" in e && "CONNECTING" in e && "OPEN" in e;
 }
-const de = ':host{--tlv-font: system-ui, -apple-system, "Segoe UI", sans-serif;--tlv-text: #1d2330;--tlv-muted: #5d6678;--tlv-background: #ffffff;--tlv-surface: #f4f6fa;--tlv-border: #d6dbe5;--tlv-accent: #2f5bd3;--tlv-failure: #b42318;--tlv-success: #1a7f37;--tlv-radius: 6px;display:block;font:14px/1.4 var(--tlv-font);color:var(--tlv-text);background:var(--tlv-background);container-type:inline-size}*{box-sizing:border-box}.viewer{display:grid;gap:12px;padding:12px;min-width:0}.filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:8px;align-items:end}.field{display:grid;gap:2px;min-width:0}.field:first-child{grid-column:1 / -1}label{font-size:12px;color:var(--tlv-muted)}input,select,button{font:inherit;color:inherit;min-width:0}input,select{width:100%;padding:6px 8px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-background)}button{padding:6px 12px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-surface);cursor:pointer}button.primary,button[aria-pressed=true]{background:var(--tlv-accent);border-color:var(--tlv-accent);color:#fff}button:disabled{opacity:.5;cursor:default}:focus-visible{outline:2px solid var(--tlv-accent);outline-offset:2px}.toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center}.total{font-weight:600}.status{flex:1;color:var(--tlv-muted);min-width:8em}.status[data-state=error]{color:var(--tlv-failure)}.events{list-style:none;margin:0;padding:0;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius)}.events li+li{border-top:1px solid var(--tlv-border)}.events .empty{padding:12px;color:var(--tlv-muted)}.row{display:grid;grid-template-columns:11em 1fr auto;gap:8px;width:100%;text-align:left;border:0;border-radius:0;background:transparent;padding:8px 10px}.row:hover{background:var(--tlv-surface)}.row time{color:var(--tlv-muted);font-variant-numeric:tabular-nums}.row .text{overflow-wrap:anywhere}.outcome.failure{color:var(--tlv-failure)}.outcome.success{color:var(--tlv-success)}.pager{display:flex;justify-content:space-between}.detail{border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);padding:12px;background:var(--tlv-surface);display:grid;gap:8px}.detail[hidden]{display:none}.detail h2{font-size:16px;margin:0;overflow-wrap:anywhere}.detail dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:0}.detail dt{color:var(--tlv-muted)}.detail dd{margin:0;overflow-wrap:anywhere}.detail pre{margin:0;padding:8px;background:var(--tlv-background);border-radius:var(--tlv-radius);overflow:auto;max-height:240px}.detail a{color:var(--tlv-accent)}@container (max-width: 520px){.row{grid-template-columns:1fr auto}.row time{grid-column:1 / -1;font-size:12px}.detail dl{grid-template-columns:1fr}}', Se = "1", ue = 25, pe = 100, fe = 15e3, he = 200, B = `id occurredAt action outcome severity service displayText crud
+const ue = ':host{--tlv-font: system-ui, -apple-system, "Segoe UI", sans-serif;--tlv-text: #1d2330;--tlv-muted: #5d6678;--tlv-background: #ffffff;--tlv-surface: #f4f6fa;--tlv-border: #d6dbe5;--tlv-accent: #2f5bd3;--tlv-failure: #b42318;--tlv-success: #1a7f37;--tlv-radius: 6px;display:block;font:14px/1.4 var(--tlv-font);color:var(--tlv-text);background:var(--tlv-background);container-type:inline-size}*{box-sizing:border-box}.viewer{display:grid;gap:12px;padding:12px;min-width:0}.filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(140px,1fr));gap:8px;align-items:end}.field{display:grid;gap:2px;min-width:0}.field:first-child{grid-column:1 / -1}label{font-size:12px;color:var(--tlv-muted)}input,select,button{font:inherit;color:inherit;min-width:0}input,select{width:100%;padding:6px 8px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-background)}button{padding:6px 12px;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);background:var(--tlv-surface);cursor:pointer}button.primary,button[aria-pressed=true]{background:var(--tlv-accent);border-color:var(--tlv-accent);color:#fff}button:disabled{opacity:.5;cursor:default}:focus-visible{outline:2px solid var(--tlv-accent);outline-offset:2px}.toolbar{display:flex;flex-wrap:wrap;gap:8px;align-items:center}.total{font-weight:600}.status{flex:1;color:var(--tlv-muted);min-width:8em}.status[data-state=error]{color:var(--tlv-failure)}.events{list-style:none;margin:0;padding:0;border:1px solid var(--tlv-border);border-radius:var(--tlv-radius)}.events li+li{border-top:1px solid var(--tlv-border)}.events .empty{padding:12px;color:var(--tlv-muted)}.row{display:grid;grid-template-columns:11em 1fr auto;gap:8px;width:100%;text-align:left;border:0;border-radius:0;background:transparent;padding:8px 10px}.row:hover{background:var(--tlv-surface)}.row time{color:var(--tlv-muted);font-variant-numeric:tabular-nums}.row .text{overflow-wrap:anywhere}.outcome.failure{color:var(--tlv-failure)}.outcome.success{color:var(--tlv-success)}.pager{display:flex;justify-content:space-between}.detail{border:1px solid var(--tlv-border);border-radius:var(--tlv-radius);padding:12px;background:var(--tlv-surface);display:grid;gap:8px}.detail[hidden]{display:none}.detail h2{font-size:16px;margin:0;overflow-wrap:anywhere}.detail dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 12px;margin:0}.detail dt{color:var(--tlv-muted)}.detail dd{margin:0;overflow-wrap:anywhere}.detail pre{margin:0;padding:8px;background:var(--tlv-background);border-radius:var(--tlv-radius);overflow:auto;max-height:240px}.detail a{color:var(--tlv-accent)}@container (max-width: 520px){.row{grid-template-columns:1fr auto}.row time{grid-column:1 / -1;font-size:12px}.detail dl{grid-template-columns:1fr}}', Se = "1", pe = 25, fe = 100, he = 15e3, B = 200, G = `id occurredAt action outcome severity service displayText crud
   actor { id type name ip href } target { id type name href } group { id name }
-  message metadata requestId traceId ledger { index } streamCursor`, me = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
+  message metadata requestId traceId streamCursor`, me = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
   auditEvents(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
     totalCount totalCountIsEstimate
     pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    edges { node { ${B} } }
+    edges { node { ${G} } }
   }
 }`, ge = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
   search(query: $query, filter: $filter, first: $first, after: $after, last: $last, before: $before) {
     total pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
-    hits { cursor event { ${B} } }
+    hits { cursor event { ${G} } }
   }
 }`, ye = `subscription ViewerLive($filter: AuditEventFilter, $after: String) {
-  eventRecorded(filter: $filter, after: $after) { ${B} }
-}`, ee = new CSSStyleSheet();
-ee.replaceSync(de);
-function K(e) {
+  eventRecorded(filter: $filter, after: $after) { ${G} }
+}`, te = new CSSStyleSheet();
+te.replaceSync(ue);
+function Y(e) {
   return e.replace(/&(amp|lt|gt|quot|#39);/g, (t, r) => ({ amp: "&", lt: "<", gt: ">", quot: '"', "#39": "'" })[r]);
 }
 function be(e) {
   return typeof e == "string" && (/^https?:\/\//i.test(e) || e.startsWith("/") && !e.startsWith("//") && !e.startsWith("/\\"));
 }
 function i(e, t = {}, r = []) {
-  const a = document.createElement(e);
+  const s = document.createElement(e);
   for (const [n, c] of Object.entries(t))
-    n === "text" ? a.textContent = c : n.startsWith("aria-") || n === "role" || n.startsWith("data-") || n === "for" ? a.setAttribute(n, c) : a[n] = c;
-  for (const n of [].concat(r)) n && a.append(n);
-  return a;
+    n === "text" ? s.textContent = c : n.startsWith("aria-") || n === "role" || n.startsWith("data-") || n === "for" ? s.setAttribute(n, c) : s[n] = c;
+  for (const n of [].concat(r)) n && s.append(n);
+  return s;
 }
 function we(e) {
-  const t = Math.min(1e3 * 2 ** e, fe) + Math.random() * 500;
+  const t = Math.min(1e3 * 2 ** e, he) + Math.random() * 500;
   return new Promise((r) => setTimeout(r, t));
 }
 class xe extends HTMLElement {
   static observedAttributes = ["token", "endpoint", "page-size"];
-  #c = this.attachShadow({ mode: "open" });
+  #l = this.attachShadow({ mode: "open" });
   #r = {};
   /** The page shown: how it was reached, to go either way from it. */
   #e = { events: [], startCursor: null, endCursor: null, hasNext: !1, hasPrevious: !1 };
-  #l = null;
   #d = null;
-  #u = -1;
+  #u = null;
+  /** Ids of the events shown: the feed may bring one again after a reconnection. */
+  #o = /* @__PURE__ */ new Set();
   #p = 0;
   connectedCallback() {
-    if (this.#c.adoptedStyleSheets = [ee], this.#r.list || this.#g(), !this.getAttribute("token") && this.getAttribute("token-from") === "fragment") {
+    if (this.#l.adoptedStyleSheets = [te], this.#r.list || this.#g(), !this.getAttribute("token") && this.getAttribute("token-from") === "fragment") {
       const t = new URLSearchParams(location.hash.slice(1)).get("token");
       t && this.setAttribute("token", t);
     }
-    this.#n ? this.#i({ first: this.#o }) : this.#t("error", "no viewer token");
+    this.#s ? this.#n({ first: this.#i }) : this.#t("error", "no viewer token");
   }
   disconnectedCallback() {
-    this.#s(!1);
+    this.#c(!1);
   }
-  attributeChangedCallback(t, r, a) {
-    r === a || !this.isConnected || !this.#r.list || (this.#s(!1), this.#i({ first: this.#o }));
+  attributeChangedCallback(t, r, s) {
+    r === s || !this.isConnected || !this.#r.list || (this.#c(!1), this.#n({ first: this.#i }));
   }
-  get #n() {
+  get #s() {
     return (this.getAttribute("token") ?? "").trim();
   }
-  get #o() {
+  get #i() {
     const t = Number.parseInt(this.getAttribute("page-size") ?? "", 10);
-    return Number.isFinite(t) && t > 0 ? Math.min(t, pe) : ue;
+    return Number.isFinite(t) && t > 0 ? Math.min(t, fe) : pe;
   }
   get #f() {
     return this.getAttribute("endpoint") || new URL(
@@ -624,17 +625,17 @@ class xe extends HTMLElement {
       r("to", "To", t.to),
       i("button", { type: "submit", text: "Apply", className: "primary" })
     ]), t.form.addEventListener("submit", (c) => {
-      c.preventDefault(), this.#s(!1), this.#i({ first: this.#o });
-    }), t.total = i("span", { className: "total", role: "status", "aria-live": "polite" }), t.status = i("span", { className: "status", role: "status", "aria-live": "polite" }), t.live = i("button", { type: "button", text: "Live", className: "live", "aria-pressed": "false" }), t.live.addEventListener("click", () => this.#s(t.live.getAttribute("aria-pressed") !== "true")), t.export = i("button", { type: "button", text: "Export CSV" }), t.export.addEventListener("click", () => this.#v());
-    const a = i("div", { className: "toolbar" }, [t.total, t.status, t.live, t.export]);
+      c.preventDefault(), this.#c(!1), this.#n({ first: this.#i });
+    }), t.total = i("span", { className: "total", role: "status", "aria-live": "polite" }), t.status = i("span", { className: "status", role: "status", "aria-live": "polite" }), t.live = i("button", { type: "button", text: "Live", className: "live", "aria-pressed": "false" }), t.live.addEventListener("click", () => this.#c(t.live.getAttribute("aria-pressed") !== "true")), t.export = i("button", { type: "button", text: "Export CSV" }), t.export.addEventListener("click", () => this.#v());
+    const s = i("div", { className: "toolbar" }, [t.total, t.status, t.live, t.export]);
     t.list = i("ol", { className: "events", "aria-label": "Audit events, newest first" }), t.newer = i("button", { type: "button", text: "← Newer" }), t.older = i("button", { type: "button", text: "Older →" }), t.newer.addEventListener("click", () => this.#b()), t.older.addEventListener("click", () => this.#y());
     const n = i("nav", { className: "pager", "aria-label": "Pages" }, [t.newer, t.older]);
-    t.detail = i("section", { className: "detail", hidden: !0, role: "region", "aria-label": "Event detail", tabIndex: -1 }), this.#c.append(i("div", { className: "viewer", part: "viewer" }, [t.form, a, t.list, n, t.detail]));
+    t.detail = i("section", { className: "detail", hidden: !0, role: "region", "aria-label": "Event detail", tabIndex: -1 }), this.#l.append(i("div", { className: "viewer", part: "viewer" }, [t.form, s, t.list, n, t.detail]));
   }
   /** The filters as an AuditEventFilter. */
   #a() {
-    const t = this.#r, r = {}, a = t.actor.value.trim();
-    a && (r.actorIds = [a]);
+    const t = this.#r, r = {}, s = t.actor.value.trim();
+    s && (r.actorIds = [s]);
     const n = t.action.value.trim();
     if (n && (r.actions = [n]), t.outcome.value && (r.outcomes = [t.outcome.value]), t.from.value && (r.occurredAfter = (/* @__PURE__ */ new Date(`${t.from.value}T00:00:00Z`)).toISOString()), t.to.value) {
       const c = /* @__PURE__ */ new Date(`${t.to.value}T00:00:00Z`);
@@ -643,27 +644,27 @@ class xe extends HTMLElement {
     return Object.keys(r).length ? r : null;
   }
   async #h(t, r) {
-    const a = await fetch(this.#f, {
+    const s = await fetch(this.#f, {
       method: "POST",
       headers: {
         "content-type": "application/json",
         accept: "application/graphql-response+json, application/json;q=0.9",
-        authorization: `Bearer ${this.#n}`
+        authorization: `Bearer ${this.#s}`
       },
       body: JSON.stringify({ query: t, variables: r })
-    }), n = await a.json().catch(() => ({ errors: [{ message: `HTTP ${a.status}` }] }));
+    }), n = await s.json().catch(() => ({ errors: [{ message: `HTTP ${s.status}` }] }));
     if (n.errors?.length) throw new Error(n.errors.map((c) => c.message).join("; "));
     return n.data;
   }
   /** Loads one page of the list or the search: forwards (first/after) or backwards (last/before). */
-  async #i(t) {
+  async #n(t) {
     const r = ++this.#p;
     this.#t("loading", "loading…");
-    const a = this.#r.query.value.trim();
+    const s = this.#r.query.value.trim();
     try {
       let n;
-      if (a) {
-        const d = (await this.#h(ge, { query: a, filter: this.#a(), ...t })).search;
+      if (s) {
+        const d = (await this.#h(ge, { query: s, filter: this.#a(), ...t })).search;
         n = {
           events: d.hits.map((g) => g.event),
           startCursor: d.pageInfo.startCursor,
@@ -690,25 +691,25 @@ class xe extends HTMLElement {
     }
   }
   #y() {
-    this.#e.hasNext && this.#i({ first: this.#o, after: this.#e.endCursor });
+    this.#e.hasNext && this.#n({ first: this.#i, after: this.#e.endCursor });
   }
   #b() {
-    this.#e.hasPrevious && this.#i({ last: this.#o, before: this.#e.startCursor });
+    this.#e.hasPrevious && this.#n({ last: this.#i, before: this.#e.startCursor });
   }
   #w() {
     const t = this.#r;
     t.total.textContent = this.#e.total ?? "", t.list.replaceChildren(...this.#e.events.map((r) => this.#m(r))), this.#e.events.length || t.list.append(i("li", { className: "empty", text: "No events." })), t.newer.disabled = !this.#e.hasPrevious, t.older.disabled = !this.#e.hasNext;
   }
   #m(t) {
-    const r = i("time", { dateTime: t.occurredAt, text: new Date(t.occurredAt).toLocaleString() }), a = i("button", { type: "button", className: "row", "aria-label": `Details of ${t.action} at ${t.occurredAt}` }, [
+    const r = i("time", { dateTime: t.occurredAt, text: new Date(t.occurredAt).toLocaleString() }), s = i("button", { type: "button", className: "row", "aria-label": `Details of ${t.action} at ${t.occurredAt}` }, [
       r,
-      i("span", { className: "text", text: K(t.displayText) }),
+      i("span", { className: "text", text: Y(t.displayText) }),
       i("span", { className: `outcome ${t.outcome.toLowerCase()}`, text: t.outcome.toLowerCase() })
     ]);
-    return a.addEventListener("click", () => this.#x(t)), i("li", { "data-id": t.id, "data-action": t.action }, [a]);
+    return s.addEventListener("click", () => this.#x(t)), i("li", { "data-id": t.id, "data-action": t.action }, [s]);
   }
   #x(t) {
-    const r = this.#r, a = [
+    const r = this.#r, s = [
       ["Event", t.id],
       ["When", t.occurredAt],
       ["Action", t.action],
@@ -722,48 +723,47 @@ class xe extends HTMLElement {
       ["Group", t.group && (t.group.name ?? t.group.id)],
       ["Message", t.message],
       ["Request", t.requestId],
-      ["Trace", t.traceId],
-      ["Ledger index", t.ledger?.index]
-    ].filter(([, b]) => b != null && b !== ""), n = i("dl", {}, a.flatMap(([b, $]) => [i("dt", { text: b }), i("dd", { text: String($) })])), c = [
+      ["Trace", t.traceId]
+    ].filter(([, b]) => b != null && b !== ""), n = i("dl", {}, s.flatMap(([b, $]) => [i("dt", { text: b }), i("dd", { text: String($) })])), c = [
       ["Open actor", t.actor.href],
       ["Open target", t.target?.href]
     ].filter(([, b]) => be(b)).map(([b, $]) => i("a", { href: $, text: b, target: "_blank", rel: "noopener noreferrer" })), d = t.metadata ? i("pre", { text: JSON.stringify(t.metadata, null, 2) }) : null, g = i("button", { type: "button", text: "Close", "aria-label": "Close the detail" });
     g.addEventListener("click", () => {
       r.detail.hidden = !0, r.list.querySelector(`[data-id="${CSS.escape(t.id)}"] button`)?.focus();
-    }), r.detail.replaceChildren(i("h2", { text: K(t.displayText) }), n, ...c, d ?? "", g), r.detail.hidden = !1, r.detail.focus();
+    }), r.detail.replaceChildren(i("h2", { text: Y(t.displayText) }), n, ...c, d ?? "", g), r.detail.hidden = !1, r.detail.focus();
   }
   async #v() {
     const t = new URLSearchParams({ format: "csv" }), r = this.#a() ?? {};
-    for (const [a, n] of Object.entries(r))
-      for (const c of [].concat(n)) t.append(a, c);
+    for (const [s, n] of Object.entries(r))
+      for (const c of [].concat(n)) t.append(s, c);
     try {
-      const a = await fetch(new URL(`/export?${t}`, this.#f), { headers: { authorization: `Bearer ${this.#n}` } });
-      if (!a.ok) {
-        const d = await a.json().catch(() => ({}));
-        throw new Error(d.errors?.[0]?.message ?? `export refused (HTTP ${a.status})`);
+      const s = await fetch(new URL(`/export?${t}`, this.#f), { headers: { authorization: `Bearer ${this.#s}` } });
+      if (!s.ok) {
+        const d = await s.json().catch(() => ({}));
+        throw new Error(d.errors?.[0]?.message ?? `export refused (HTTP ${s.status})`);
       }
-      const n = URL.createObjectURL(await a.blob()), c = i("a", { href: n, download: "audit-events.csv" });
-      this.#c.append(c), c.click(), c.remove(), setTimeout(() => URL.revokeObjectURL(n), 1e4), this.#t("idle", "export downloaded");
-    } catch (a) {
-      this.#t("error", a.message);
+      const n = URL.createObjectURL(await s.blob()), c = i("a", { href: n, download: "audit-events.csv" });
+      this.#l.append(c), c.click(), c.remove(), setTimeout(() => URL.revokeObjectURL(n), 1e4), this.#t("idle", "export downloaded");
+    } catch (s) {
+      this.#t("error", s.message);
     }
   }
   /** Live: the durable feed from the newest event shown (or "now"), new events on top. */
-  #s(t) {
+  #c(t) {
     const r = this.#r;
     if (!r.live) return;
-    if (r.live.setAttribute("aria-pressed", String(t)), this.#d?.(), this.#d = null, this.#l?.dispose(), this.#l = null, !t) {
+    if (r.live.setAttribute("aria-pressed", String(t)), this.#u?.(), this.#u = null, this.#d?.dispose(), this.#d = null, !t) {
       r.live.dataset.state && this.#t("idle", ""), delete r.live.dataset.state;
       return;
     }
-    const a = this.#e.hasPrevious ? null : this.#e.events[0];
-    this.#u = a?.ledger?.index ?? -1;
+    const s = this.#e.hasPrevious ? null : this.#e.events[0];
+    this.#o = new Set(this.#e.events.map((N) => N.id));
     const n = new URL(this.#f);
     n.protocol = n.protocol === "https:" ? "wss:" : "ws:";
     let c = !1, d = !1, g = 0;
-    const b = se({
+    const b = ce({
       url: n.href,
-      connectionParams: { apiKey: this.#n },
+      connectionParams: { apiKey: this.#s },
       // Keep trying while live is on: a refused connection is an error event, which graphql-ws
       // would otherwise not retry.
       retryAttempts: 1 / 0,
@@ -778,25 +778,25 @@ class xe extends HTMLElement {
         }
       }
     });
-    this.#l = b;
-    const $ = { query: ye, variables: { filter: this.#a(), after: a?.streamCursor ?? "now" } };
-    this.#d = b.subscribe($, {
-      next: ({ data: R, errors: M }) => {
+    this.#d = b;
+    const $ = { query: ye, variables: { filter: this.#a(), after: s?.streamCursor ?? "now" } };
+    this.#u = b.subscribe($, {
+      next: ({ data: N, errors: M }) => {
         if (M?.length) {
           this.#t("error", M.map((O) => O.message).join("; "));
           return;
         }
-        const f = R?.eventRecorded;
-        !f || f.ledger.index <= this.#u || (this.#u = f.ledger.index, $.variables.after = f.streamCursor, d && (g += 1, this.#t("live", `live · caught up (${g} missed event${g === 1 ? "" : "s"} loaded)`)), this.#S(f));
+        const f = N?.eventRecorded;
+        !f || this.#o.has(f.id) || (this.#o.add(f.id), this.#o.size > B * 10 && (this.#o = new Set([...this.#o].slice(-B))), $.variables.after = f.streamCursor, d && (g += 1, this.#t("live", `live · caught up (${g} missed event${g === 1 ? "" : "s"} loaded)`)), this.#S(f));
       },
-      error: (R) => this.#t("error", R?.message ?? "live feed failed"),
+      error: (N) => this.#t("error", N?.message ?? "live feed failed"),
       complete: () => {
       }
     });
   }
   #S(t) {
     const r = this.#r.list;
-    for (r.querySelector(".empty")?.remove(), r.prepend(this.#m(t)); r.children.length > he; ) r.lastElementChild.remove();
+    for (r.querySelector(".empty")?.remove(), r.prepend(this.#m(t)); r.children.length > B; ) r.lastElementChild.remove();
   }
   #t(t, r) {
     this.#r.status.dataset.state = t, this.#r.status.textContent = r;

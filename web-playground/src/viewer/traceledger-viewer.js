@@ -25,9 +25,11 @@ const MAX_RETRY_WAIT_MS = 15_000;
 /** Live events kept on top of the list; older ones are a page away. */
 const MAX_LIVE_ROWS = 200;
 
+// No ledger index: a viewer token is shown none (it counts the whole tenant's events); its
+// stream cursors are sealed.
 const FIELDS = `id occurredAt action outcome severity service displayText crud
   actor { id type name ip href } target { id type name href } group { id name }
-  message metadata requestId traceId ledger { index } streamCursor`;
+  message metadata requestId traceId streamCursor`;
 
 const LIST = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
   auditEvents(filter: $filter, first: $first, after: $after, last: $last, before: $before) {
@@ -86,7 +88,8 @@ class TraceledgerViewer extends HTMLElement {
   #page = { events: [], startCursor: null, endCursor: null, hasNext: false, hasPrevious: false };
   #client = null;
   #stopLive = null;
-  #liveIndex = -1;
+  /** Ids of the events shown: the feed may bring one again after a reconnection. */
+  #seen = new Set();
   #generation = 0;
 
   connectedCallback() {
@@ -292,7 +295,6 @@ class TraceledgerViewer extends HTMLElement {
       ["Message", event.message],
       ["Request", event.requestId],
       ["Trace", event.traceId],
-      ["Ledger index", event.ledger?.index],
     ].filter(([, value]) => value !== null && value !== undefined && value !== "");
     const list = el("dl", {}, rows.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: String(value) })]));
     const links = [
@@ -351,7 +353,7 @@ class TraceledgerViewer extends HTMLElement {
       return;
     }
     const newest = this.#page.hasPrevious ? null : this.#page.events[0];
-    this.#liveIndex = newest?.ledger?.index ?? -1;
+    this.#seen = new Set(this.#page.events.map((event) => event.id));
     const url = new URL(this.#endpoint);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     let connected = false;
@@ -392,8 +394,9 @@ class TraceledgerViewer extends HTMLElement {
           return;
         }
         const event = data?.eventRecorded;
-        if (!event || event.ledger.index <= this.#liveIndex) return;
-        this.#liveIndex = event.ledger.index;
+        if (!event || this.#seen.has(event.id)) return;
+        this.#seen.add(event.id);
+        if (this.#seen.size > MAX_LIVE_ROWS * 10) this.#seen = new Set([...this.#seen].slice(-MAX_LIVE_ROWS));
         payload.variables.after = event.streamCursor;
         if (lost) {
           missed += 1;
