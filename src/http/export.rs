@@ -164,6 +164,7 @@ impl ExportRequest {
         let mut format = None;
         let mut order = None;
         let mut proofs = None;
+        let mut spreadsheet_safe = None;
         let mut f = EventFilter::default();
         for (name, value) in params {
             if value.contains('\0') {
@@ -181,13 +182,18 @@ impl ExportRequest {
                         .ok_or_else(|| invalid("must be OCCURRED_AT_DESC or OCCURRED_AT_ASC"))?;
                     set_once(&mut order, &name, parsed)?;
                 }
-                "proofs" => {
+                "proofs" | "spreadsheetSafe" => {
                     let parsed = match value.as_str() {
                         "true" => true,
                         "false" => false,
                         _ => return Err(invalid("must be true or false")),
                     };
-                    set_once(&mut proofs, &name, parsed)?;
+                    let slot = if name == "proofs" {
+                        &mut proofs
+                    } else {
+                        &mut spreadsheet_safe
+                    };
+                    set_once(slot, &name, parsed)?;
                 }
                 "actions" => f.actions.push(ActionPattern::parse(&value)),
                 "services" => f.services.push(value),
@@ -223,7 +229,15 @@ impl ExportRequest {
             }
         }
         f.check_sizes()?;
-        let format = format.unwrap_or(ExportFormat::Ndjson);
+        let format =
+            match (format.unwrap_or(ExportFormat::Ndjson), spreadsheet_safe) {
+                (format, None | Some(false)) => format,
+                (ExportFormat::Csv, Some(true)) => ExportFormat::SpreadsheetCsv,
+                (_, Some(true)) => return Err(FieldError::new(
+                    "spreadsheetSafe",
+                    "goes with format=csv: it keeps spreadsheets from running fields as formulas",
+                )),
+            };
         let order = match (proofs.unwrap_or(false), order) {
             (false, order) => ExportOrder::Time(order.unwrap_or_default()),
             (true, Some(_)) => {
@@ -232,7 +246,7 @@ impl ExportRequest {
                     "an export with proofs is in ledger order; leave orderBy out",
                 ))
             }
-            (true, None) if format == ExportFormat::Csv => {
+            (true, None) if format != ExportFormat::Ndjson => {
                 return Err(FieldError::new(
                     "proofs",
                     "needs format=ndjson: the gap and checkpoint lines are JSON",

@@ -553,3 +553,33 @@ async fn every_field_of_an_event_reaches_the_store_and_both_exports() {
     assert_eq!(metadata, json!({ "amount": 12.5, "currency": "EUR" }));
     assert_eq!(header.len(), traceledger::domain::EVENT_COLUMNS.len());
 }
+
+#[tokio::test]
+async fn a_spreadsheet_safe_csv_runs_no_recorded_value_as_a_formula() {
+    let app = TestApp::spawn().await;
+    let mut formula = crate::helpers::event("invoice.update");
+    formula["message"] = json!("=HYPERLINK(\"http://evil.example\",\"click\")");
+    formula["actor"] = json!({ "id": "@admin" });
+    app.record(formula).await;
+    app.wait_stored(TENANT, 1).await;
+
+    let (_, safe) = export_text(&app, "format=csv&spreadsheetSafe=true").await;
+    let mut reader = csv::Reader::from_reader(safe.as_bytes());
+    let header = reader.headers().expect("header").clone();
+    let row = reader.records().next().expect("a row").expect("a record");
+    let field = |name: &str| row[header.iter().position(|h| h == name).expect(name)].to_owned();
+    assert_eq!(
+        field("message"),
+        "'=HYPERLINK(\"http://evil.example\",\"click\")"
+    );
+    assert_eq!(field("actor_id"), "'@admin");
+    assert_eq!(field("action"), "invoice.update");
+
+    // Plain CSV stays exact; the option is for CSV only.
+    let (_, exact) = export_text(&app, "format=csv").await;
+    assert!(exact.contains(",@admin,"), "{exact}");
+    let refused = export(&app, Some(&app.key), "format=ndjson&spreadsheetSafe=true").await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "spreadsheetSafe");
+}

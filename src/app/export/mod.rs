@@ -34,6 +34,10 @@ pub enum ExportFormat {
     /// RFC 4180 CSV with a header row: the event's columns ([`EVENT_COLUMNS`]), nested fields as
     /// `actor_*` and `target_*`, metadata as JSON text, absent values as empty fields.
     Csv,
+    /// The same CSV for opening in a spreadsheet: a field that starts with `=`, `+`, `-`, `@`, a
+    /// tab or a carriage return gets a leading `'`, so no value recorded by anyone runs as a
+    /// formula on the reader's machine (OWASP's CSV injection advice).
+    SpreadsheetCsv,
 }
 
 impl ExportFormat {
@@ -48,14 +52,14 @@ impl ExportFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ndjson => "ndjson",
-            Self::Csv => "csv",
+            Self::Csv | Self::SpreadsheetCsv => "csv",
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Ndjson => "application/x-ndjson",
-            Self::Csv => "text/csv; charset=utf-8",
+            Self::Csv | Self::SpreadsheetCsv => "text/csv; charset=utf-8",
         }
     }
 }
@@ -90,7 +94,9 @@ where
 {
     let header = match format {
         ExportFormat::Ndjson => Ok(Vec::new()),
-        ExportFormat::Csv => write_csv([Ok(EVENT_COLUMNS.map(|c| Cow::Borrowed(c.name)))]),
+        ExportFormat::Csv | ExportFormat::SpreadsheetCsv => {
+            write_csv([Ok(EVENT_COLUMNS.map(|c| Cow::Borrowed(c.name)))])
+        }
     };
     let body = events
         .ready_chunks(CHUNK_EVENTS)
@@ -117,6 +123,11 @@ fn encode_chunk(
             Ok(out)
         }
         ExportFormat::Csv => write_csv(events.iter().map(csv_record)),
+        ExportFormat::SpreadsheetCsv => write_csv(
+            events
+                .iter()
+                .map(|e| csv_record(e).map(|record| record.map(formula_safe))),
+        ),
     }
 }
 
@@ -135,6 +146,15 @@ fn write_csv<'a>(
 }
 
 type CsvRecord<'a> = [Cow<'a, str>; EVENT_COLUMNS.len()];
+
+/// A field a spreadsheet would take for a formula, made text.
+fn formula_safe(field: Cow<'_, str>) -> Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{field}"))
+    } else {
+        field
+    }
+}
 
 fn csv_record(e: &AuditEvent) -> Result<CsvRecord<'_>, ExportError> {
     let mut failed = None;
@@ -420,6 +440,27 @@ mod tests {
         assert!(csv.contains(r#","Q3, ""final""","#), "{csv}");
         assert!(csv.contains("\"a,b\n\"\"c\"\"\""), "{csv}");
         assert!(csv.contains(r#","{""k"":""v""}","#), "{csv}");
+    }
+
+    #[tokio::test]
+    async fn spreadsheet_csv_makes_would_be_formulas_text() {
+        let csv = encoded(
+            ExportFormat::SpreadsheetCsv,
+            vec![
+                event("=HYPERLINK(\"http://evil\")"),
+                event("@SUM(A1)"),
+                event("plain"),
+            ],
+        )
+        .await;
+        assert!(
+            csv.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""),
+            "{csv}"
+        );
+        assert!(csv.contains(",'@SUM(A1),"), "{csv}");
+        assert!(csv.contains(",plain,"), "{csv}");
+        let exact = encoded(ExportFormat::Csv, vec![event("=1+1")]).await;
+        assert!(exact.contains(",=1+1,"), "{exact}");
     }
 
     #[tokio::test]

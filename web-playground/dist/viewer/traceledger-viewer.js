@@ -733,7 +733,7 @@ class xe extends HTMLElement {
     }), r.detail.replaceChildren(i("h2", { text: Y(t.displayText) }), n, ...c, d ?? "", g), r.detail.hidden = !1, r.detail.focus();
   }
   async #v() {
-    const t = new URLSearchParams({ format: "csv" }), r = this.#a() ?? {};
+    const t = new URLSearchParams({ format: "csv", spreadsheetSafe: "true" }), r = this.#a() ?? {};
     for (const [s, n] of Object.entries(r))
       for (const c of [].concat(n)) t.append(s, c);
     try {

@@ -315,7 +315,8 @@ class TraceledgerViewer extends HTMLElement {
   }
 
   async #exportCsv() {
-    const params = new URLSearchParams({ format: "csv" });
+    // For a spreadsheet: no recorded value runs as a formula on the customer's machine.
+    const params = new URLSearchParams({ format: "csv", spreadsheetSafe: "true" });
     const filter = this.#filter() ?? {};
     for (const [name, values] of Object.entries(filter)) {
       for (const value of [].concat(values)) params.append(name, value);
