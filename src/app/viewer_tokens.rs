@@ -10,7 +10,7 @@ use super::own_trail::{Actor, OwnTrail};
 use super::ApiError;
 use crate::access::auth::Principal;
 use crate::access::viewer::{self, ViewerGrant, ViewerKey, MAX_TTL_SECONDS};
-use crate::domain::{ViewScope, MAX_ID_LEN};
+use crate::domain::{check_identifier, ViewScope};
 use crate::store::Store;
 
 /// What the minter asks for.
@@ -135,14 +135,5 @@ impl ViewerTokens {
 }
 
 fn check_id(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty()
-        || value.chars().count() > MAX_ID_LEN
-        || value.chars().any(char::is_control)
-    {
-        return Err(ApiError::bad_input(
-            field,
-            format!("must be 1 to {MAX_ID_LEN} characters, not only spaces, no control characters"),
-        ));
-    }
-    Ok(())
+    check_identifier(field, value).map_err(|e| ApiError::bad_input(e.field, e.message))
 }

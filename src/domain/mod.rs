@@ -31,7 +31,7 @@ pub use stats::{
 };
 pub use tenant::{check_tenant, Tenant, MAX_TENANT_LEN, SYSTEM_TENANT};
 pub use validate::{
-    check_action_pattern, check_not_reserved, ActorDraft, EventDraft, FieldError, GroupDraft,
-    NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH, MAX_FUTURE_SKEW, MAX_HREF_LEN, MAX_ID_LEN,
-    MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
+    check_action_pattern, check_identifier, check_not_reserved, ActorDraft, EventDraft, FieldError,
+    GroupDraft, NewEvent, TargetDraft, MAX_ACTION_LEN, MAX_BATCH, MAX_FUTURE_SKEW, MAX_HREF_LEN,
+    MAX_ID_LEN, MAX_MESSAGE_BYTES, MAX_METADATA_BYTES,
 };

@@ -315,6 +315,12 @@ fn check_action(action: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// An identifier given outside an event (a viewer token's group or actor): the rule of an event's
+/// ids, non-blank, at most [`MAX_ID_LEN`] characters, no control characters.
+pub fn check_identifier(field: &str, value: &str) -> Result<(), FieldError> {
+    check_text(field, value, MAX_ID_LEN)
+}
+
 /// A required, non-blank string of at most `max` characters.
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
     if value.trim().is_empty() {

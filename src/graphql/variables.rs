@@ -18,60 +18,30 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Request, ServerResult, Variables};
 use async_graphql_value::Value;
 
-/// Takes out of `document` what the variables left out of `variables` stood for, in the
-/// operation that runs (`operation_name`, or the only one).
-pub fn omit_left_out(
-    document: &mut ExecutableDocument,
-    operation_name: Option<&str>,
-    variables: &Variables,
-) {
-    let names = left_out(document, operation_name, variables);
-    if names.is_empty() {
-        return;
-    }
+/// Takes out of `document` what the left-out variables `names` stood for.
+fn omit_left_out(document: &mut ExecutableDocument, names: &HashSet<Name>) {
+    // Every operation is stripped alike; only the one that runs is executed.
+    let mut operations: Vec<&mut OperationDefinition> = match &mut document.operations {
+        DocumentOperations::Single(op) => vec![&mut op.node],
+        DocumentOperations::Multiple(ops) => ops.values_mut().map(|op| &mut op.node).collect(),
+    };
     let mut stripped = HashSet::new();
-    match &mut document.operations {
-        DocumentOperations::Single(op) => {
-            strip_set(&mut op.node.selection_set.node, &names, &mut stripped)
-        }
-        DocumentOperations::Multiple(ops) => {
-            for op in ops.values_mut() {
-                strip_set(&mut op.node.selection_set.node, &names, &mut stripped);
-            }
-        }
+    for op in operations.iter_mut() {
+        strip_set(&mut op.selection_set.node, names, &mut stripped);
     }
     for fragment in document.fragments.values_mut() {
-        strip_set(&mut fragment.node.selection_set.node, &names, &mut stripped);
+        strip_set(&mut fragment.node.selection_set.node, names, &mut stripped);
     }
     let mut used = HashSet::new();
-    match &document.operations {
-        DocumentOperations::Single(op) => uses_in_set(&op.node.selection_set.node, &mut used),
-        DocumentOperations::Multiple(ops) => {
-            for op in ops.values() {
-                uses_in_set(&op.node.selection_set.node, &mut used);
-            }
-        }
+    for op in &operations {
+        uses_in_set(&op.selection_set.node, &mut used);
     }
     for fragment in document.fragments.values() {
         uses_in_set(&fragment.node.selection_set.node, &mut used);
     }
-    if let Some(op) = operation_mut(document, operation_name) {
+    for op in operations {
         op.variable_definitions
             .retain(|d| !stripped.contains(&d.node.name.node) || used.contains(&d.node.name.node));
-    }
-}
-
-fn operation_mut<'a>(
-    document: &'a mut ExecutableDocument,
-    operation_name: Option<&str>,
-) -> Option<&'a mut OperationDefinition> {
-    match &mut document.operations {
-        DocumentOperations::Single(op) => Some(&mut op.node),
-        DocumentOperations::Multiple(ops) => match operation_name {
-            Some(name) => ops.get_mut(name).map(|op| &mut op.node),
-            None if ops.len() == 1 => ops.values_mut().next().map(|op| &mut op.node),
-            None => None,
-        },
     }
 }
 
@@ -113,7 +83,8 @@ fn uses_in_value(value: &Value, used: &mut HashSet<Name>) {
     }
 }
 
-/// The nullable variables without a default that the request did not provide.
+/// The nullable variables without a default that the request did not provide, of the operation
+/// that runs (`operation_name`, or the only one).
 fn left_out(
     document: &ExecutableDocument,
     operation_name: Option<&str>,
@@ -214,9 +185,10 @@ impl Extension for OmitLeftOutVariables {
         let name = request.operation_name.clone();
         let variables = std::mem::take(&mut request.variables);
         if let Ok(document) = request.parsed_query() {
-            if !left_out(document, name.as_deref(), &variables).is_empty() {
+            let names = left_out(document, name.as_deref(), &variables);
+            if !names.is_empty() {
                 let mut document = document.clone();
-                omit_left_out(&mut document, name.as_deref(), &variables);
+                omit_left_out(&mut document, &names);
                 request.set_parsed_query(document);
             }
         }
@@ -252,7 +224,8 @@ mod tests {
                     { events(first: $first, after: $after, a: $given, b: $deflt, c: $must, filter: { x: $f, y: 1 }, list: [$f]) { id } }";
         let mut document = parse_query(text).unwrap();
         let variables = Variables::from_json(serde_json::json!({ "given": 1 }));
-        omit_left_out(&mut document, None, &variables);
+        let names = left_out(&document, None, &variables);
+        omit_left_out(&mut document, &names);
         assert_eq!(
             arguments(&document),
             vec![

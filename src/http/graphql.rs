@@ -11,7 +11,6 @@ use axum::extract::{FromRequest, FromRequestParts, Query, Request, State, WebSoc
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -19,7 +18,7 @@ use super::audit::{client_ip, noted, AuditNote};
 use super::credentials::{presented_key, Caller};
 use super::negotiate::{self, Answer};
 use super::socket;
-use super::{error_response, AppState, GRAPHQL_PATH};
+use super::{coded_error_body, error_response, AppState, GRAPHQL_PATH};
 use crate::access::ratelimit::RequestKind;
 use crate::app::ApiError;
 use crate::graphql::{classify, request_data, Executed};
@@ -202,12 +201,7 @@ fn entity_tag(body: &[u8]) -> String {
 /// A refusal of a request's content before the schema runs, shaped as the schema's own errors:
 /// its code and field, with the status of a request error in the type the client accepts.
 fn refusal(error: &ApiError, answer: Answer) -> Response {
-    let mut extensions = json!({ "code": error.code() });
-    if let ApiError::BadInput { field, .. } = error {
-        extensions["field"] = json!(field);
-    }
-    let body = json!({ "errors": [{ "message": error.to_string(), "extensions": extensions }] });
-    let mut response = (answer.request_error_status(), Json(body)).into_response();
+    let mut response = coded_error_body(answer.request_error_status(), error);
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, answer.content_type());

@@ -253,11 +253,7 @@ pub(crate) fn status_of(error: &ApiError) -> StatusCode {
 /// a GraphQL-shaped body with its code (and field), `Retry-After` where there is one.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut extensions = json!({ "code": self.code() });
-        if let ApiError::BadInput { field, .. } = &self {
-            extensions["field"] = json!(field);
-        }
-        let mut response = error_body(status_of(&self), &self.to_string(), extensions);
+        let mut response = coded_error_body(status_of(&self), &self);
         if let ApiError::RateLimited {
             retry_after_seconds,
             ..
@@ -269,6 +265,16 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// `error` as a GraphQL-shaped body with `status`: its message, its code and (for bad input) its
+/// field.
+pub(crate) fn coded_error_body(status: StatusCode, error: &ApiError) -> Response {
+    let mut extensions = json!({ "code": error.code() });
+    if let ApiError::BadInput { field, .. } = error {
+        extensions["field"] = json!(field);
+    }
+    error_body(status, &error.to_string(), extensions)
 }
 
 fn error_body(status: StatusCode, message: &str, extensions: serde_json::Value) -> Response {

@@ -41,7 +41,7 @@ const LIST = `query ViewerList($filter: AuditEventFilter, $first: Int = 25, $aft
 
 const SEARCH = `query ViewerSearch($query: String!, $filter: AuditEventFilter, $first: Int = 25, $after: String, $last: Int, $before: String) {
   search(query: $query, filter: $filter, first: $first, after: $after, last: $last, before: $before) {
-    total pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    totalCount totalCountIsEstimate pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
     hits { cursor event { ${FIELDS} } }
   }
 }`;
@@ -72,6 +72,20 @@ function el(tag, props = {}, children = []) {
   }
   for (const child of [].concat(children)) if (child) node.append(child);
   return node;
+}
+
+/** A list's or a search's connection as the page shown: its events (`items[*][key]`), cursors,
+ * which ways it goes on, and its total in words. */
+function pageOf(connection, items, key, [one, many]) {
+  const { pageInfo, totalCount, totalCountIsEstimate } = connection;
+  return {
+    events: connection[items].map((item) => item[key]),
+    startCursor: pageInfo.startCursor,
+    endCursor: pageInfo.endCursor,
+    hasNext: pageInfo.hasNextPage,
+    hasPrevious: pageInfo.hasPreviousPage,
+    total: `${totalCountIsEstimate ? "about " : ""}${totalCount} ${totalCount === 1 ? one : many}`,
+  };
 }
 
 function retryWait(retries) {
@@ -217,30 +231,9 @@ class TraceledgerViewer extends HTMLElement {
     this.#status("loading", "loading…");
     const query = this.#ui.query.value.trim();
     try {
-      let page;
-      if (query) {
-        const data = await this.#graphql(SEARCH, { query, filter: this.#filter(), ...request });
-        const found = data.search;
-        page = {
-          events: found.hits.map((hit) => hit.event),
-          startCursor: found.pageInfo.startCursor,
-          endCursor: found.pageInfo.endCursor,
-          hasNext: found.pageInfo.hasNextPage,
-          hasPrevious: found.pageInfo.hasPreviousPage,
-          total: `${found.total} match${found.total === 1 ? "" : "es"}`,
-        };
-      } else {
-        const data = await this.#graphql(LIST, { filter: this.#filter(), ...request });
-        const list = data.auditEvents;
-        page = {
-          events: list.edges.map((edge) => edge.node),
-          startCursor: list.pageInfo.startCursor,
-          endCursor: list.pageInfo.endCursor,
-          hasNext: list.pageInfo.hasNextPage,
-          hasPrevious: list.pageInfo.hasPreviousPage,
-          total: `${list.totalCountIsEstimate ? "about " : ""}${list.totalCount} event${list.totalCount === 1 ? "" : "s"}`,
-        };
-      }
+      const page = query
+        ? pageOf((await this.#graphql(SEARCH, { query, filter: this.#filter(), ...request })).search, "hits", "event", ["match", "matches"])
+        : pageOf((await this.#graphql(LIST, { filter: this.#filter(), ...request })).auditEvents, "edges", "node", ["event", "events"]);
       if (mine !== this.#generation) return;
       this.#page = page;
       this.#render();
